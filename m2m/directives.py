@@ -36,3 +36,23 @@ class Cue:
     scene: int
     caption: str
     plan: Plan
+
+
+@dataclass(frozen=True)
+class DirectiveSheet:
+    """``03-directives.json``: one directive per scene."""
+
+    directives: tuple[Directive, ...]
+
+
+@dataclass(frozen=True)
+class CaptionSheet:
+    """``04-captions.json``: one cue per page, in page order."""
+
+    cues: tuple[Cue, ...]
+
+    def cue(self, page: int) -> Cue:
+        for cue in self.cues:
+            if cue.page == page:
+                return cue
+        raise ValueError(f"page: no caption for page {page}")

@@ -121,3 +121,11 @@ class RunFolder:
 
 def _payload_hash(payload: Any) -> str:
     return hash_inputs(payload)
+
+
+@dataclass(frozen=True)
+class Staged(Generic[T]):
+    """A stage function's answer: its data and what produced it (the pipeline fills in input_hash)."""
+
+    data: T
+    provenance: Provenance

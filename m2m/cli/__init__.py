@@ -1,0 +1,52 @@
+"""The ``m2m`` command line. Each command group lives in its own module with a ``register()``.
+
+Every command that takes a book takes it the same way: ``PATH [--book NAME]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules that add subcommands; each has register(subparsers) and sets args.func.
+COMMAND_MODULES = ("m2m.cli.inspect",)
+OPTIONAL_COMMAND_MODULES = ("m2m.cli.plan", "m2m.cli.emotions", "m2m.cli.render", "m2m.cli.study")
+
+
+def add_book_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="a Manga109 root, or a folder/.zip/.cbz in the simple format")
+    parser.add_argument("--book", default=None, help="the book's name in a Manga109 root (from books.txt)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="m2m", description="Background music for manga (M2M-Gen).")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    for name in OPTIONAL_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue  # that command group isn't part of this build yet
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as e:
+        # Bad input is the user's to fix: say what and where, without a traceback.
+        print(f"m2m {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@ stage output serialises losslessly without a hand-written converter per class.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 T = TypeVar("T")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _adapter(cls: type) -> TypeAdapter:
     return TypeAdapter(cls)
 

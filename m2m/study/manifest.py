@@ -12,13 +12,14 @@ import random
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-# The paper's three conditions (section IV.A): M2M-Gen, the GPT-4o page-description baseline,
-# and a random clip from a library of generated music (the lower bound).
-CONDITIONS: tuple[str, ...] = ("m2m", "baseline", "random")
+# The paper's three conditions (section IV.A), as run folders name them: M2M-Gen, the page-description
+# baseline, and a random clip from a library of generated music (the lower bound).
+from m2m.runs import CONDITIONS
+
 # within-scene: the paper's first study; between-scenes: its follow-up across a scene boundary.
 DESIGNS: tuple[str, ...] = ("within-scene", "between-scenes")
 PAGES_PER_STIMULUS = 4
@@ -39,7 +40,7 @@ class Stimulus:
     id: str
     book_id: str
     pages: tuple[int, ...]
-    versions: Mapping[str, str] = field(default_factory=dict)
+    versions: Mapping[str, str]
 
     def __post_init__(self) -> None:
         _check_id("stimulus.id", self.id)
@@ -60,7 +61,7 @@ class Stimulus:
             if not isinstance(page, int) or isinstance(page, bool) or page < 0:
                 raise ValueError(f"stimulus {self.id!r}: pages must be non-negative integers, got {page!r}")
         # Music is heard while turning pages in order, so a stimulus is one unbroken run of pages.
-        if any(b != a + 1 for a, b in zip(pages, pages[1:])):
+        if any(b != a + 1 for a, b in zip(pages, pages[1:], strict=False)):
             raise ValueError(f"stimulus {self.id!r}: pages must be consecutive and ascending, got {list(pages)!r}")
         object.__setattr__(self, "pages", pages)
         if not isinstance(self.versions, Mapping):
@@ -330,7 +331,7 @@ def _check_scene_pages(scene_pages: Sequence[tuple[int, ...]]) -> list[tuple[int
 
 
 def _consecutive(pages: Sequence[int]) -> bool:
-    return all(b == a + 1 for a, b in zip(pages, pages[1:]))
+    return all(b == a + 1 for a, b in zip(pages, pages[1:], strict=False))
 
 
 def _windows_inside(scene: tuple[int, ...], length: int) -> list[tuple[int, ...]]:

@@ -1,0 +1,402 @@
+"""The LLM client: structured JSON answers from OpenAI or any OpenAI-compatible server.
+
+Every step sends a system prompt (a file in ``prompts/``) and a user message holding the data, asks
+for JSON against a schema made from a pydantic model, and validates the answer. An answer that fails
+validation is sent back once with the error; a second failure is an :class:`LLMError` naming the step.
+Transport faults (429, 5xx, timeouts, dropped connections) are retried with exponential backoff.
+Answers are cached on disk, keyed by model, server, prompt hash, schema and input, so reopening a
+book costs no calls.
+
+The API key travels in :class:`LLMSettings` (one per call or per session, never a shared global
+client) as a pydantic ``SecretStr``: it prints, serialises and logs as ``**********``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import string
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from PIL import Image
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from m2m.jsonio import write_json_atomic
+from m2m.runs import file_hash
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+"""The prompt files, one per LLM step (``prompts/`` at the repository root)."""
+
+DEFAULT_MODEL = "gpt-4o"
+DEFAULT_CACHE_DIR = Path("runs") / ".llm-cache"
+OPENAI_HOST = "api.openai.com"
+
+
+class LLMError(ValueError):
+    """An LLM step that could not produce a valid answer; the message names the step and the cause."""
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """How to reach the model, passed per call.
+
+    ``api_key`` is stored as a ``SecretStr`` (a plain str is wrapped on construction) so it never shows in
+    a repr, a log line or a JSON dump. ``timeout_s`` is per request in seconds; ``max_retries`` counts
+    retries after the first attempt for transport faults; ``backoff_s`` is the first wait (doubling).
+    ``cache_dir`` None turns the answer cache off. ``window_lines`` caps the dialogue lines of one
+    scene-boundary request (longer books are split into overlapping windows).
+    """
+
+    model: str = DEFAULT_MODEL
+    base_url: str | None = None
+    api_key: SecretStr | None = field(default=None, repr=False)
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    backoff_s: float = 1.0
+    cache_dir: Path | None = DEFAULT_CACHE_DIR
+    temperature: float = 0.2
+    image_max_side: int = 1024
+    window_lines: int = 240
+    prompts_dir: Path = PROMPTS_DIR
+
+    def __post_init__(self) -> None:
+        if isinstance(self.api_key, str):
+            object.__setattr__(self, "api_key", SecretStr(self.api_key) if self.api_key.strip() else None)
+        if not self.model.strip():
+            raise ValueError(f"model: {self.model!r} is empty")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s: {self.timeout_s} must be positive")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries: {self.max_retries} must be 0 or more")
+        if self.window_lines < 20:
+            raise ValueError(f"window_lines: {self.window_lines} is too small (20 or more)")
+        if self.base_url is not None and urlparse(self.base_url).scheme not in {"http", "https"}:
+            raise ValueError(f"base_url: {self.base_url!r} is not an http(s) URL")
+        if self.cache_dir is not None and not isinstance(self.cache_dir, Path):
+            object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> LLMSettings:
+        """Settings from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` and ``OPENAI_MODEL`` (overrides win)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            "model": env.get("OPENAI_MODEL") or DEFAULT_MODEL,
+            "base_url": env.get("OPENAI_BASE_URL") or None,
+            "api_key": env.get("OPENAI_API_KEY") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def host(self) -> str:
+        """The server's host (and port): what run files may record about where answers came from."""
+        if self.base_url is None:
+            return OPENAI_HOST
+        return urlparse(self.base_url).netloc or self.base_url
+
+    @property
+    def needs_key(self) -> bool:
+        """OpenAI itself needs a key; a local compatible server (vLLM, Ollama, llama.cpp) usually doesn't."""
+        return self.host == OPENAI_HOST
+
+    def public(self) -> dict[str, Any]:
+        """The settings a run file records: never the key, and only the host of the base URL."""
+        return {"model": self.model, "host": self.host, "temperature": self.temperature,
+                "timeout_s": self.timeout_s, "max_retries": self.max_retries,
+                "window_lines": self.window_lines}
+
+
+@dataclass
+class Meter:
+    """Calls and tokens spent by one stage (a fresh meter per stage call, never shared across runs)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached: int = 0
+
+    def as_usage(self) -> dict[str, int]:
+        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "cached": self.cached}
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt file: the system text and a user template (``$name`` fields, filled safely).
+
+    The file holds ``=== system ===`` and ``=== user ===`` sections. The user template is filled with
+    ``string.Template``: substituted values are never re-read as template text, so dialogue can't
+    smuggle in fields or instructions.
+    """
+
+    path: Path
+    system: str
+    user: str
+    hash: str
+
+    def render(self, **values: str) -> str:
+        try:
+            return string.Template(self.user).substitute(values)
+        except KeyError as e:
+            raise ValueError(f"{self.path}: the user template needs ${e.args[0]}, which the step didn't give") from e
+
+
+_SECTION = re.compile(r"^=== (system|user) ===[ \t]*$", re.MULTILINE)
+
+
+def load_prompt(name: str, prompts_dir: Path = PROMPTS_DIR) -> Prompt:
+    """Read ``prompts/<name>`` (e.g. "scene_boundaries.txt")."""
+    path = Path(prompts_dir) / name
+    if not path.is_file():
+        raise ValueError(f"prompt: {path} not found")
+    text = path.read_text(encoding="utf-8")
+    parts = _SECTION.split(text)
+    sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+    if "system" not in sections or "user" not in sections:
+        raise ValueError(f"{path}: a prompt file needs '=== system ===' and '=== user ===' sections")
+    return Prompt(path=path, system=sections["system"], user=sections["user"], hash=file_hash(path))
+
+
+def image_data_url(path: str | Path, max_side: int = 1024) -> str:
+    """A page image as a ``data:image/jpeg;base64,...`` URL, downscaled so its longer side is <= max_side px."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            im.thumbnail((max_side, max_side))
+            buffer = io.BytesIO()
+            im.save(buffer, format="JPEG", quality=85)
+    except OSError as e:
+        raise ValueError(f"image: can't read {path}: {e}") from e
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema in the form OpenAI's strict structured outputs accept.
+
+    Strict mode wants every object closed (additionalProperties false) with every property required,
+    and no defaults; numeric ranges are checked by pydantic after the answer arrives instead.
+    """
+    schema = model.model_json_schema()
+
+    def fix(node: Any) -> None:
+        if isinstance(node, dict):
+            node.pop("default", None)
+            for bound in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
+                          "maxLength", "minItems", "maxItems"):
+                node.pop(bound, None)
+            if node.get("type") == "object" and "properties" in node:
+                node["additionalProperties"] = False
+                node["required"] = list(node["properties"])
+            for value in node.values():
+                fix(value)
+        elif isinstance(node, list):
+            for value in node:
+                fix(value)
+
+    fix(schema)
+    return schema
+
+
+Check = Callable[[Any], None]
+"""A semantic check on a parsed answer (pages in range...): raises ValueError saying what is wrong."""
+
+_RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class LLMClient:
+    """One client per settings (per session): the OpenAI SDK client is built for this key only."""
+
+    def __init__(self, settings: LLMSettings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        import openai  # imported here so the offline app never needs the SDK at import time
+
+        if settings.api_key is None and settings.needs_key:
+            raise LLMError("openai: no API key; set OPENAI_API_KEY or enter a key in the settings "
+                           "(or set OPENAI_BASE_URL to a local OpenAI-compatible server)")
+        self.settings = settings
+        self._openai = openai
+        self._sleep = sleep
+        key = settings.api_key.get_secret_value() if settings.api_key is not None else "no-key-needed"
+        # The SDK's own retries are off: ours count every attempt and scrub the key from errors.
+        self._client = openai.OpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout_s,
+                                     max_retries=0)
+
+    def __repr__(self) -> str:
+        return f"LLMClient(model={self.settings.model!r}, host={self.settings.host!r})"
+
+    # -- the one public call ---------------------------------------------------------------------
+
+    def ask(self, step: str, prompt: Prompt, user_text: str, answer: type[M], meter: Meter, *,
+            image_url: str | None = None, check: Check | None = None) -> M:
+        """Send one step, return its validated answer.
+
+        ``user_text`` is the filled user template; ``image_url`` an optional data: URL sent as an
+        image part of the same user message; ``check`` a semantic check run after schema validation.
+        """
+        content: Any = user_text
+        if image_url is not None:
+            content = [{"type": "text", "text": user_text},
+                       {"type": "image_url", "image_url": {"url": image_url, "detail": "high"}}]
+        messages: list[dict[str, Any]] = [{"role": "system", "content": prompt.system},
+                                          {"role": "user", "content": content}]
+        schema = strict_schema(answer)
+        cache_path = self._cache_path(step, prompt, schema, messages)
+        cached = self._read_cache(cache_path, answer, check)
+        if cached is not None:
+            meter.cached += 1
+            return cached
+        last_error = ""
+        for attempt in (1, 2):
+            raw = self._complete(step, messages, schema, meter)
+            try:
+                parsed = _parse(raw, answer, check)
+            except ValueError as e:
+                last_error = str(e)
+                log.info("%s: answer %d failed validation: %s", step, attempt, last_error)
+                # Send the bad answer back with what was wrong, once.
+                messages = [*messages, {"role": "assistant", "content": raw},
+                            {"role": "user", "content": "Your answer did not pass validation: "
+                             f"{last_error}\nPlease answer again with JSON that fits the schema."}]
+                continue
+            self._write_cache(cache_path, parsed)
+            return parsed
+        raise LLMError(f"{step}: the model's answer failed validation twice; last problem: {last_error}")
+
+    # -- transport -------------------------------------------------------------------------------
+
+    def _complete(self, step: str, messages: Sequence[dict[str, Any]], schema: dict[str, Any],
+                  meter: Meter) -> str:
+        openai = self._openai
+        attempts = self.settings.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            meter.calls += 1
+            try:
+                response = self._client.chat.completions.create(
+                    model=self.settings.model,
+                    messages=list(messages),  # type: ignore[arg-type]
+                    response_format={"type": "json_schema",
+                                     "json_schema": {"name": step, "schema": schema, "strict": True}},
+                    temperature=self.settings.temperature,
+                    timeout=self.settings.timeout_s,
+                )
+            except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as e:
+                status = getattr(e, "status_code", None)
+                retryable = status is None or status in _RETRYABLE_STATUS
+                reason = self._describe(e)
+                if not retryable or attempt == attempts:
+                    tried = f" after {attempt} attempts" if attempt > 1 else ""
+                    error = LLMError(self._scrub(f"{step}: request failed{tried}: {reason}"))
+                    if self._contains_key(str(e)):
+                        raise error from None  # the server echoed the key: don't chain its message
+                    raise error from e
+                wait = self._backoff(attempt, e)
+                log.warning("%s: %s; retrying in %.2f s (attempt %d of %d)", step, reason, wait, attempt + 1,
+                            attempts)
+                self._sleep(wait)
+                continue
+            usage = getattr(response, "usage", None)
+            if usage is not None:
+                meter.prompt_tokens += int(usage.prompt_tokens or 0)
+                meter.completion_tokens += int(usage.completion_tokens or 0)
+            if not response.choices:
+                raise LLMError(f"{step}: the server answered with no choices")
+            message = response.choices[0].message
+            if getattr(message, "refusal", None):
+                raise LLMError(f"{step}: the model refused: {self._scrub(message.refusal)}")
+            return message.content or ""
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _backoff(self, attempt: int, error: Exception) -> float:
+        """Seconds to wait: the server's Retry-After when it gives one (capped), else doubling from backoff_s."""
+        response = getattr(error, "response", None)
+        header = response.headers.get("retry-after") if response is not None else None
+        try:
+            if header is not None:
+                return min(float(header), 30.0)
+        except ValueError:
+            pass  # an HTTP-date Retry-After: fall back to our own schedule
+        return self.settings.backoff_s * (2 ** (attempt - 1))
+
+    def _describe(self, error: Exception) -> str:
+        openai = self._openai
+        if isinstance(error, openai.APITimeoutError):
+            return f"timed out after {self.settings.timeout_s:g} s"
+        if isinstance(error, openai.APIConnectionError):
+            return f"could not connect to {self.settings.host}"
+        status = getattr(error, "status_code", "?")
+        return f"HTTP {status} from {self.settings.host}: {self._scrub(str(error))[:300]}"
+
+    def _contains_key(self, text: str) -> bool:
+        key = self.settings.api_key
+        return key is not None and key.get_secret_value() in text
+
+    def _scrub(self, text: str) -> str:
+        key = self.settings.api_key
+        if key is None:
+            return text
+        return text.replace(key.get_secret_value(), "**********")
+
+    # -- cache -----------------------------------------------------------------------------------
+
+    def _cache_path(self, step: str, prompt: Prompt, schema: dict[str, Any],
+                    messages: Sequence[dict[str, Any]]) -> Path | None:
+        if self.settings.cache_dir is None:
+            return None
+        key = hashlib.sha256(json.dumps(
+            {"model": self.settings.model, "host": self.settings.host, "temperature": self.settings.temperature,
+             "step": step, "prompt_hash": prompt.hash, "schema": schema, "messages": messages},
+            sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+        return self.settings.cache_dir / step / f"{key[:32]}.json"
+
+    def _read_cache(self, path: Path | None, answer: type[M], check: Check | None) -> M | None:
+        if path is None or not path.is_file():
+            return None
+        try:
+            return _parse(path.read_text(encoding="utf-8"), answer, check)
+        except (OSError, ValueError) as e:
+            log.info("ignoring unusable cache entry %s: %s", path, e)
+            return None
+
+    def _write_cache(self, path: Path | None, parsed: BaseModel) -> None:
+        if path is None:
+            return
+        try:
+            write_json_atomic(path, parsed.model_dump(mode="json"))
+        except OSError as e:
+            # A read-only cache costs calls next time, not this answer.
+            log.warning("could not write the LLM cache at %s: %s", path, e)
+
+
+def _parse(raw: str, answer: type[M], check: Check | None) -> M:
+    """Parse and validate an answer; every problem is a ValueError a model can act on."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from e
+    try:
+        parsed = answer.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+                             for err in e.errors()[:5])
+        raise ValueError(f"does not fit the schema: {problems}") from e
+    if check is not None:
+        check(parsed)
+    return parsed
+
+
+def quote(text: str) -> str:
+    """A piece of book text as a JSON string literal: quotes and newlines escaped, so it stays data."""
+    return json.dumps(" ".join(text.split()), ensure_ascii=False)

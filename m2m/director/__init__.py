@@ -46,6 +46,11 @@ class Director(Protocol):
     def prompt_hash(self, step: str) -> str | None:
         ...
 
+    def fingerprint(self, stage: str) -> dict[str, Any]:
+        """What ``stage``'s output depends on besides its data (backend, settings, prompt hash), for
+        the run folder's input hash. ``stage`` is a run-file stage or a prompt step name."""
+        ...
+
     def scene_boundaries(self, book: Book, pages: Sequence[Page], meter: Meter) -> list[SceneSpan]:
         """Scenes covering exactly ``pages`` (consecutive pages of the book), in order."""
         ...

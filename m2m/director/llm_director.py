@@ -28,6 +28,9 @@ from m2m.llm import LLMClient, LLMSettings, Meter, Prompt, image_data_url, load_
 from m2m.scenes import Scene, SceneSpan, check_spans, transcript
 
 STEPS = ("scene_boundaries", "scene_directive", "page_captions", "baseline_describe", "baseline_caption")
+_STAGE_STEPS = {"scenes": "scene_boundaries", "directives": "scene_directive", "captions": "page_captions",
+                "descriptions": "baseline_describe"}
+"""Run-file stage names -> the prompt step behind them (fingerprint accepts either)."""
 
 # -- answer models (JSON schemas) ---------------------------------------------------------------
 
@@ -126,11 +129,16 @@ class LLMDirector:
         return self.settings.public()
 
     def prompt_name(self, step: str) -> str | None:
+        step = _STAGE_STEPS.get(step, step)
         return f"prompts/{step}.txt" if step in self._prompts else None
 
     def prompt_hash(self, step: str) -> str | None:
-        prompt = self._prompts.get(step)
+        prompt = self._prompts.get(_STAGE_STEPS.get(step, step))
         return prompt.hash if prompt else None
+
+    def fingerprint(self, stage: str) -> dict[str, Any]:
+        """What a stage's output depends on besides its data: backend, settings, prompt hash."""
+        return {"backend": self.backend, "settings": self.settings_record(), "prompt_hash": self.prompt_hash(stage)}
 
     # stage 1
     def scene_boundaries(self, book: Book, pages: Sequence[Page], meter: Meter) -> list[SceneSpan]:

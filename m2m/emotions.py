@@ -95,23 +95,24 @@ class EmotionOptions:
     """Per-call settings. ``backend_options`` go to :func:`load_emotion_backend` when the backend is a name.
 
     Crops: the face box grows by ``padding`` (a fraction of its longer side) on every side, becomes a
-    square around the face's centre (page context, white beyond the page edge) and is upscaled to
-    ``crop_size`` pixels when smaller. Faces under ``tiny_face`` pixels on their shorter side are
-    classified but flagged as doubtful.
+    square around the face's centre (page context, white beyond the page edge) and is resized to
+    ``crop_size`` pixels. None lets the backend choose: a fine-tuned checkpoint records the padding
+    it was trained with, and the crop size is the model's input size. Faces under ``tiny_face``
+    pixels on their shorter side are classified but flagged as doubtful.
     """
 
     batch_size: int = 32
-    padding: float = 0.15
-    crop_size: int = 224
+    padding: float | None = None
+    crop_size: int | None = None
     tiny_face: int = 16
     backend_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size: {self.batch_size!r} must be at least 1")
-        if not 0.0 <= self.padding <= 2.0:
+        if self.padding is not None and not 0.0 <= self.padding <= 2.0:
             raise ValueError(f"padding: {self.padding!r} must be between 0 and 2 (a fraction of the face size)")
-        if self.crop_size < 8:
+        if self.crop_size is not None and self.crop_size < 8:
             raise ValueError(f"crop_size: {self.crop_size!r} must be at least 8 pixels")
         if self.tiny_face < 0:
             raise ValueError(f"tiny_face: {self.tiny_face!r} must not be negative")
@@ -196,8 +197,8 @@ def recognise_emotions(book: Book, scenes: ScenePlan, backend: str | EmotionBack
     if skipped:
         warnings.append(f"{skipped} of {len(faces)} faces were skipped (see each face's warning)")
     report = EmotionReport(backend=backend.name, faces=faces, pages=pages, scenes=scene_dists)
-    settings = {**backend.settings(), "batch_size": options.batch_size, "padding": options.padding,
-                "crop_size": options.crop_size, "tiny_face": options.tiny_face}
+    settings = {"batch_size": options.batch_size, "padding": options.padding, "crop_size": options.crop_size,
+                "tiny_face": options.tiny_face, **backend.settings()}
     provenance = Provenance(stage="emotions", backend=backend.name, input_hash="", settings=settings,
                             warnings=tuple(warnings))
     return Staged(report, provenance)

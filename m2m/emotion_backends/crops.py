@@ -19,10 +19,14 @@ from m2m.emotions import EMOTIONS, BackendResult, EmotionOptions, FaceEmotion
 WHITE = (255, 255, 255)
 """Fill beyond the page edge: manga paper is white, so padding with it adds no drawn structure."""
 
+DEFAULT_PADDING = 0.15
+"""Context around a face when neither the options nor the model say otherwise (hair, a raised hand)."""
+DEFAULT_CROP_SIZE = 224
+
 
 @dataclass(frozen=True)
 class Crop:
-    """A face ready for a model (``image`` is RGB, ``crop_size`` square), or None with the reason."""
+    """A face ready for a model (``image`` is an RGB square), or None with the reason."""
 
     image: Image.Image | None
     warning: str | None = None
@@ -96,13 +100,15 @@ def crop_face(page_image: Image.Image, box: BBox, options: EmotionOptions) -> Cr
     face_w, face_h = cx1 - cx0, cy1 - cy0
     if min(face_w, face_h) < options.tiny_face:
         notes.append(f"tiny face ({face_w}x{face_h} px), upscaled; doubtful")
-    left, top, right, bottom = square_box((cx0, cy0, cx1, cy1), options.padding)
+    padding = DEFAULT_PADDING if options.padding is None else options.padding
+    crop_size = DEFAULT_CROP_SIZE if options.crop_size is None else options.crop_size
+    left, top, right, bottom = square_box((cx0, cy0, cx1, cy1), padding)
     # Pillow's crop fills outside the image with black; paste onto white instead.
     canvas = Image.new("RGB", (right - left, bottom - top), WHITE)
     inside = (max(0, left), max(0, top), min(width, right), min(height, bottom))
     canvas.paste(page_image.crop(inside), (inside[0] - left, inside[1] - top))
-    if canvas.width != options.crop_size:
-        canvas = canvas.resize((options.crop_size, options.crop_size), Image.Resampling.BICUBIC)
+    if canvas.width != crop_size:
+        canvas = canvas.resize((crop_size, crop_size), Image.Resampling.BICUBIC)
     return Crop(canvas, "; ".join(notes) or None)
 
 
@@ -182,3 +188,12 @@ def _face_emotion(fc: FaceCrop, backend: str, probabilities: dict[str, float]) -
     return FaceEmotion(page=fc.face.page, face_id=fc.face.id, character=fc.face.character,
                        probabilities=probabilities, backend=backend, warning=fc.crop.warning,
                        evidence="face crop" if probabilities else "")
+
+
+def square_pad(image: Image.Image, size: int) -> Image.Image:
+    """A face image that is already cropped (KangaiSet) as an RGB ``size`` square, padded with white."""
+    image = to_rgb(image)
+    side = max(image.size)
+    canvas = Image.new("RGB", (side, side), WHITE)
+    canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    return canvas if side == size else canvas.resize((size, size), Image.Resampling.BICUBIC)

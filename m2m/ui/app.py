@@ -1,0 +1,136 @@
+"""The Blocks layout: the reader on the left, every step's output in collapsible sections on the right."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gradio as gr
+
+from m2m.ui.config import AppConfig
+from m2m.ui.layout import CONDITIONS, DIRECTORS, Controls, ReaderApp, Session, choices_of
+from m2m.ui.reader import STATIC, Reader
+from m2m.ui.service import Service, default_service
+
+INTRO = """<div class="m2m-title"><span class="m2m-logo">m2m</span>
+<span class="m2m-sub">background music for manga, made from the book itself
+(<a href="https://arxiv.org/abs/2410.09928" target="_blank" rel="noopener">M2M-Gen</a>)</span></div>"""
+
+UPLOAD_HELP = """Upload a **.zip** or **.cbz**: either page images with a `transcript.json`
+(the simple format) or one book in the **Manga109 layout** (`books.txt`, `annotations/`, `images/`).
+JPEG, PNG or WebP pages. The book opens at page 1 and its music is composed as you read."""
+
+FORCE_DARK = """() => {
+  // A reading room is dark: use Gradio's dark theme whatever the system setting says.
+  document.body.classList.add('dark');
+  document.documentElement.classList.add('dark');
+}"""
+
+
+def build_app(config: AppConfig | None = None, service: Service | None = None) -> gr.Blocks:
+    config = config or AppConfig.from_env()
+    app = ReaderApp(config, service or default_service())  # type: ignore[arg-type]
+    with gr.Blocks(title="m2m — manga with music", fill_width=True) as demo:
+        session = gr.State(Session())
+        page = gr.State(0)
+        with gr.Row(elem_classes="m2m-top"):
+            gr.HTML(INTRO, padding=False)
+            status = gr.HTML(elem_classes="m2m-status-box", padding=False)
+        with gr.Row(equal_height=False, elem_classes="m2m-main"):
+            with gr.Column(scale=3, min_width=340):
+                reader = Reader(elem_id="m2m-reader")
+            with gr.Column(scale=2, min_width=300, elem_classes="m2m-side"):
+                c = _side_panels(reader, status)
+                settings = _settings_panel()
+                upload = _book_panel()
+        timer = gr.Timer(config.tick_s, active=False)
+        controls = Controls(reader=reader, status=status, timer=timer, **c)
+        _wire(demo, app, controls, session, page, settings, upload, config)
+    return demo
+
+
+def _side_panels(reader: Reader, status: gr.HTML) -> dict[str, Any]:
+    with gr.Accordion("Scene · dialogue", open=True, elem_classes="m2m-acc"):
+        scene = gr.HTML(padding=False)
+    with gr.Accordion("Emotions", open=True, elem_classes="m2m-acc"):
+        emotions = gr.HTML(padding=False)
+    with gr.Accordion("Caption · plan (this page)", open=True, elem_classes="m2m-acc"):
+        caption_box = gr.Textbox(label="Music caption", lines=3, max_lines=8, elem_id="m2m-caption")
+        caption = gr.HTML(padding=False)
+        caption_btn = gr.Button("Save caption & regenerate this page", size="sm", elem_id="m2m-caption-save")
+    with gr.Accordion("Directive (this scene)", open=False, elem_classes="m2m-acc"):
+        directive = gr.HTML(padding=False)
+        directive_box = gr.Textbox(label="Music directive", lines=4, max_lines=10, elem_id="m2m-directive")
+        directive_btn = gr.Button("Save directive & regenerate the scene", size="sm", elem_id="m2m-directive-save")
+    with gr.Accordion("Which backend made what", open=False, elem_classes="m2m-acc"):
+        provenance = gr.HTML(padding=False)
+    return {"scene": scene, "emotions": emotions, "directive": directive, "directive_box": directive_box,
+            "caption": caption, "caption_box": caption_box, "provenance": provenance,
+            "caption_btn": caption_btn, "directive_btn": directive_btn}
+
+
+def _settings_panel() -> dict[str, Any]:
+    with gr.Accordion("Settings", open=False, elem_classes="m2m-acc"):
+        condition = gr.Radio(CONDITIONS, value="m2m", label="Condition (listen side by side)")
+        director = gr.Radio(DIRECTORS, value="offline", label="Director (scenes, directives, captions)")
+        api_key = gr.Textbox(label="OpenAI API key (kept for this session only; never stored)",
+                             type="password", placeholder="sk-…", max_lines=1)
+        emotion_backend = gr.Dropdown(choices_of(("m2m.emotions:available_emotion_backends",), ("dialogue",)),
+                                      value="dialogue", label="Emotion backend")
+        engine = gr.Dropdown(choices_of(("m2m.music:available_engines", "m2m.music.base:available_engines"),
+                                        ("composer",)), value="composer", label="Music engine")
+        crossfade = gr.Slider(0.2, 6.0, value=1.5, step=0.1, label="Crossfade between pages (seconds)")
+        apply_btn = gr.Button("Apply settings", size="sm", variant="primary", elem_id="m2m-apply")
+    return {"director": director, "api_key": api_key, "emotion_backend": emotion_backend, "engine": engine,
+            "condition": condition, "crossfade": crossfade, "apply": apply_btn}
+
+
+def _book_panel() -> gr.File:
+    with gr.Accordion("Open your own book", open=False, elem_classes="m2m-acc"):
+        gr.Markdown(UPLOAD_HELP)
+        upload = gr.File(label="Book archive", file_types=[".zip", ".cbz"], type="filepath",
+                         elem_id="m2m-upload")
+    return upload
+
+
+def _wire(demo: gr.Blocks, app: ReaderApp, c: Controls, session: gr.State, page: gr.State,
+          s: dict[str, Any], upload: gr.File, config: AppConfig) -> None:
+    panels = c.panel_outputs()
+    setting_inputs = [s["director"], s["api_key"], s["emotion_backend"], s["engine"], s["condition"], s["crossfade"]]
+    opened = [session, page, c.reader, c.status, c.timer, *panels]
+    demo.load(app.load, inputs=[session, *setting_inputs], outputs=opened, api_visibility="private",
+              concurrency_id="open", concurrency_limit=4)
+    c.timer.tick(app.tick, inputs=[session, page], outputs=[c.reader, c.status, c.timer, *panels],
+                 concurrency_id="generate", concurrency_limit=config.render_concurrency,
+                 show_progress="hidden", api_visibility="private")
+    c.reader.turn(app.turn, inputs=[session], outputs=[page, *panels], concurrency_id="turn",
+                  concurrency_limit=None, trigger_mode="always_last", show_progress="hidden",
+                  api_visibility="private")
+    upload.upload(app.upload, inputs=[upload, session], outputs=opened, concurrency_id="open",
+                  api_name="open_book")
+    s["apply"].click(app.apply_settings, inputs=[session, page, *setting_inputs],
+                     outputs=[session, c.reader, c.status, c.timer, *panels], api_visibility="private")
+    c.caption_btn.click(app.edit_caption, inputs=[session, page, c.caption_box],
+                      outputs=[c.reader, c.status, *panels], concurrency_id="generate", api_name="edit_caption")
+    c.directive_btn.click(app.edit_directive, inputs=[session, page, c.directive_box],
+                        outputs=[c.reader, c.status, *panels], concurrency_id="generate", api_name="edit_directive")
+
+
+def launch_kwargs(config: AppConfig | None = None) -> dict[str, Any]:
+    """What ``demo.launch`` needs: where to listen, what may be served, the look."""
+    config = config or AppConfig.from_env()
+    for folder in (config.runs_root, config.uploads_root):
+        folder.mkdir(parents=True, exist_ok=True)
+    on_space = bool(os.environ.get("SPACE_ID"))
+    return {
+        "server_name": os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1"),
+        "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        "allowed_paths": config.served_paths(),
+        "max_file_size": config.max_upload,
+        "theme": gr.themes.Base(primary_hue="amber", neutral_hue="slate",
+                                font=[gr.themes.Font("Noto Sans"), gr.themes.Font("Noto Sans CJK JP"), "system-ui", "sans-serif"]),
+        "css": (STATIC / "app.css").read_text(encoding="utf-8"),
+        "js": FORCE_DARK,
+        "ssr_mode": False,
+        "footer_links": ["api"],
+    }

@@ -1,0 +1,73 @@
+"""The reader component's value: the book's pages and the run's clips, as plain JSON for the browser.
+
+The browser never sees a server path it could not fetch anyway: images and clips are addressed through
+Gradio's file route, which only serves the folders the app allows (see AppConfig.served_paths).
+A clip's URL carries its version hash, so an edited page's new clip is a new URL and the reader picks
+it up without a reload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from m2m.book import Book
+
+FILE_ROUTE = "gradio_api/file="
+"""Relative to the page, so the app also works below a path prefix (a Space, a proxy)."""
+
+
+def file_url(path: str | Path, version: str | None = None) -> str:
+    url = FILE_ROUTE + quote(str(Path(path).resolve()))
+    return f"{url}?v={quote(version)}" if version else url
+
+
+def book_manifest(book: Book) -> dict[str, Any]:
+    """The part of the reader's value that changes only when another book opens."""
+    return {
+        "id": book.id,
+        "title": book.title,
+        "direction": book.direction,
+        "pages": [{"index": p.index, "image": file_url(p.image), "width": p.width, "height": p.height}
+                  for p in book.pages],
+    }
+
+
+def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
+    """page -> {url, version, engine, seconds}; JSON object keys are strings."""
+    return {str(page): {"url": file_url(c.path, c.version), "version": c.version, "engine": c.engine,
+                        "seconds": round(float(c.seconds), 3)}
+            for page, c in sorted(clips.items())}
+
+
+def reader_value(book: Book, run_key: str, clips: Mapping[int, Any], *, crossfade_s: float,
+                 planned: bool, message: str = "", start_page: int = 0) -> dict[str, Any]:
+    """Everything the reader shows. ``run_key`` names the run (book and condition): when it changes,
+    the reader drops its decoded clips and fetches the new run's."""
+    return {
+        "book": book_manifest(book),
+        "run": run_key,
+        "clips": clips_manifest(clips),
+        "crossfade_s": crossfade_s,
+        "status": {"planned": planned, "ready": len(clips), "total": len(book.pages), "message": message},
+        "start_page": start_page,
+    }
+
+
+def render_order(pages: Sequence[int], current: int, ready: Iterable[int], ahead: int = 2) -> list[int]:
+    """The pages still to render, most urgent first.
+
+    The page on screen and the next ``ahead`` pages come first (the reader is about to hear them), then
+    the previous page (a reader who turns back), then the rest in reading order from the current page
+    on, then the pages before it. ``pages`` is the book's reading order.
+    """
+    done = set(ready)
+    if current not in pages:
+        current = pages[0] if pages else 0
+    at = pages.index(current) if pages else 0
+    urgent = list(pages[at: at + ahead + 1]) + ([pages[at - 1]] if at > 0 else [])
+    rest = list(pages[at + ahead + 1:]) + list(pages[: max(0, at - 1)])
+    ordered = list(dict.fromkeys(urgent + rest))
+    return [p for p in ordered if p not in done]

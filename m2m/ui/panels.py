@@ -1,0 +1,207 @@
+"""The side panels: every step's output for the page on screen, as small HTML fragments.
+
+Each function takes the book, the run's view and a page and returns escaped HTML. A stage that has
+not run yet (or does not exist in a condition, like emotions in the baseline) says so in words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from m2m.book import Book, Page
+from m2m.emotions import EMOTIONS, render_distribution
+from m2m.scenes import Scene
+
+STAGE_LABELS: dict[str, str] = {
+    "scenes": "1 · scenes",
+    "emotions": "2 · emotions",
+    "directives": "3 · directive",
+    "descriptions": "3 · page descriptions",
+    "captions": "4 · captions",
+    "soundtrack": "5 · music",
+}
+
+
+@dataclass(frozen=True)
+class PanelTexts:
+    """What the side column shows for one page; the editable texts go to textboxes."""
+
+    scene: str
+    emotions: str
+    directive: str
+    directive_text: str
+    caption: str
+    caption_text: str
+    provenance: str
+    scene_index: int | None
+
+
+def _empty(message: str) -> str:
+    return f'<p class="m2m-empty">{escape(message)}</p>'
+
+
+def page_of(book: Book, index: int) -> Page:
+    for page in book.pages:
+        if page.index == index:
+            return page
+    raise ValueError(f"page: {index} is not a page of {book.id} (0..{len(book.pages) - 1})")
+
+
+def scene_for(view: Any, page: int) -> Scene | None:
+    plan = getattr(view, "scenes", None) if view is not None else None
+    if plan is None:
+        return None
+    for scene in plan.scenes:
+        if page in scene.pages:
+            return scene
+    return None
+
+
+def scene_panel(book: Book, view: Any, page: int) -> str:
+    """The scene's pages and its dialogue with speakers (Japanese, with the English gloss under it)."""
+    scene = scene_for(view, page)
+    pages = [page_of(book, p) for p in scene.pages] if scene else [page_of(book, page)]
+    head = (f'<div class="m2m-kv"><b>Scene {scene.index + 1}</b> · pages '
+            f'{escape(_page_range(scene.pages))}</div>' if scene else
+            '<div class="m2m-kv">Scenes are not planned yet; this page\'s dialogue:</div>')
+    summary = f'<p class="m2m-summary">{escape(scene.summary)}</p>' if scene and scene.summary else ""
+    rows: list[str] = []
+    for p in pages:
+        here = " m2m-here" if p.index == page else ""
+        rows.append(f'<li class="m2m-pagehead{here}">page {p.index + 1}</li>')
+        if not p.texts:
+            rows.append('<li class="m2m-line m2m-muted">(no dialogue)</li>')
+        for t in p.texts:
+            gloss = f'<div class="m2m-gloss" lang="en">{escape(t.gloss)}</div>' if t.gloss else ""
+            rows.append(f'<li class="m2m-line{here}"><span class="m2m-speaker">'
+                        f'{escape(book.character_name(t.speaker))}</span>'
+                        f'<div class="m2m-ja" lang="ja">{escape(t.text)}</div>{gloss}</li>')
+    return f'<div class="m2m-panel">{head}{summary}<ul class="m2m-dialogue">{"".join(rows)}</ul></div>'
+
+
+def _page_range(pages: tuple[int, ...]) -> str:
+    if not pages:
+        return "none"
+    first, last = min(pages) + 1, max(pages) + 1
+    return str(first) if first == last else f"{first}–{last}"
+
+
+def distribution_bars(probabilities: Mapping[str, float]) -> str:
+    total = sum(max(0.0, probabilities.get(e, 0.0)) for e in EMOTIONS) or 1.0
+    bars = []
+    for e in EMOTIONS:
+        share = 100.0 * max(0.0, probabilities.get(e, 0.0)) / total
+        bars.append(f'<div class="m2m-bar"><span class="m2m-bar-label">{e}</span>'
+                    f'<span class="m2m-bar-track"><span class="m2m-bar-fill m2m-emo-{e}" '
+                    f'style="width:{share:.1f}%"></span></span><span class="m2m-bar-pct">{share:.0f}%</span></div>')
+    return "".join(bars)
+
+
+def emotions_panel(view: Any, page: int) -> str:
+    """Page and scene distributions, as bars and as the paper's text line."""
+    report = getattr(view, "emotions", None) if view is not None else None
+    if report is None:
+        return _empty("No emotion report for this run (the baseline condition has none, "
+                      "or the plan stages have not run yet).")
+    parts: list[str] = [f'<div class="m2m-kv">backend <code>{escape(str(report.backend))}</code></div>']
+    dist = report.pages.get(page)
+    if dist is not None:
+        parts.append(f'<h4>This page <small>({dist.faces} faces)</small></h4>'
+                     f'<p class="m2m-line-text">“{escape(render_distribution(dist.probabilities))}”</p>'
+                     f'{distribution_bars(dist.probabilities)}')
+    scene = scene_for(view, page)
+    sdist = report.scenes.get(scene.index) if scene else None
+    if sdist is not None and scene is not None:
+        parts.append(f'<h4>Scene {scene.index + 1} <small>({sdist.faces} faces)</small></h4>'
+                     f'<p class="m2m-line-text">“{escape(render_distribution(sdist.probabilities))}”</p>'
+                     f'{distribution_bars(sdist.probabilities)}')
+    warned = [f for f in report.faces if f.page == page and f.warning]
+    if warned:
+        parts.append("<ul class=\"m2m-warn\">" + "".join(
+            f"<li>face {escape(f.face_id)}: {escape(f.warning)}</li>" for f in warned[:6]) + "</ul>")
+    return f'<div class="m2m-panel">{"".join(parts)}</div>'
+
+
+def directive_for(view: Any, scene: Scene | None) -> str | None:
+    sheet = getattr(view, "directives", None) if view is not None else None
+    if sheet is None or scene is None:
+        return None
+    for d in sheet.directives:
+        if d.scene == scene.index:
+            return d.text
+    return None
+
+
+def cue_for(view: Any, page: int) -> Any | None:
+    sheet = getattr(view, "captions", None) if view is not None else None
+    if sheet is None:
+        return None
+    for cue in sheet.cues:
+        if cue.page == page:
+            return cue
+    return None
+
+
+def caption_panel(view: Any, page: int) -> str:
+    """The page's caption is in the textbox below; here the plan, as chips, and the clip's engine."""
+    cue = cue_for(view, page)
+    if cue is None:
+        return _empty("No caption for this page yet.")
+    plan = cue.plan
+    chips = [f"{plan.tempo} BPM", f"{plan.key} {plan.mode}", f"energy {plan.energy:.2f}"]
+    if plan.mood:
+        chips.append(plan.mood)
+    chips += list(plan.instruments)
+    clip = (getattr(view, "clips", {}) or {}).get(page)
+    music = (f'<div class="m2m-kv">music: <code>{escape(clip.engine)}</code>, {clip.seconds:.1f} s loop, '
+             f'version <code>{escape(clip.version[:8])}</code></div>' if clip else
+             '<div class="m2m-kv m2m-muted">music: not rendered yet</div>')
+    return ('<div class="m2m-panel"><div class="m2m-chips">'
+            + "".join(f'<span class="m2m-chip">{escape(str(c))}</span>' for c in chips)
+            + f"</div>{music}</div>")
+
+
+def provenance_panel(view: Any, page: int) -> str:
+    """Which backend made each stage, any fallback said plainly, warnings, and hand edits."""
+    prov: Mapping[str, Any] = (getattr(view, "provenance", None) or {}) if view is not None else {}
+    if not prov:
+        return _empty("Nothing has run yet.")
+    rows = []
+    for stage, label in STAGE_LABELS.items():
+        p = prov.get(stage)
+        if p is None:
+            continue
+        note = ""
+        if getattr(p, "fallback", None):
+            note += f'<div class="m2m-fallback">fell back: {escape(p.fallback)}</div>'
+        for w in getattr(p, "warnings", ())[:4]:
+            note += f'<div class="m2m-warnline">{escape(str(w))}</div>'
+        model = f" · {escape(str(p.settings.get('model')))}" if getattr(p, "settings", None) and \
+            p.backend not in ("offline", "rule-based") and p.settings.get("model") else ""
+        rows.append(f"<tr><td>{escape(label)}</td><td><code>{escape(str(p.backend))}</code>{model}{note}</td></tr>")
+    clip = (getattr(view, "clips", {}) or {}).get(page)
+    if clip is not None:
+        rows.append(f"<tr><td>this page's clip</td><td><code>{escape(clip.engine)}</code></td></tr>")
+    return f'<div class="m2m-panel"><table class="m2m-prov">{"".join(rows)}</table></div>'
+
+
+def panels(book: Book, view: Any, page: int) -> PanelTexts:
+    scene = scene_for(view, page)
+    directive = directive_for(view, scene)
+    cue = cue_for(view, page)
+    directive_html = (f'<div class="m2m-kv">Scene {scene.index + 1} · the director\'s brief for its music</div>'
+                      if scene and directive is not None else
+                      _empty("No directive (the baseline has none, or the plan has not run)."))
+    return PanelTexts(
+        scene=scene_panel(book, view, page),
+        emotions=emotions_panel(view, page),
+        directive=directive_html,
+        directive_text=directive or "",
+        caption=caption_panel(view, page),
+        caption_text=cue.caption if cue else "",
+        provenance=provenance_panel(view, page),
+        scene_index=scene.index if scene else None,
+    )

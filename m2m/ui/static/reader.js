@@ -1,0 +1,540 @@
+// The m2m reader: pages with a CSS 3D page turn, and Web Audio music that follows the page.
+//
+// Runs as gr.HTML's js_on_load body: `element`, `trigger`, `props` and `watch` come from Gradio.
+// The template is static, so Gradio never re-renders (and never resets) the DOM built here; new
+// data arrives through watch('value') and is applied as a diff (new clips, a new run, a new book).
+//
+// Audio graph: one AudioBufferSourceNode (looping) + GainNode per voice -> bus GainNode (volume,
+// mute, music on/off) -> destination. A turn fades every other voice out and the page's voice in
+// with equal-power curves (sin/cos) starting from wherever each gain is now, so fast turns never
+// jump in loudness and never stack sources: a voice is stopped and disconnected once silent.
+
+const root = element.querySelector('.m2m-reader');
+const $ = (sel) => root.querySelector(sel);
+const stage = $('.m2m-stage');
+const bookEl = $('.m2m-book');
+const startEl = $('.m2m-start');
+const noteEl = $('.m2m-pagenote');
+const slider = $('.m2m-slider');
+const counter = $('.m2m-counter');
+const engineEl = $('.m2m-engine');
+const musicBtn = $('.m2m-music');
+const muteBtn = $('.m2m-mute');
+const volumeEl = $('.m2m-volume');
+const progressFill = $('.m2m-progress-fill');
+
+const EPS = 0.003;          // s: curves start just after the hold point (no overlapping events)
+const CURVE_POINTS = 96;
+const KEEP_AROUND = 2;      // decoded buffers kept this many pages either side of the page on screen
+const TURN_MS = 620;
+const HALF_PI = Math.PI / 2;
+const SPEAKER = '<path d="M3 9v6h4l5 4V5L7 9H3z" fill="currentColor"/>';
+const ICON_SOUND = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">' + SPEAKER +
+  '<path d="M15.5 8.5a5 5 0 0 1 0 7M18 6a8.5 8.5 0 0 1 0 12" stroke="currentColor" stroke-width="1.8" fill="none" stroke-linecap="round"/></svg>';
+const ICON_MUTED = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">' + SPEAKER +
+  '<path d="M16 9l5 6M21 9l-5 6" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"/></svg>';
+
+const R = {
+  value: null, book: null, run: null, page: 0, dir: 'rtl', fade: 1.5,
+  ctx: null, bus: null, started: false, musicOn: true, muted: false, volume: 0.8,
+  buffers: new Map(),   // "run|page|version" -> {page, version, buffer, promise, requestedAt, decodedAt, error}
+  voices: [],           // {id, run, page, version, src, gain, curve, curveStart, curveDur, hold, target, startedAt}
+  prefetchLog: [], turns: [], fades: [], errors: [],
+  startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Audio
+
+function ensureContext() {
+  if (R.ctx) return R.ctx;
+  const Ctx = window.AudioContext || window.webkitAudioContext;
+  if (!Ctx) { R.errors.push('Web Audio is not available in this browser'); return null; }
+  // Created suspended (no gesture yet): decoding works, nothing sounds until resume().
+  R.ctx = new Ctx({ latencyHint: 'interactive' });
+  R.bus = R.ctx.createGain();
+  R.bus.gain.value = busLevel();
+  R.bus.connect(R.ctx.destination);
+  return R.ctx;
+}
+
+function busLevel() { return (R.muted || !R.musicOn) ? 0 : R.volume * R.volume; }  // perceptual-ish taper
+
+function setBus() {
+  if (!R.bus) return;
+  const now = R.ctx.currentTime;
+  R.bus.gain.cancelScheduledValues(now);
+  R.bus.gain.setTargetAtTime(busLevel(), now, 0.05);  // ~150 ms glide: no click on mute or volume
+}
+
+function gainAt(v, t) {
+  // The voice's gain at ctx time t, from the curve we scheduled (the same linear interpolation the
+  // spec uses for setValueCurveAtTime), so a new fade can start exactly where the old one is.
+  if (!v.curve || t <= v.curveStart) return v.hold;
+  const x = (t - v.curveStart) / v.curveDur;
+  if (x >= 1) return v.curve[v.curve.length - 1];
+  const f = x * (v.curve.length - 1), i = Math.floor(f);
+  return v.curve[i] + (v.curve[i + 1] - v.curve[i]) * (f - i);
+}
+
+function fadeVoice(v, to, seconds) {
+  const ctx = R.ctx, p = v.gain.gain, now = ctx.currentTime;
+  const g0 = Math.min(1, Math.max(0, gainAt(v, now)));
+  // Hold the gain where it is. cancelAndHoldAtTime keeps a running curve's current value; where it
+  // is missing, cancelScheduledValues plus setValueAtTime does the same from our own estimate.
+  if (p.cancelAndHoldAtTime) p.cancelAndHoldAtTime(now); else p.cancelScheduledValues(now);
+  p.setValueAtTime(g0, now);
+  // Equal power: in = sin(theta), out = cos(theta). Start theta where the gain is now and keep the
+  // rate of the full fade, so a half-faded voice finishes in half the time.
+  const th0 = to > 0 ? Math.asin(g0) : Math.acos(g0);
+  const left = (HALF_PI - th0) / HALF_PI;
+  const dur = Math.max(0.02, seconds * left);
+  const curve = new Float32Array(CURVE_POINTS);
+  for (let i = 0; i < CURVE_POINTS; i++) {
+    const th = th0 + (HALF_PI - th0) * (i / (CURVE_POINTS - 1));
+    curve[i] = to > 0 ? Math.sin(th) : Math.cos(th);
+  }
+  curve[0] = g0; curve[CURVE_POINTS - 1] = to;
+  v.hold = g0; v.target = to;
+  try {
+    p.setValueCurveAtTime(curve, now + EPS, dur);
+    v.curve = curve; v.curveStart = now + EPS; v.curveDur = dur;
+  } catch (err) {
+    p.linearRampToValueAtTime(to, now + EPS + dur);
+    v.curve = Float32Array.of(g0, to); v.curveStart = now + EPS; v.curveDur = dur;
+  }
+  return { from: g0, to, start: now + EPS, seconds: dur };
+}
+
+function startVoice(entry) {
+  const ctx = R.ctx;
+  const src = ctx.createBufferSource();
+  src.buffer = entry.buffer;
+  src.loop = true;  // the clip is made to loop: it plays as long as the reader stays on the page
+  const gain = ctx.createGain();
+  gain.gain.setValueAtTime(0, ctx.currentTime);
+  src.connect(gain).connect(R.bus);
+  src.start();
+  const v = { id: ++R.voiceSeq, run: R.run, page: entry.page, version: entry.version, src, gain,
+              curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0, startedAt: performance.now() };
+  R.voices.push(v);
+  return v;
+}
+
+function stopVoice(v) {
+  try { v.src.stop(); } catch (err) { /* already stopped: nothing left to release */ }
+  v.src.disconnect(); v.gain.disconnect();
+}
+
+function pruneVoices() {
+  if (!R.ctx) return;
+  const now = R.ctx.currentTime;
+  R.voices = R.voices.filter((v) => {
+    const done = v.target === 0 && now >= v.curveStart + v.curveDur + 0.02;
+    if (done) stopVoice(v);
+    return !done;
+  });
+}
+
+function clipOf(page) {
+  const clips = (R.value && R.value.clips) || {};
+  return clips[String(page)] || null;
+}
+
+function bufferKey(page, version) { return R.run + '|' + page + '|' + version; }
+
+function readyEntry(page) {
+  const clip = clipOf(page);
+  if (!clip) return null;
+  const e = R.buffers.get(bufferKey(page, clip.version));
+  return e && e.buffer ? e : null;
+}
+
+// Make the page's music the only one heading for full gain. `reason` is logged with the fade.
+function musicFor(page, turnAt, reason) {
+  if (!R.ctx || !R.started) return;
+  const entry = R.musicOn ? readyEntry(page) : null;
+  const fades = [];
+  let keep = null;
+  for (const v of R.voices) {
+    if (entry && v.run === R.run && v.page === page && v.version === entry.version) keep = v;
+    else if (v.target !== 0) fades.push(fadeVoice(v, 0, R.fade));
+  }
+  if (entry) {
+    if (!keep) keep = startVoice(entry);
+    if (keep.target !== 1) fades.push(fadeVoice(keep, 1, R.fade));
+    if (R.firstAudibleAt === null && R.ctx.state === 'running') R.firstAudibleAt = performance.now();
+  }
+  // Very fast turns: at most two voices keep fading out; older ones finish in 120 ms (from a gain
+  // that is already low, so no click), which bounds the number of live sources at three.
+  const leaving = R.voices.filter((v) => v.target === 0 && v !== keep);
+  for (const v of leaving.slice(0, Math.max(0, leaving.length - 2))) {
+    if (v.curveStart + v.curveDur - R.ctx.currentTime > 0.15) fades.push(fadeVoice(v, 0, 0.12));
+  }
+  R.fades.push({ page, reason, turnAt, at: performance.now(), ctxTime: R.ctx.currentTime,
+                 hadBuffer: !!entry, count: fades.length, fades });
+  if (R.fades.length > 400) R.fades.splice(0, R.fades.length - 400);
+  pruneVoices();
+  updateChrome();
+}
+
+async function fetchClip(page) {
+  const clip = clipOf(page);
+  if (!clip || !R.ctx) return null;
+  const key = bufferKey(page, clip.version);
+  const have = R.buffers.get(key);
+  if (have) return have.promise;
+  const run = R.run;
+  const entry = { page, version: clip.version, run, buffer: null, requestedAt: performance.now(),
+                  decodedAt: null, error: null, promise: null };
+  const log = { page, version: clip.version, run, requestedAt: entry.requestedAt, decodedAt: null, ok: false };
+  R.prefetchLog.push(log);
+  if (R.prefetchLog.length > 600) R.prefetchLog.splice(0, R.prefetchLog.length - 600);
+  entry.promise = (async () => {
+    try {
+      const res = await fetch(clip.url);
+      if (!res.ok) throw new Error('HTTP ' + res.status + ' for page ' + (page + 1));
+      const bytes = await res.arrayBuffer();
+      entry.buffer = await R.ctx.decodeAudioData(bytes);
+      entry.decodedAt = log.decodedAt = performance.now();
+      log.ok = true;
+      // A clip that arrives for the page on screen starts now, with a fade.
+      if (R.run === run && R.page === page && R.started) musicFor(page, null, 'clip-ready');
+      updateChrome();
+      return entry;
+    } catch (err) {
+      entry.error = String(err && err.message || err);
+      log.error = entry.error;
+      R.buffers.delete(key);  // let a later prefetch try again
+      R.errors.push(entry.error);
+      return null;
+    }
+  })();
+  R.buffers.set(key, entry);
+  return entry.promise;
+}
+
+function neighbours(page) {
+  const n = R.book ? R.book.pages.length : 0;
+  return [page, page + 1, page - 1, page + 2].filter((p) => p >= 0 && p < n);
+}
+
+function prefetchAround(page) {
+  ensureContext();
+  if (!R.ctx) return;
+  for (const p of neighbours(page)) fetchClip(p);
+  // Drop decoded clips far from the page on screen (a 20 s stereo clip is ~7 MB decoded).
+  for (const [key, e] of R.buffers) {
+    const playing = R.voices.some((v) => v.run === e.run && v.page === e.page && v.version === e.version);
+    const current = clipOf(e.page);
+    const stale = e.run !== R.run || !current || current.version !== e.version;
+    if (!playing && e.buffer && (stale || Math.abs(e.page - page) > KEEP_AROUND)) R.buffers.delete(key);
+  }
+}
+
+async function start(evTime) {
+  R.startGestureAt = evTime || performance.now();
+  const ctx = ensureContext();
+  if (!ctx) { startEl.querySelector('.m2m-start-hint').textContent = 'This browser has no Web Audio; reading works, music does not.'; return; }
+  R.started = true;
+  startEl.hidden = true;
+  root.classList.add('m2m-started');
+  await ctx.resume();
+  prefetchAround(R.page);
+  musicFor(R.page, R.startGestureAt, 'start');
+  root.focus({ preventScroll: true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages and the turn
+
+function isSpread(p) { return p.width > p.height * 1.1; }
+
+function pageLayer(cls, page, half) {
+  const d = document.createElement('div');
+  d.className = 'm2m-layer ' + cls;
+  if (page) {
+    d.style.backgroundImage = 'url("' + page.image + '")';
+    if (half) d.classList.add('m2m-half-' + half);
+  }
+  return d;
+}
+
+function fitBook(page) {
+  if (!page) return;
+  const w = stage.clientWidth, h = stage.clientHeight;
+  const aspect = page.width / page.height;
+  const bw = Math.max(50, Math.min(w, h * aspect)), bh = bw / aspect;
+  bookEl.style.width = Math.floor(bw) + 'px';
+  bookEl.style.height = Math.floor(bh) + 'px';
+}
+
+function showPage(index) {
+  const page = R.book.pages[index];
+  fitBook(page);
+  bookEl.replaceChildren(pageLayer('m2m-current', page));
+  bookEl.dataset.page = String(index);
+}
+
+function preloadImages(index) {
+  for (const p of neighbours(index)) {
+    const img = new Image();
+    img.decoding = 'async';
+    img.src = R.book.pages[p].image;
+  }
+}
+
+function finishAnimation() {
+  if (R.anim) { const a = R.anim; R.anim = null; a.cancel(); showPage(R.page); }
+}
+
+// A spread turns at the spine: the half nearest the reader's next page lifts and lands on the other
+// half. Right-to-left books turn their left half over to the right going forward; left-to-right
+// books the opposite. Single pages turn as one leaf around their outer edge.
+function animateTurn(from, to) {
+  finishAnimation();
+  const a = R.book.pages[from], b = R.book.pages[to];
+  const reduce = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+  if (reduce || !bookEl.animate) { showPage(to); return; }
+  const forward = to > from;
+  const leftMoves = forward === (R.dir === 'rtl');   // the leaf starts on the left half
+  fitBook(b);
+  const layers = [];
+  let leaf, frames;
+  if (isSpread(a) && isSpread(b)) {
+    const stay = pageLayer('m2m-static', a, leftMoves ? 'right' : 'left');
+    leaf = document.createElement('div');
+    leaf.className = 'm2m-leaf ' + (leftMoves ? 'm2m-leaf-left' : 'm2m-leaf-right');
+    leaf.append(pageLayer('m2m-face m2m-front', a, leftMoves ? 'left' : 'right'),
+                pageLayer('m2m-face m2m-back', b, leftMoves ? 'right' : 'left'));
+    layers.push(pageLayer('m2m-under', b), stay, leaf);
+    frames = [{ transform: 'rotateY(0deg)' }, { transform: 'rotateY(' + (leftMoves ? 180 : -180) + 'deg)' }];
+  } else {
+    // Forward: the current page swings away; backward: the previous page swings back on top.
+    const moving = forward ? a : b;
+    leaf = document.createElement('div');
+    leaf.className = 'm2m-leaf m2m-leaf-full ' + (leftMoves ? 'm2m-hinge-right' : 'm2m-hinge-left');
+    leaf.append(pageLayer('m2m-face m2m-front', moving), pageLayer('m2m-face m2m-back m2m-paper', null));
+    layers.push(pageLayer('m2m-under', forward ? b : a), leaf);
+    const end = 'rotateY(' + (leftMoves ? 180 : -180) + 'deg)';
+    frames = forward ? [{ transform: 'rotateY(0deg)' }, { transform: end }]
+                     : [{ transform: end }, { transform: 'rotateY(0deg)' }];
+  }
+  const shade = document.createElement('div');
+  shade.className = 'm2m-shade';
+  leaf.append(shade);
+  bookEl.replaceChildren(...layers);
+  const anim = leaf.animate(frames, { duration: TURN_MS, easing: 'cubic-bezier(.35,.05,.25,1)' });
+  shade.animate([{ opacity: 0 }, { opacity: 0.45, offset: 0.5 }, { opacity: 0 }], { duration: TURN_MS });
+  R.anim = anim;
+  anim.onfinish = () => { if (R.anim === anim) { R.anim = null; showPage(R.page); } };
+}
+
+function go(target, how, evTime) {
+  if (!R.book) return;
+  const t0 = evTime || performance.now();
+  const n = R.book.pages.length;
+  target = Math.max(0, Math.min(n - 1, target));
+  if (target === R.page) return;
+  const from = R.page;
+  R.page = target;
+  R.turns.push({ from, to: target, how, at: t0, handledAt: performance.now() });
+  if (R.turns.length > 400) R.turns.splice(0, R.turns.length - 400);
+  musicFor(target, t0, 'turn');       // first: the fade must start within 50 ms of the input
+  animateTurn(from, target);
+  prefetchAround(target);
+  preloadImages(target);
+  updateChrome();
+  notifyServer();
+}
+
+function next(how, t) { go(R.page + 1, how, t); }
+function prev(how, t) { go(R.page - 1, how, t); }
+// On screen "left" means forward in a right-to-left book.
+function turnLeft(how, t) { R.dir === 'rtl' ? next(how, t) : prev(how, t); }
+function turnRight(how, t) { R.dir === 'rtl' ? prev(how, t) : next(how, t); }
+
+function notifyServer() {
+  // The server renders the page on screen and the next two first; tell it where the reader is,
+  // coalescing a burst of turns into one message.
+  clearTimeout(R.notifyTimer);
+  R.notifyTimer = setTimeout(() => trigger('turn', { page: R.page }), 120);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chrome: counter, slider, engine label, status, media session
+
+function updateChrome() {
+  const n = R.book ? R.book.pages.length : 0;
+  root.dataset.page = String(R.page);
+  counter.textContent = n ? (R.page + 1) + ' / ' + n : '–';
+  slider.max = String(Math.max(1, n));
+  if (document.activeElement !== slider) slider.value = String(R.page + 1);
+  const clip = clipOf(R.page);
+  const status = (R.value && R.value.status) || {};
+  let note = '';
+  if (!R.musicOn) note = '';
+  else if (!status.planned) note = 'Planning the music (scenes, emotions, directives, captions)…';
+  else if (!clip) note = 'Composing the music for this page… it starts the moment it is ready.';
+  else if (R.started && !readyEntry(R.page)) note = 'Loading this page’s music…';
+  noteEl.textContent = note;
+  noteEl.hidden = !note || !R.book;
+  engineEl.textContent = clip ? '♪ ' + clip.engine : (status.planned ? '♪ composing…' : '♪ planning…');
+  engineEl.title = clip ? 'Music for page ' + (R.page + 1) + ' made by ' + clip.engine + ' (' + clip.seconds + ' s loop)' : '';
+  const total = status.total || 0;
+  progressFill.style.width = total ? (100 * (status.ready || 0) / total).toFixed(1) + '%' : '0%';
+  root.classList.toggle('m2m-generating', total > 0 && (status.ready || 0) < total);
+  musicBtn.textContent = R.musicOn ? 'music on' : 'music off';
+  musicBtn.setAttribute('aria-pressed', String(R.musicOn));
+  muteBtn.innerHTML = R.muted ? ICON_MUTED : ICON_SOUND;
+  muteBtn.setAttribute('aria-pressed', String(R.muted));
+  if ('mediaSession' in navigator && window.MediaMetadata && R.book && R.started) {
+    navigator.mediaSession.metadata = new MediaMetadata({
+      title: R.book.title + ' — page ' + (R.page + 1),
+      artist: 'm2m · ' + (clip ? clip.engine : 'composing'),
+      album: R.book.title,
+    });
+  }
+}
+
+function setupMediaSession() {
+  if (!('mediaSession' in navigator)) return;
+  try {
+    navigator.mediaSession.setActionHandler('nexttrack', () => next('media'));
+    navigator.mediaSession.setActionHandler('previoustrack', () => prev('media'));
+  } catch (err) { R.errors.push('media session: ' + err); }
+}
+
+// ---------------------------------------------------------------------------------------------
+// New data from the server
+
+function applyValue(value) {
+  if (!value || typeof value !== 'object' || !value.book) {
+    R.value = value || null;
+    $('.m2m-empty-book').hidden = false;
+    return;
+  }
+  $('.m2m-empty-book').hidden = true;
+  const newBook = !R.book || R.book.id !== value.book.id || R.book.pages.length !== value.book.pages.length;
+  const newRun = R.run !== value.run;
+  R.value = value;
+  R.fade = Math.max(0.05, Number(value.crossfade_s) || 1.5);
+  if (newBook) {
+    R.book = value.book;
+    R.dir = value.book.direction === 'ltr' ? 'ltr' : 'rtl';
+    root.dataset.dir = R.dir;
+    slider.style.direction = R.dir;  // dragging toward the next page moves the way the pages turn
+    R.page = Math.max(0, Math.min(value.book.pages.length - 1, Number(value.start_page) || 0));
+    finishAnimation();
+    showPage(R.page);
+    preloadImages(R.page);
+  }
+  R.run = value.run;
+  if (newRun || newBook) {
+    for (const key of [...R.buffers.keys()]) if (!key.startsWith(R.run + '|')) R.buffers.delete(key);
+  }
+  prefetchAround(R.page);
+  // The page's clip may have changed (a new book, another condition, an edited caption): fade to it
+  // if it is decoded already; otherwise fetchClip's arrival starts it.
+  if (R.started) musicFor(R.page, null, newBook ? 'book' : newRun ? 'run' : 'update');
+  root.dataset.ready = '1';
+  updateChrome();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input
+
+function typing(target) {
+  const t = target && target.tagName;
+  return t === 'INPUT' || t === 'TEXTAREA' || t === 'SELECT' || (target && target.isContentEditable);
+}
+
+function visible() { return root.offsetParent !== null; }
+
+function onKey(e) {
+  if (!R.book || !visible() || typing(e.target) || e.altKey || e.ctrlKey || e.metaKey) return;
+  const t = e.timeStamp;
+  let handled = true;
+  if (e.key === 'ArrowLeft') turnLeft('key', t);
+  else if (e.key === 'ArrowRight') turnRight('key', t);
+  else if (e.key === ' ' || e.key === 'PageDown') (e.shiftKey ? prev : next)('key', t);
+  else if (e.key === 'PageUp') prev('key', t);
+  else if (e.key === 'Home') go(0, 'key', t);
+  else if (e.key === 'End') go(R.book.pages.length - 1, 'key', t);
+  else handled = false;
+  if (handled) e.preventDefault();
+}
+document.addEventListener('keydown', onKey);
+
+let swipe = null, swipedAt = 0;
+stage.addEventListener('pointerdown', (e) => { swipe = { x: e.clientX, y: e.clientY, id: e.pointerId }; });
+stage.addEventListener('pointerup', (e) => {
+  if (!swipe || swipe.id !== e.pointerId) return;
+  const dx = e.clientX - swipe.x, dy = e.clientY - swipe.y;
+  swipe = null;
+  if (Math.abs(dx) > 40 && Math.abs(dx) > 1.5 * Math.abs(dy)) {
+    swipedAt = performance.now();
+    // A finger pulling the page rightward turns it the way a right-to-left book turns forward.
+    (dx > 0 ? turnLeft : turnRight)('swipe', e.timeStamp);
+  }
+});
+stage.addEventListener('pointercancel', () => { swipe = null; });
+
+function zone(fn) {
+  return (e) => { if (performance.now() - swipedAt > 350) fn('click', e.timeStamp); };
+}
+$('.m2m-zone-left').addEventListener('click', zone(turnLeft));
+$('.m2m-zone-right').addEventListener('click', zone(turnRight));
+$('.m2m-left').addEventListener('click', (e) => turnLeft('button', e.timeStamp));
+$('.m2m-right').addEventListener('click', (e) => turnRight('button', e.timeStamp));
+slider.addEventListener('input', () => { counter.textContent = slider.value + ' / ' + slider.max; });
+slider.addEventListener('change', (e) => { go(Number(slider.value) - 1, 'slider', e.timeStamp); slider.blur(); });
+$('.m2m-start-btn').addEventListener('click', (e) => start(e.timeStamp));
+musicBtn.addEventListener('click', () => {
+  R.musicOn = !R.musicOn;
+  setBus();
+  if (R.started) musicFor(R.page, null, R.musicOn ? 'music-on' : 'music-off');
+  updateChrome();
+});
+muteBtn.addEventListener('click', () => { R.muted = !R.muted; setBus(); updateChrome(); });
+volumeEl.addEventListener('input', () => { R.volume = Number(volumeEl.value) / 100; setBus(); });
+
+new ResizeObserver(() => { if (R.book && !R.anim) fitBook(R.book.pages[R.page]); }).observe(stage);
+setInterval(pruneVoices, 250);
+setupMediaSession();
+
+// ---------------------------------------------------------------------------------------------
+// A window on the audio state, for tests and benchmarks
+
+function state() {
+  const now = R.ctx ? R.ctx.currentTime : 0;
+  const voices = R.voices.map((v) => ({ id: v.id, run: v.run, page: v.page, version: v.version,
+    gain: Number(gainAt(v, now).toFixed(4)), target: v.target }));
+  const audible = voices.filter((v) => v.gain > 0.001);
+  const heading = voices.filter((v) => v.target === 1);
+  return {
+    page: R.page, pages: R.book ? R.book.pages.length : 0, direction: R.dir, run: R.run,
+    started: R.started, ctxState: R.ctx ? R.ctx.state : 'none', ctxTime: now,
+    musicOn: R.musicOn, muted: R.muted, volume: R.volume, crossfade: R.fade,
+    busGain: R.bus ? R.bus.gain.value : 0,
+    voices, audible: audible.length, playingPage: heading.length ? heading[0].page : null,
+    decoded: [...R.buffers.values()].filter((e) => e.buffer && e.run === R.run).map((e) => e.page).sort((a, b) => a - b),
+    clips: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).map(([k, c]) => [k, c.version])) : {},
+    status: R.value ? R.value.status : null,
+    prefetch: R.prefetchLog.slice(), turns: R.turns.slice(), fades: R.fades.slice(), errors: R.errors.slice(),
+    startGestureAt: R.startGestureAt, firstAudibleAt: R.firstAudibleAt, animating: !!R.anim,
+    now: performance.now(),
+  };
+}
+
+window.m2mReader = { state, next: () => next('api'), prev: () => prev('api'), go: (p) => go(p, 'api'),
+                     start: () => start(), element: root };
+
+if (props.reader_css && !document.getElementById('m2m-reader-css')) {
+  const style = document.createElement('style');
+  style.id = 'm2m-reader-css';
+  style.textContent = props.reader_css;
+  document.head.appendChild(style);
+}
+watch('value', () => applyValue(props.value));
+applyValue(props.value);

@@ -333,7 +333,7 @@ class OfflineDirector:
         pages = _scene_pages(book, scene)
         cues = [page_cues(p, self.tables) for p in pages]
         table = self.tables["moods"][music.mood]
-        adjective = _pick(table["strong"] if music.energy >= 0.6 else table["soft"], book.id, scene.index, "adj")
+        adjective = _adjective(table, music.energy, music.style, book.id, scene.index)
         words = table["words"]
         faces = _faces(emotions, "scenes", scene.index)
         feeling = (f"The faces show {render_distribution(faces)}, so the music should feel {words[0]} and {words[1]}."
@@ -401,16 +401,14 @@ class OfflineDirector:
         bpm = re.search(r"\b(\d{2,3})\s*bpm\b", text)
         if bpm:
             tempo = int(_clamp(int(bpm.group(1)), *TEMPO_RANGE))
-        named: list[str] = []
+        named: list[tuple[int, str]] = []  # (position in the directive, GM name): keep the writer's order
         remaining = text
-        for word, gm in self._instrument_by_word:
-            if re.search(rf"\b{re.escape(word)}\b", remaining):
-                named.append(gm)
-                remaining = re.sub(rf"\b{re.escape(word)}\b", " ", remaining)  # "slow strings" isn't also "strings"
-        for gm in _GM_LOWER:
-            if gm in remaining:
-                named.append(canonical_instrument(gm))
-        instruments = tuple(dict.fromkeys(named)) or music.instruments
+        for word, gm in [*((g, canonical_instrument(g)) for g in _GM_LOWER), *self._instrument_by_word]:
+            for found in re.finditer(rf"(?<![\w-]){re.escape(word)}(?![\w-])", remaining):
+                named.append((found.start(), gm))
+            # Blank the match (same length) so "slow strings" isn't also read as "strings".
+            remaining = re.sub(rf"(?<![\w-]){re.escape(word)}(?![\w-])", lambda m: " " * len(m.group()), remaining)
+        instruments = tuple(dict.fromkeys(gm for _, gm in sorted(named))) or music.instruments
         palette = tuple(dict.fromkeys([*instruments, *music.palette]))
         return SceneMusic(mood, key, mode, music.style, tempo, music.energy, instruments[:4], palette, music.intensity)
 
@@ -451,7 +449,7 @@ class OfflineDirector:
             colour = moods[mood]["palettes"][0][0]
             if colour not in instruments:
                 instruments[-1] = colour
-        adjective = _pick(table["strong"] if energy >= 0.6 else table["soft"], book.id, cue.index, "adj")
+        adjective = _adjective(table, energy, music.style, book.id, cue.index)
         words = table["words"]
         word = _pick(words, book.id, cue.index, "word")
         style = music.style if mood == music.mood else f"{music.style} turning {word}"
@@ -531,9 +529,12 @@ class OfflineDirector:
         """A caption from the description alone: its mood words, its quoted dialogue and its measurements."""
         text = description.text.lower()
         words = self.tables["baseline"]["description_words"]
-        counts: dict[str, float] = {e: float(_hits(text, words.get(e, []))) for e in EMOTIONS}
+        # The mood words are read from the description's conclusion ("... it reads as ..."), so the
+        # measurements it reports ("a bright page") aren't counted twice; dialogue words count anywhere.
+        conclusion = text.rsplit("reads as", 1)[-1]
+        counts: dict[str, float] = {e: float(_hits(conclusion, words.get(e, []))) for e in EMOTIONS}
         for emotion, lexicon in self.tables["lexicon"].items():
-            counts[emotion] += _hits(text, lexicon)
+            counts[emotion] += 1.5 * _hits(text, lexicon)
         counts["neutral"] += 1.0
         mood, _strength = mood_of(_normalise(counts))
         table = self.tables["moods"][mood]
@@ -546,8 +547,8 @@ class OfflineDirector:
         tempo = int(round(low + (high - low) * _clamp((energy - table["energy"]) * 2 + 0.5, 0.0, 1.0)))
         palette = _pick(table["palettes"], book.id, page.index, "palette")
         instruments = tuple(palette[: 2 + int(energy > 0.5) + int(busy > 0.6)])
-        adjective = _pick(table["strong"] if energy >= 0.6 else table["soft"], book.id, page.index, "adj")
         style = _pick(table["styles"], book.id, page.index, "style")
+        adjective = _adjective(table, energy, style, book.id, page.index)
         key = _pick(table["keys"], book.id, page.index, "key")
         word = _pick(table["words"], book.id, page.index, "word")
         caption = (f"{_article(adjective)} {adjective} {style} in {key} {table['mode']} at {tempo} BPM "
@@ -575,6 +576,12 @@ def _arc_phases(cues: Sequence[PageCues]) -> list[str]:
         if intensities[peak] >= sum(intensities) / n + 0.05:
             phases[peak] = "climax"
     return phases
+
+
+def _adjective(table: Mapping[str, Any], energy: float, style: str, *parts: object) -> str:
+    """A mood adjective for the energy (the "strong" list from 0.6 up), never one the style already says."""
+    options = [w for w in (table["strong"] if energy >= 0.6 else table["soft"]) if w not in style]
+    return _pick(options or table["soft"], *parts, "adj")
 
 
 def _article(word: str) -> str:

@@ -1,0 +1,213 @@
+"""``m2m plan`` (stages 1-4 into the run folder) and ``m2m eval-scenes`` (boundary P/R/F1).
+
+``m2m plan PATH [--book NAME] [--llm offline|openai] [--condition m2m|baseline] [--out runs/]``
+writes ``01-scenes.json``, ``02-emotions.json`` (when the emotions stage is installed),
+``03-directives.json`` and ``04-captions.json`` (the baseline: ``03-descriptions.json`` and
+``04-captions.json``) into ``<out>/<book-id>/<condition>/``. A file whose inputs are unchanged is
+reused, a file a person edited is kept, and everything after an edit is redone.
+
+The API key is read from ``OPENAI_API_KEY`` only: a key on the command line would sit in the shell
+history and the process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from m2m import emotions as emotions_module
+from m2m.baseline import PageDescriptions, caption_pages, describe_pages
+from m2m.book import Book, load_book
+from m2m.directives import CaptionSheet, DirectiveSheet, write_captions, write_directives
+from m2m.director import DIRECTORS, Director, fallback_reason, load_director
+from m2m.emotions import EmotionReport
+from m2m.llm import LLMSettings
+from m2m.runs import RunFolder, Staged, hash_inputs
+from m2m.scenes import (
+    Scene,
+    ScenePlan,
+    boundaries,
+    detect_scenes,
+    ground_truth_path,
+    load_ground_truth,
+    score_boundaries,
+)
+
+T = TypeVar("T")
+Progress = Callable[[str, int, int], None]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from m2m.cli import add_book_arguments
+
+    plan = subparsers.add_parser("plan", help="stages 1-4: scenes, emotions, directives, captions into runs/")
+    add_book_arguments(plan)
+    _add_director_arguments(plan)
+    plan.add_argument("--condition", choices=("m2m", "baseline"), default="m2m",
+                      help="m2m (scenes, emotions, directives, captions) or the paper's page-by-page baseline")
+    plan.add_argument("--out", type=Path, default=Path("runs"), help="the runs folder (default runs/)")
+    plan.add_argument("--emotions", default=None, help="emotion backend (default: the book's embedded default)")
+    plan.add_argument("--allow-fallback", action="store_true",
+                      help="use the offline director (and say why) when the openai one can't run")
+    plan.set_defaults(func=run_plan)
+
+    evaluate = subparsers.add_parser("eval-scenes", help="scene-boundary precision, recall and F1 against ground truth")
+    add_book_arguments(evaluate)
+    _add_director_arguments(evaluate)
+    evaluate.add_argument("--truth", type=Path, default=None,
+                          help="ground-truth JSON (default: <root>/ground_truth/<book>.json)")
+    evaluate.add_argument("--tolerance", type=int, default=1, help="pages a boundary may be off by (default 1)")
+    evaluate.set_defaults(func=run_eval_scenes)
+
+
+def _add_director_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--llm", choices=DIRECTORS, default="offline",
+                        help="who writes scenes, directives and captions (default offline; openai reads "
+                             "OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL)")
+    parser.add_argument("--model", default=None, help="model name for --llm openai (default gpt-4o)")
+    parser.add_argument("--base-url", default=None, help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
+
+
+def _director(args: argparse.Namespace, cache_dir: Path | None) -> tuple[Director, str | None]:
+    settings = LLMSettings.from_env(model=args.model, base_url=args.base_url, cache_dir=cache_dir)
+    reason = fallback_reason(args.llm, settings)
+    if reason is not None:
+        if not getattr(args, "allow_fallback", False):
+            raise ValueError(reason.replace("; the offline director ran instead", "") +
+                             " (or pass --llm offline, or --allow-fallback)")
+        return load_director("offline"), reason
+    return load_director(args.llm, settings), None
+
+
+# ---------------------------------------------------------------------------------------------
+# m2m plan
+
+
+@dataclass(frozen=True)
+class PlanStages:
+    """What the run folder holds after :func:`run_plan_stages` (None for stages the condition skips)."""
+
+    run: RunFolder
+    scenes: ScenePlan | None
+    emotions: EmotionReport | None
+    directives: DirectiveSheet | None
+    descriptions: PageDescriptions | None
+    captions: CaptionSheet
+    computed: tuple[str, ...]  # the stages that ran (the rest were reused from disk)
+
+
+def book_fingerprint(book: Book) -> str:
+    """What the plan stages read from a book: dialogue, speakers, glosses and faces."""
+    return hash_inputs(book.id, [(t.id, t.page, t.text, t.speaker, t.gloss) for t in book.dialogue()],
+                       [(f.id, f.page, f.bbox, f.character) for p in book.pages for f in p.faces])
+
+
+def run_plan_stages(book: Book, run: RunFolder, director: Director, *, fallback: str | None = None,
+                    emotion_backend: str | None = None, progress: Progress | None = None) -> PlanStages:
+    """Stages 1-4 (or the baseline's two) through the run folder: reuse, keep edits, redo what follows.
+
+    Each stage's input hash covers the book, the upstream stages' data and the director's fingerprint
+    (backend, settings, prompt hash), so an edited upstream file changes every hash after it.
+    """
+    say = progress or (lambda message, done, total: None)
+    computed: list[str] = []
+    fingerprint = book_fingerprint(book)
+
+    def stage(name: str, cls: type[T], inputs: Sequence[Any], compute: Callable[[], Staged[T]],
+              stage_fallback: str | None = fallback) -> T:
+        input_hash = hash_inputs(*inputs)
+        record = run.reusable(name, cls, input_hash)
+        if record is not None:
+            return record.data
+        staged = compute()  # a failure here raises before anything is written: no half-written run
+        provenance = replace(staged.provenance, input_hash=input_hash,
+                             fallback=staged.provenance.fallback or stage_fallback)
+        run.write(name, staged.data, provenance)
+        computed.append(name)
+        return staged.data
+
+    if run.condition == "baseline":
+        say("1/2 page descriptions", 0, 2)
+        descriptions = stage("descriptions", PageDescriptions,
+                             (fingerprint, [Path(p.image).name for p in book.pages], director.fingerprint("descriptions")),
+                             lambda: describe_pages(book, director))
+        say("2/2 captions", 1, 2)
+        captions = stage("captions", CaptionSheet, (fingerprint, descriptions, director.fingerprint("baseline_caption")),
+                         lambda: caption_pages(book, descriptions, director))
+        say("plan ready", 2, 2)
+        return PlanStages(run, None, None, None, descriptions, captions, tuple(computed))
+
+    say("1/4 scenes", 0, 4)
+    scenes = stage("scenes", ScenePlan, (fingerprint, director.fingerprint("scenes")),
+                   lambda: detect_scenes(book, director))
+    report: EmotionReport | None = None
+    recognise = getattr(emotions_module, "recognise_emotions", None)
+    if recognise is not None:
+        say("2/4 emotions", 1, 4)
+        backend = emotion_backend or _default_emotion_backend(book)
+        report = stage("emotions", EmotionReport, (fingerprint, scenes, backend),
+                       lambda: recognise(book, scenes, backend), stage_fallback=None)
+    say("3/4 directives", 2, 4)
+    sheet = stage("directives", DirectiveSheet, (fingerprint, scenes, report, director.fingerprint("directives")),
+                  lambda: write_directives(book, scenes, report, director))
+    say("4/4 captions", 3, 4)
+    captions = stage("captions", CaptionSheet,
+                     (fingerprint, scenes, report, sheet, director.fingerprint("captions")),
+                     lambda: write_captions(book, scenes, report, sheet, director))
+    say("plan ready", 4, 4)
+    return PlanStages(run, scenes, report, sheet, None, captions, tuple(computed))
+
+
+def _default_emotion_backend(book: Book) -> str:
+    choose = getattr(emotions_module, "choose_emotion_backend", None)
+    return choose(book) if choose is not None else "dialogue"
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    book = load_book(args.path, args.book)
+    director, fallback = _director(args, args.out / ".llm-cache")
+    if fallback:
+        print(f"note: {fallback}")
+    run = RunFolder(args.out, book.id, args.condition)
+    result = run_plan_stages(book, run, director, fallback=fallback, emotion_backend=args.emotions,
+                             progress=lambda message, done, total: print(f"[{done}/{total}] {message}"))
+    print(describe_plan(book, result, director))
+    return 0
+
+
+def describe_plan(book: Book, result: PlanStages, director: Director) -> str:
+    lines = [f"{book.title}: {result.run.condition} plan by the {director.backend} director in {result.run.path}",
+             f"computed: {', '.join(result.computed) or 'nothing (every file reused)'}"]
+    scenes: Sequence[Scene] = result.scenes.scenes if result.scenes else ()
+    for scene in scenes:
+        lines.append(f"\nScene {scene.index}: pages {scene.pages[0]}-{scene.pages[-1]}  {scene.summary}")
+        if result.directives is not None:
+            lines.append(f"  directive: {result.directives.directive(scene.index).text}")
+        lines.extend(f"  page {cue.page}: {cue.caption}" for cue in result.captions.cues if cue.page in scene.pages)
+    if not scenes:
+        lines.extend(f"  page {cue.page}: {cue.caption}" for cue in result.captions.cues)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# m2m eval-scenes
+
+
+def run_eval_scenes(args: argparse.Namespace) -> int:
+    book = load_book(args.path, args.book)
+    truth_file = args.truth or ground_truth_path(book)
+    if truth_file is None:
+        raise ValueError(f"--truth: no ground truth found for {book.id} (looked for <root>/ground_truth/"
+                         f"{book.id}.json); pass --truth FILE")
+    director, _ = _director(args, Path("runs") / ".llm-cache")
+    plan = detect_scenes(book, director).data
+    score = score_boundaries(boundaries(plan), load_ground_truth(truth_file), args.tolerance)
+    print(f"{book.title}: {len(plan.scenes)} scenes by the {director.backend} director")
+    print(f"predicted boundaries: {list(score.predicted)}")
+    print(f"true boundaries:      {list(score.truth)}")
+    print(f"precision {score.precision:.3f}  recall {score.recall:.3f}  F1 {score.f1:.3f}  "
+          f"(tolerance ±{score.tolerance} page)")
+    return 0

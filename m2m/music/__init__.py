@@ -1,0 +1,45 @@
+"""Stage 5: a page's cue → an audio clip, through one of several engines.
+
+``available_engines()`` names them; ``load_engine(name)`` returns one (shared per process: engines
+hold only loaded models or warm synths, never a reader's options, which come with each call).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from m2m.music.base import Audio, Clip, Engine, EngineInfo, Rendered, RenderOptions
+
+ENGINES: tuple[str, ...] = (
+    "composer", "musicgen-small", "musicgen-medium", "musicgen-melody", "musicgen-large", "library",
+)
+DEFAULT_ENGINE = "composer"
+
+
+def available_engines() -> tuple[str, ...]:
+    """The engine names ``load_engine`` accepts (MusicGen ones need their weights in the HF cache)."""
+    return ENGINES
+
+
+@cache
+def load_engine(name: str) -> Engine:
+    """The engine called ``name``, made once per process; an unknown name lists the valid ones."""
+    if name == "composer":
+        from m2m.music.composer import ComposerEngine
+
+        return ComposerEngine()
+    if name.startswith("musicgen-") and name in ENGINES:
+        from m2m.music.musicgen import MusicGenEngine
+
+        return MusicGenEngine(name)
+    if name == "library":
+        from m2m.music.library import LibraryEngine
+
+        return LibraryEngine()
+    raise ValueError(f"engine: {name!r} is not one of {', '.join(ENGINES)}")
+
+
+__all__ = [
+    "Audio", "Clip", "DEFAULT_ENGINE", "ENGINES", "Engine", "EngineInfo", "RenderOptions", "Rendered",
+    "available_engines", "load_engine",
+]

@@ -1,0 +1,164 @@
+"""What every music engine shares: the clip it produces, the options it takes, the audio it returns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from m2m.directives import Cue
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "music"
+
+# progress(step, total) for one engine call; steps are engine-defined (pages, decoding steps).
+StepProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One page's music on disk.
+
+    ``path`` is the audio file (relative to the run folder inside a soundtrack); ``seconds`` its
+    length; ``sample_rate`` in Hz; ``loop`` says the clip repeats without a seam (whole bars, no click).
+    """
+
+    page: int
+    path: str
+    seconds: float
+    sample_rate: int
+    loop: bool
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What produced a clip, for the run file: the engine, its model or SoundFont, and anything odd."""
+
+    engine: str
+    model: str = ""
+    soundfont: str = ""
+    warnings: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class Audio:
+    """Audio in memory: ``samples`` float32 ``[channels, samples]`` in -1..1, ``sample_rate`` in Hz."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    def __post_init__(self) -> None:
+        if self.samples.ndim != 2:
+            raise ValueError(f"samples: expected [channels, samples], got shape {self.samples.shape}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate: {self.sample_rate} must be positive")
+
+    @property
+    def seconds(self) -> float:
+        return self.samples.shape[1] / self.sample_rate
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Per-call options for an engine (never stored on a shared model: many readers share one).
+
+    seconds: the wanted clip length (the composer rounds it to whole bars); seed: the book's seed,
+    from which each scene's motif and each page's variations are drawn; previous: the audio the page
+    continues from (MusicGen's audio prompt), if any; progress: ``(step, total)`` per engine step.
+    ``soundfont`` overrides the SoundFont search; ``device`` picks a torch device ("cpu", "cuda");
+    ``allow_download`` lets MusicGen fetch weights missing from the Hugging Face cache;
+    ``library_dir`` is the clip library for the ``library`` engine; ``prompt_seconds`` is how much of
+    the previous page's tail MusicGen hears; ``guidance_scale`` is MusicGen's classifier-free guidance.
+    """
+
+    seconds: float = 24.0
+    seed: int = 0
+    previous: Audio | None = field(default=None, compare=False, repr=False)
+    progress: StepProgress | None = field(default=None, compare=False, repr=False)
+    soundfont: Path | None = None
+    device: str | None = None
+    allow_download: bool = False
+    library_dir: Path | None = None
+    prompt_seconds: float = 3.0
+    guidance_scale: float = 3.0
+    batch_size: int = 4
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.seconds <= 600.0:
+            raise ValueError(f"seconds: {self.seconds} is outside 1..600 s")
+        if not 0.0 <= self.prompt_seconds <= 10.0:
+            raise ValueError(f"prompt_seconds: {self.prompt_seconds} is outside 0..10 s")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: {self.batch_size} must be at least 1")
+
+    def settings(self) -> dict[str, Any]:
+        """The options that change the music, as JSON (for hashes and run files)."""
+        return {
+            "seconds": self.seconds, "seed": self.seed,
+            "soundfont": str(self.soundfont) if self.soundfont else None,
+            "library_dir": str(self.library_dir) if self.library_dir else None,
+            "prompt_seconds": self.prompt_seconds, "guidance_scale": self.guidance_scale,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Rendered:
+    """An engine's answer for one page: the audio, whether it loops, and what made it.
+
+    ``midi`` is the score (a ``pretty_midi.PrettyMIDI``) when the engine composed symbolically.
+    """
+
+    page: int
+    audio: Audio
+    loop: bool
+    info: EngineInfo
+    midi: Any = None
+
+
+class Engine(Protocol):
+    """A music engine. ``continues``: pages can continue from the previous page's audio."""
+
+    name: str
+    continues: bool
+
+    def render(self, cue: Cue, options: RenderOptions) -> Rendered: ...
+
+    def render_many(
+        self,
+        cues: Sequence[Cue],
+        options: RenderOptions,
+        *,
+        after: Mapping[int, int | None] | None = None,
+        previous: Mapping[int, Audio] | None = None,
+        on_rendered: Callable[[Rendered], None] | None = None,
+    ) -> list[Rendered]:
+        """Render several pages, in the given order where the engine allows.
+
+        ``after[page]`` names the page this page continues from (None: a fresh start); ``previous``
+        holds the audio of such pages when they are not among ``cues`` (rendered earlier).
+        ``on_rendered`` is called as each page is done, so a caller can write it at once.
+        """
+        ...
+
+
+@cache
+def load_table(name: str) -> dict[str, Any]:
+    """A JSON data table from ``m2m/data/music/`` (read once per process; callers must not mutate it)."""
+    path = DATA_DIR / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read the music data table: {e}") from e
+
+
+def stable_seed(*parts: Any) -> int:
+    """A 63-bit seed from any JSON-able parts, the same in every process (unlike ``hash()``)."""
+    import hashlib
+
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1

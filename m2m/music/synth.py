@@ -1,0 +1,210 @@
+"""MIDI to audio through FluidSynth with a General MIDI SoundFont, and seamless loops.
+
+A synth holds playing voices, so two renders must never share one at the same time. Loading FluidR3
+takes 0.1-0.25 s, so an engine keeps a ``SynthPool``: each render borrows a warm synth for itself
+and hands it back reset (notes, controllers and the reverb and chorus buffers), which keeps renders
+independent and deterministic. FluidSynth computes audio outside the GIL, so renders in threads run
+in parallel.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+
+# Best first: Debian's FluidR3 (fluid-soundfont-gm, 142 MB, the fullest free GM set), other common
+# install places, then the 6 MB TimGM6mb that ships inside pretty_midi as the last resort.
+SOUNDFONT_CANDIDATES: tuple[Path, ...] = (
+    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+    Path("/usr/share/soundfonts/FluidR3_GM.sf2"),
+    Path("/usr/share/sounds/sf2/default-GM.sf2"),
+    Path("/usr/share/soundfonts/default.sf2"),
+    Path("/opt/homebrew/share/soundfonts/default.sf2"),
+    Path(pretty_midi.__file__).parent / "TimGM6mb.sf2",
+)
+INSTALL_HINT = "install one with `apt-get install fluid-soundfont-gm` (Debian/Ubuntu; packages.txt on a Space)"
+TAIL_SECONDS = 4.0  # release and reverb rendered past the loop end, then folded onto its start
+
+
+class MissingSoundFontError(FileNotFoundError):
+    """No General MIDI SoundFont is on this machine."""
+
+
+@dataclass(frozen=True)
+class SoundFont:
+    path: Path
+    fallback: bool  # True when only pretty_midi's small TimGM6mb was found
+
+    @property
+    def label(self) -> str:
+        return f"{self.path.name} ({'small fallback shipped with pretty_midi' if self.fallback else self.path})"
+
+
+def find_soundfont(explicit: Path | None = None,
+                   candidates: Sequence[Path] = SOUNDFONT_CANDIDATES) -> SoundFont:
+    """The SoundFont to use: ``explicit`` if given, else ``$M2M_SOUNDFONT``, else the best candidate."""
+    if explicit is not None:
+        if not Path(explicit).is_file():
+            raise MissingSoundFontError(f"soundfont: {explicit} does not exist; {INSTALL_HINT}")
+        return SoundFont(Path(explicit), fallback=False)
+    env = os.environ.get("M2M_SOUNDFONT")
+    if env:
+        if not Path(env).is_file():
+            raise MissingSoundFontError(f"M2M_SOUNDFONT: {env} does not exist; {INSTALL_HINT}")
+        return SoundFont(Path(env), fallback=False)
+    for path in candidates:
+        if path.is_file():
+            return SoundFont(path.resolve(), fallback=path.name == "TimGM6mb.sf2")
+    tried = ", ".join(str(p) for p in candidates) or "(no candidates)"
+    raise MissingSoundFontError(f"no General MIDI SoundFont found (looked at {tried}); {INSTALL_HINT}")
+
+
+def _import_fluidsynth():
+    try:
+        import fluidsynth
+    except (ImportError, OSError) as e:
+        raise RuntimeError("FluidSynth is unavailable: `pip install pyfluidsynth` and "
+                           "`apt-get install libfluidsynth3` (packages.txt on a Space)") from e
+    return fluidsynth
+
+
+class SynthPool:
+    """Warm FluidSynth instances with a SoundFont loaded, lent to one render at a time."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int], queue.SimpleQueue] = {}
+        self._lock = threading.Lock()
+
+    def _queue(self, key: tuple[str, int]) -> queue.SimpleQueue:
+        with self._lock:
+            return self._idle.setdefault(key, queue.SimpleQueue())
+
+    def borrow(self, soundfont: SoundFont, sample_rate: int):
+        """(synth, sfid); give it back with ``give_back`` (or ``discard`` after an error)."""
+        try:
+            return self._queue((str(soundfont.path), sample_rate)).get_nowait()
+        except queue.Empty:
+            return _new_synth(_import_fluidsynth(), soundfont, sample_rate)
+
+    def give_back(self, soundfont: SoundFont, sample_rate: int, item) -> None:
+        synth, _ = item
+        synth.system_reset()  # all notes and controllers off, reverb and chorus buffers cleared
+        self._queue((str(soundfont.path), sample_rate)).put(item)
+
+    @staticmethod
+    def discard(item) -> None:
+        item[0].delete()
+
+
+def _new_synth(fluidsynth, soundfont: SoundFont, sample_rate: int):
+    synth = fluidsynth.Synth(gain=0.35, samplerate=float(sample_rate))
+    sfid = synth.sfload(str(soundfont.path))
+    if sfid < 0:
+        synth.delete()
+        raise MissingSoundFontError(f"soundfont: FluidSynth could not load {soundfont.path}; {INSTALL_HINT}")
+    return synth, sfid
+
+
+def render_midi(midi: pretty_midi.PrettyMIDI, soundfont: SoundFont, sample_rate: int = 44100,
+                seconds: float | None = None, tail_seconds: float = TAIL_SECONDS,
+                gain: float = 0.35, pool: SynthPool | None = None) -> np.ndarray:
+    """Synthesise ``midi`` to float32 stereo ``[2, samples]`` covering ``seconds`` plus the tail.
+
+    Instruments go to their own channels (drums on channel 10) with their control changes, so the
+    piece is mixed inside one synth with its reverb and chorus. Rendering is in int16 (what
+    pyfluidsynth offers); if that clips, the piece is rendered again at half gain.
+    """
+    length = seconds if seconds is not None else midi.get_end_time()
+    total = int(round((length + tail_seconds) * sample_rate))
+    # (sample, order, channel, number, value); order 0 = control change, 1 = note-off, 2 = note-on
+    events: list[tuple[int, int, int, int, int]] = []
+    setup: list[tuple[int, int, bool]] = []
+    melodic = [c for c in range(16) if c != 9]
+    for index, inst in enumerate(midi.instruments):
+        if inst.is_drum:
+            channel = 9
+        else:
+            if index >= len(melodic):
+                raise ValueError(f"midi: {len(midi.instruments)} instruments, more than 15 melodic channels")
+            channel = melodic[index]
+        setup.append((channel, inst.program, inst.is_drum))
+        for cc in inst.control_changes:
+            events.append((int(cc.time * sample_rate), 0, channel, cc.number, cc.value))
+        for note in inst.notes:
+            start = int(round(note.start * sample_rate))
+            end = max(start + 1, int(round(note.end * sample_rate)))
+            # note-offs sort before note-ons at the same sample, so a repeated pitch re-sounds
+            events.append((end, 1, channel, note.pitch, 0))
+            events.append((start, 2, channel, note.pitch, note.velocity))
+    events.sort()
+    pool = pool or SynthPool()
+    item = pool.borrow(soundfont, sample_rate)
+    try:
+        for attempt_gain in (gain, gain / 2, gain / 4):
+            pcm = _run_synth(item, setup, events, total, attempt_gain)
+            if np.abs(pcm).max() < 32000:
+                break
+            item[0].system_reset()
+    except BaseException:
+        pool.discard(item)
+        raise
+    pool.give_back(soundfont, sample_rate, item)
+    return (pcm.reshape(-1, 2).T.astype(np.float32) / 32768.0).copy()
+
+
+def _run_synth(item, setup, events, total: int, gain: float) -> np.ndarray:
+    synth, sfid = item
+    synth.setting("synth.gain", gain)
+    synth.set_reverb(roomsize=0.72, damping=0.35, width=0.9, level=0.8)
+    synth.set_chorus(nr=3, level=1.2, speed=0.3, depth=6.0, type=0)
+    for channel, program, is_drum in setup:
+        synth.program_select(channel, sfid, 128 if is_drum else 0, 0 if is_drum else program)
+    chunks: list[np.ndarray] = []
+    position = 0
+    for sample, order, channel, number, value in events:
+        sample = min(sample, total)
+        if sample > position:
+            chunks.append(synth.get_samples(sample - position))
+            position = sample
+        if order == 2:
+            synth.noteon(channel, number, value)
+        elif order == 1:
+            synth.noteoff(channel, number)
+        else:
+            synth.cc(channel, number, value)
+    if total > position:
+        chunks.append(synth.get_samples(total - position))
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+
+def fold_loop(audio: np.ndarray, loop_samples: int) -> np.ndarray:
+    """A seamless loop of ``loop_samples`` from a rendering that runs past the loop end.
+
+    What sounds after the loop end (releases, reverb) is added back onto the start, as it would
+    be when the loop repeats; the loop then equals one period of the endlessly repeated piece, so
+    the seam is as smooth as any other moment. ``audio`` is ``[channels, samples]``.
+    """
+    if loop_samples <= 0 or loop_samples > audio.shape[1]:
+        raise ValueError(f"loop_samples: {loop_samples} is outside 1..{audio.shape[1]}")
+    out = audio[:, :loop_samples].copy()
+    tail = audio[:, loop_samples:]
+    for start in range(0, tail.shape[1], loop_samples):
+        piece = tail[:, start:start + loop_samples]
+        out[:, :piece.shape[1]] += piece
+    return out
+
+
+def seam_jump(audio: np.ndarray) -> tuple[float, float]:
+    """(the sample jump across the loop seam, the 99.9th percentile of the clip's own sample-to-sample
+    jumps), both in full-scale units, maximum over channels: a click shows as the first far above
+    the second."""
+    jump = float(np.abs(audio[:, 0] - audio[:, -1]).max())
+    inner = float(np.percentile(np.abs(np.diff(audio, axis=1)).max(axis=0), 99.9))
+    return jump, inner

@@ -41,7 +41,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         array = np.asarray(image, dtype=np.float64)
         lo, hi = float(array.min(initial=0.0)), float(array.max(initial=0.0))
         scaled = np.zeros_like(array) if hi <= lo else (array - lo) * (255.0 / (hi - lo))
-        return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
+        return Image.fromarray(np.rint(scaled).astype(np.uint8), "L").convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):

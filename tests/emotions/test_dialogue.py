@@ -1,0 +1,100 @@
+"""The dialogue backend: ML-Ask on Japanese lines, the mapping table, attribution to faces."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from m2m.emotion_backends.dialogue import MLASK_CLASSES, line_emotion, load_mapping, mlask_emotions
+from m2m.emotions import EMOTIONS, recognise_emotions
+from m2m.scenes import Scene, ScenePlan
+
+from .conftest import make_book
+
+
+def top(text: str) -> str:
+    d = line_emotion(text).distribution
+    return max(EMOTIONS, key=lambda e: (d[e], -EMOTIONS.index(e)))
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("本当にうれしい！", "happiness"),
+    ("腹が立つ！", "anger"),
+    ("とても悲しい…", "sadness"),
+    ("怖い…", "fear"),
+    ("あいつは嫌いだ", "disgust"),
+    ("びっくりした", "surprise"),
+    ("明日は月曜日です", "neutral"),
+    ("お前のことが好きだ", "happiness"),
+])
+def test_mlask_lines_give_the_expected_class(line, expected):
+    assert top(line) == expected
+
+
+def test_every_mlask_class_maps_as_the_table_says():
+    table = load_mapping()
+    # one line per ML-Ask class, checked against ML-Ask itself so the test also covers pymlask's spellings
+    lines = {"yorokobi": "うれしい", "ikari": "腹が立つ", "aware": "悲しい", "kowagari": "怖い", "haji": "恥ずかしい",
+             "suki": "好きだ", "iya": "嫌いだ", "takaburi": "興奮した", "yasuragi": "ほっとした", "odoroki": "驚いた"}
+    assert set(lines) == set(MLASK_CLASSES)
+    for cls, line in lines.items():
+        found = {table.names[k] for k in mlask_emotions(line)}
+        assert cls in found, (cls, line, found)
+        if found == {cls}:
+            assert line_emotion(line).distribution == pytest.approx(table.mapping[cls]), cls
+
+
+def test_table_rows_sum_to_one_over_the_seven_classes():
+    table = load_mapping()
+    for cls in MLASK_CLASSES:
+        assert set(table.mapping[cls]) == set(EMOTIONS)
+        assert sum(table.mapping[cls].values()) == pytest.approx(1.0)
+    assert table.names["kowa"] == "kowagari" and table.names["yasu"] == "yasuragi"
+
+
+def test_no_emotion_is_neutral_and_startled_lines_lean_to_surprise():
+    assert line_emotion("").distribution["neutral"] == 1.0
+    assert line_emotion("はい").distribution["neutral"] == 1.0
+    startled = line_emotion("えっ!?")
+    assert startled.cue and startled.distribution["surprise"] == 0.5
+    assert line_emotion("うれ\nしい").distribution["happiness"] == 1.0  # bubble line breaks are joined
+
+
+def test_broken_mapping_table_is_refused(tmp_path):
+    data = json.loads(load_mapping().path and open(load_mapping().path, encoding="utf-8").read())
+    data["mapping"]["haji"] = {"fear": 0.7}
+    bad = tmp_path / "m.json"
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="sum to 1"):
+        load_mapping(str(bad))
+    del data["mapping"]["haji"]
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="missing ML-Ask classes"):
+        load_mapping(str(bad))
+    data["mapping"]["haji"] = {"shame": 1.0}
+    bad.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="not classes"):
+        load_mapping(str(bad))
+
+
+def test_faces_get_their_speakers_lines_else_the_page_else_the_scene(tmp_path):
+    book = make_book(tmp_path, [
+        {"faces": [("a0", (0, 0, 10, 10), "aki"), ("m0", (20, 0, 30, 10), "mina"), ("k0", (40, 0, 50, 10), "ken")],
+         "texts": [("t1", "本当にうれしい！", "aki"), ("t2", "怖い…", "mina"), ("t3", "明日は月曜日", None)]},
+        {"faces": [("a1", (0, 0, 10, 10), "aki")]},
+        {"faces": [("a2", (0, 0, 10, 10), "aki")]},
+    ])
+    plan = ScenePlan((Scene(0, (0, 1), ("t1", "t2", "t3")), Scene(1, (2,))))
+    staged = recognise_emotions(book, plan, "dialogue")
+    faces = {f.face_id: f for f in staged.data.faces}
+    assert faces["a0"].label == "happiness" and "by this character" in faces["a0"].evidence
+    assert faces["m0"].label == "fear"
+    # ken says nothing: the page's three lines, one each of happiness, fear, neutral
+    assert faces["k0"].probabilities["happiness"] == pytest.approx(1 / 3)
+    assert "page's dialogue" in faces["k0"].evidence
+    assert faces["a1"].probabilities["fear"] == pytest.approx(1 / 3) and "scene's dialogue" in faces["a1"].evidence
+    assert faces["a2"].label == "neutral" and "no dialogue" in faces["a2"].evidence
+    assert staged.provenance.backend == "dialogue" and staged.provenance.stage == "emotions"
+    assert staged.provenance.settings["mapping_sha256"]
+    assert staged.data.scenes[0].faces == 4

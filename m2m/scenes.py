@@ -144,6 +144,8 @@ def merge_windows(pages: Sequence[Page], windows: Sequence[tuple[int, int]],
         own_to = stop if n == len(windows) - 1 else (windows[n + 1][0] + stop) // 2
         for span in spans:
             position = indexes.index(span.first_page)
+            if position == start and n > 0:
+                continue  # a window's first scene starts where the window was cut, not at a boundary
             if own_from <= position < own_to:
                 starts[span.first_page] = span.summary
     ordered = sorted(starts)

@@ -21,6 +21,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from PIL import Image, ImageDraw
 
 W, H = 300, 420
@@ -197,10 +199,8 @@ class FakeOpenAI:
             self.script.append(reply if isinstance(reply, Reply) else Reply(content=reply))
 
 
-def _build_app(state: FakeOpenAI):
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-
+def _build_app(state: FakeOpenAI) -> FastAPI:
+    # FastAPI reads the handler's annotations, so Request is imported at module level.
     app = FastAPI()
 
     @app.post("/v1/chat/completions")
@@ -269,3 +269,33 @@ def llm_settings(fake_openai: FakeOpenAI, tmp_path: Path):
 
     return LLMSettings(model="gpt-4o", base_url=fake_openai.base_url, api_key="sk-test-key", timeout_s=5.0,
                        max_retries=2, backoff_s=0.01, cache_dir=tmp_path / "llm-cache")
+
+
+def smart_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """A valid answer to any director step, computed from the request like a cooperative model would."""
+    import re
+
+    step = body["response_format"]["json_schema"]["name"]
+    user = body["messages"][1]["content"]
+    text = user if isinstance(user, str) else user[0]["text"]
+    if step == "scene_boundaries":
+        first, last = map(int, re.search(r"pages (\d+) to (\d+)", text).groups())
+        cuts = [p for p in (4, 8) if first < p <= last]
+        starts = [first, *cuts]
+        ends = [s - 1 for s in cuts] + [last]
+        return {"scenes": [{"first_page": a, "last_page": b, "summary": f"pages {a}-{b}"}
+                           for a, b in zip(starts, ends, strict=True)]}
+    if step == "scene_directive":
+        return {"directive": "A gentle piano piece in C major at 80 BPM with soft strings, warm and hopeful."}
+    if step == "page_captions":
+        pages = [int(p) for p in re.search(r"covers pages ([\d, ]+) of", text).group(1).split(",")]
+        return {"pages": [{"page": p, "caption": f"A gentle piano piece for page {p}.", "tempo": 80 + p, "key": "C",
+                           "mode": "major", "instruments": ["Acoustic Grand Piano", "String Ensemble 1"],
+                           "energy": 0.3, "mood": "warm"} for p in pages]}
+    if step == "baseline_describe":
+        page = int(re.search(r"This is page (\d+)", text).group(1))
+        return {"description": f"Page {page}: two friends talk in a calm, bright room."}
+    if step == "baseline_caption":
+        return {"caption": "A calm lo-fi piano piece in F major at 76 BPM.", "tempo": 76, "key": "F", "mode": "major",
+                "instruments": ["electric piano 1"], "energy": 0.25, "mood": "calm"}
+    raise AssertionError(f"unexpected step {step}")

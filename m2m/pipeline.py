@@ -1,0 +1,147 @@
+"""The whole flow, one numbered step a call: book -> scenes -> emotions -> directives -> captions -> music.
+
+Each step reads and writes its file in the run folder (``runs/<book-id>/<condition>/``). A step
+reruns only when its inputs or settings changed; a file a person edited is kept and everything
+after it reruns (see m2m/runs.py). Progress goes to a ``Callable[[str, int, int], None]``
+(message, done, total); gradio is never imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from m2m import baseline, directives, emotions, llm, scenes
+from m2m.book import Book
+from m2m.directives import CaptionSheet, DirectiveSheet
+from m2m.emotions import EmotionReport
+from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
+from m2m.scenes import ScenePlan
+
+ProgressFn = Callable[[str, int, int], None]
+T = TypeVar("T")
+
+
+def no_progress(message: str, done: int, total: int) -> None:
+    """The default progress callback: says nothing."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a reader or a command chooses. The API key lives here only for the session."""
+
+    director: str = "offline"
+    model: str = "gpt-4o"
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    emotion_backend: str = "dialogue"
+    engine: str = "composer"
+    condition: Condition = "m2m"
+    runs_root: Path = Path("runs")
+    crossfade_s: float = 1.5
+    seconds_per_page: float = 20.0
+    seed: int = 0
+
+    def public(self) -> dict[str, Any]:
+        """The settings that may be written to run files and shown in the browser (no key)."""
+        return {"director": self.director, "model": self.model, "emotion_backend": self.emotion_backend,
+                "engine": self.engine, "condition": self.condition, "crossfade_s": self.crossfade_s,
+                "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """Stages 1-4 as they stand on disk after ``plan_book``."""
+
+    run: RunFolder
+    scenes: ScenePlan
+    emotions: EmotionReport | None
+    directives: DirectiveSheet | None
+    captions: CaptionSheet
+
+
+def run_folder(book: Book, settings: Settings) -> RunFolder:
+    return RunFolder(settings.runs_root, book.id, settings.condition)
+
+
+def book_fingerprint(book: Book) -> str:
+    """What the plan stages read from a book: its dialogue, speakers and faces (not where the images sit)."""
+    return hash_inputs(book.id, [(t.id, t.page, t.text, t.speaker) for t in book.dialogue()],
+                       [(f.id, f.page, f.bbox, f.character) for p in book.pages for f in p.faces])
+
+
+def plan_book(book: Book, settings: Settings, progress: ProgressFn = no_progress) -> PlanResult:
+    """Stages 1-4 for the settings' condition; returns what the run folder now holds."""
+    run = run_folder(book, settings)
+    director, fallback = llm.director_for(settings.director, llm_settings(settings))
+    fingerprint = book_fingerprint(book)
+    if settings.condition == "baseline":
+        return _plan_baseline(book, run, director, fallback, fingerprint, progress)
+
+    progress("1/4 scenes", 0, 4)
+    scene_plan = _stage(run, "scenes", ScenePlan, (fingerprint, director.fingerprint("scenes")),
+                        lambda: scenes.detect_scenes(book, director), fallback)
+    progress("2/4 emotions", 1, 4)
+    emotion_report = _stage(run, "emotions", EmotionReport,
+                            (fingerprint, scene_plan, settings.emotion_backend),
+                            lambda: emotions.recognise_emotions(book, scene_plan, settings.emotion_backend))
+    progress("3/4 directives", 2, 4)
+    directive_sheet = _stage(run, "directives", DirectiveSheet,
+                             (fingerprint, scene_plan, emotion_report, director.fingerprint("directives")),
+                             lambda: directives.write_directives(book, scene_plan, emotion_report, director),
+                             fallback)
+    progress("4/4 captions", 3, 4)
+    captions = _stage(run, "captions", CaptionSheet,
+                      (fingerprint, scene_plan, emotion_report, directive_sheet, director.fingerprint("captions")),
+                      lambda: directives.write_captions(book, scene_plan, emotion_report, directive_sheet, director),
+                      fallback)
+    progress("plan ready", 4, 4)
+    return PlanResult(run, scene_plan, emotion_report, directive_sheet, captions)
+
+
+def _plan_baseline(book: Book, run: RunFolder, director: llm.Director, fallback: str | None,
+                   fingerprint: str, progress: ProgressFn) -> PlanResult:
+    """The paper's baseline: page image + dialogue -> description -> caption, page by page."""
+    progress("1/2 page descriptions", 0, 2)
+    descriptions = _stage(run, "descriptions", baseline.PageDescriptions,
+                          (fingerprint, [p.image for p in book.pages], director.fingerprint("baseline_describe")),
+                          lambda: baseline.describe_pages(book, director), fallback)
+    progress("2/2 captions", 1, 2)
+    captions = _stage(run, "captions", CaptionSheet, (fingerprint, descriptions, director.fingerprint("baseline_caption")),
+                      lambda: baseline.caption_pages(book, descriptions, director), fallback)
+    progress("plan ready", 2, 2)
+    # The baseline has no scenes: every page stands alone.
+    page_scenes = ScenePlan(tuple(scenes.Scene(i, (p.index,), tuple(t.id for t in p.texts))
+                                  for i, p in enumerate(book.pages)))
+    return PlanResult(run, page_scenes, None, None, captions)
+
+
+def _stage(run: RunFolder, stage: str, cls: type[T], inputs: Sequence[Any],
+           compute: Callable[[], Staged[T]], fallback: str | None = None) -> T:
+    """Reuse the stage's file when it can stand, else compute it and write it with its provenance."""
+    input_hash = hash_inputs(*inputs)
+    record = run.reusable(stage, cls, input_hash)
+    if record is not None:
+        return record.data
+    staged = compute()
+    provenance = replace(staged.provenance, input_hash=input_hash,
+                         fallback=staged.provenance.fallback or fallback)
+    run.write(stage, staged.data, provenance)
+    return staged.data
+
+
+def llm_settings(settings: Settings) -> llm.LLMSettings:
+    return llm.LLMSettings(model=settings.model, api_key=settings.api_key, base_url=settings.base_url,
+                           cache_dir=settings.runs_root / ".llm-cache")
+
+
+def read_stage(book: Book, settings: Settings, stage: str, cls: type[T]) -> StageRecord[T] | None:
+    """A stage's record as it stands on disk (for the reader's panels)."""
+    return run_folder(book, settings).read(stage, cls)
+
+
+def stage_provenance(book: Book, settings: Settings, stage: str) -> Provenance | None:
+    record = read_stage(book, settings, stage, dict)  # provenance only; the data stays untyped
+    return record.provenance if record else None

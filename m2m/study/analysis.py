@@ -31,7 +31,7 @@ from statsmodels.stats.multitest import multipletests
 
 from .manifest import CONDITIONS
 from .questionnaire import CRITERIA, SCORE_MAX, load_questionnaire
-from .store import Rating
+from .store import RATING_FIELDS, Rating
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("participant", "stimulus", "condition", *CRITERIA)
 CONFIDENCE = 0.95
@@ -110,9 +110,7 @@ class ReportFiles:
 
 def ratings_frame(ratings: Iterable[Rating]) -> pd.DataFrame:
     """Ratings from the store as a DataFrame with ``REQUIRED_COLUMNS`` (and the rest of ``Rating``)."""
-    records = [asdict(r) for r in ratings]
-    columns = list(Rating.__dataclass_fields__)
-    return pd.DataFrame.from_records(records, columns=columns)
+    return pd.DataFrame.from_records([asdict(r) for r in ratings], columns=list(RATING_FIELDS))
 
 
 def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alpha: float = 0.05) -> StudyAnalysis:
@@ -241,10 +239,13 @@ def plot_means(analysis: StudyAnalysis, path: str | os.PathLike[str], title: str
         bars = axes.bar(x + offset, heights, width, yerr=errors, capsize=4, label=condition_names.get(condition, condition))
         axes.bar_label(bars, fmt="%.2f", padding=2, fontsize=7, label_type="center", color="white")
     axes.set_xticks(x, [criterion_names[c] for c in CRITERIA])
-    axes.set_ylim(0, SCORE_MAX)
+    # A little headroom so an error bar near the top of the scale is not cut off.
+    axes.set_ylim(0, SCORE_MAX + 0.25)
+    axes.set_yticks(range(SCORE_MAX + 1))
     axes.set_ylabel(f"Mean score (1-{SCORE_MAX})")
     axes.set_title(title or f"Mean scores, n = {len(analysis.participants)} participants")
-    axes.legend(loc="upper right", fontsize=8)
+    # Below the axes, so it can never cover a bar that reaches the top of the scale.
+    figure.legend(loc="outside lower center", ncols=len(analysis.conditions), fontsize=8, frameon=False)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
@@ -254,7 +255,8 @@ def plot_means(analysis: StudyAnalysis, path: str | os.PathLike[str], title: str
 def _p(p: float) -> str:
     if not math.isfinite(p):
         return "n/a"
-    return "< .001" if p < 0.001 else f"{p:.3f}"
+    # APA style, plus the exact value so the report still carries every number.
+    return f"< .001 ({p:.1e})" if p < 0.001 else f"{p:.3f}"
 
 
 def _num(value: float, digits: int = 2) -> str:

@@ -58,11 +58,11 @@ def load_questionnaire(path: str | os.PathLike[str] = DEFAULT_QUESTIONNAIRE) -> 
         raise ValueError(f"questionnaire {str(path)!r} must be a JSON object")
     criteria = tuple(
         Criterion(key=str(c.get("key")), name=str(c.get("name")), question=str(c.get("question")))
-        for c in _field(data, "criteria", list)
+        for c in _objects(data, "criteria")
     )
     if tuple(c.key for c in criteria) != CRITERIA:
         raise ValueError(f"questionnaire.criteria keys must be {list(CRITERIA)}, got {[c.key for c in criteria]}")
-    screening = {str(s.get("key")): str(s.get("question")) for s in _field(data, "screening", list)}
+    screening = {str(s.get("key")): str(s.get("question")) for s in _objects(data, "screening")}
     if tuple(screening) != SCREENING_KEYS:
         raise ValueError(f"questionnaire.screening keys must be {list(SCREENING_KEYS)}, got {list(screening)}")
     levels = _field(data, "japanese_levels", dict)
@@ -86,6 +86,14 @@ def _field(data: dict, name: str, kind: type) -> object:
     if not isinstance(value, kind):
         raise ValueError(f"questionnaire.{name} must be a JSON {kind.__name__}, got {value!r}")
     return value
+
+
+def _objects(data: dict, name: str) -> list[dict]:
+    items = _field(data, name, list)
+    for i, item in enumerate(items):  # type: ignore[arg-type]
+        if not isinstance(item, dict):
+            raise ValueError(f"questionnaire.{name}[{i}] must be a JSON object, got {item!r}")
+    return items  # type: ignore[return-value]
 
 
 def _five_point(data: dict, name: str) -> tuple[str, ...]:

@@ -339,6 +339,10 @@ class RatingsStore:
 
     def server_secret(self) -> bytes:
         """The secret for session tokens, created on first use and kept in the database."""
+        rows = self._read("SELECT value FROM meta WHERE key = 'token_secret'")
+        if rows:
+            return bytes(rows[0][0])
+        # First use: INSERT OR IGNORE, so two processes racing here end up with the same secret.
         with self._write() as conn:
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('token_secret', ?)", (new_secret(),))
             return bytes(conn.execute("SELECT value FROM meta WHERE key = 'token_secret'").fetchone()[0])

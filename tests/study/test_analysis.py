@@ -120,7 +120,7 @@ def test_report_and_figure(tmp_path: Path) -> None:
     for criterion in ("Relevancy", "Quality", "Consistency"):
         assert f"| {criterion} |" in text
     anova = result.anova("consistency")
-    assert f"| Consistency | {anova.f_value:.2f} | 2, 42 | < .001 |" in text
+    assert f"| Consistency | {anova.f_value:.2f} | 2, 42 | < .001 ({anova.p_value:.1e}) |" in text
     mean = result.summary("relevancy", "m2m")
     assert f"| Relevancy | M2M-Gen | 22 | {mean.mean:.2f} | {mean.sd:.2f} | [{mean.ci_low:.2f}, {mean.ci_high:.2f}] |" in text
     assert text.count(" − ") == 9  # three post-hoc comparisons per criterion

@@ -37,9 +37,9 @@ def build_app(config: AppConfig | None = None, service: Service | None = None) -
             gr.HTML(INTRO, padding=False)
             status = gr.HTML(elem_classes="m2m-status-box", padding=False)
         with gr.Row(equal_height=False, elem_classes="m2m-main"):
-            with gr.Column(scale=3, min_width=340):
+            with gr.Column(scale=5, min_width=340):
                 reader = Reader(elem_id="m2m-reader")
-            with gr.Column(scale=2, min_width=300, elem_classes="m2m-side"):
+            with gr.Column(scale=2, min_width=320, elem_classes="m2m-side"):
                 c = _side_panels(reader, status)
                 settings = _settings_panel()
                 upload = _book_panel()

@@ -33,6 +33,7 @@ class Reader(gr.HTML):
             css_template="",
             js_on_load=_asset("reader.js"),
             apply_default_css=False,
+            padding=False,
             reader_css=_asset("reader.css"),
             **kwargs,
         )

@@ -264,6 +264,7 @@ function fitBook(page) {
   if (!page) return;
   const w = stage.clientWidth, h = stage.clientHeight;
   const aspect = page.width / page.height;
+  root.style.setProperty('--m2m-aspect', aspect.toFixed(4));
   const bw = Math.max(50, Math.min(w, h * aspect)), bh = bw / aspect;
   bookEl.style.width = Math.floor(bw) + 'px';
   bookEl.style.height = Math.floor(bh) + 'px';

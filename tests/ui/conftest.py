@@ -1,0 +1,84 @@
+"""Fixtures for the reader's tests: a small example book, the app served on 127.0.0.1, a browser.
+
+The app runs with ``tests/ui/fake_pipeline.py`` (fast, deterministic clips) unless
+M2M_UI_PIPELINE=real asks for the real ``m2m.pipeline``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.ui import bookmaker, fake_pipeline
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pipeline_service() -> ModuleType:
+    if os.environ.get("M2M_UI_PIPELINE") == "real":
+        from m2m import pipeline
+        return pipeline
+    return fake_pipeline
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    config: object
+    service: ModuleType
+
+
+@pytest.fixture(scope="session")
+def example_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bookmaker.manga109_book(tmp_path_factory.mktemp("examples"), pages=8)
+
+
+def serve(example_root: Path, tmp: Path, service: ModuleType) -> Iterator[Served]:
+    from m2m.ui import AppConfig, build_app, launch_kwargs
+    config = AppConfig(examples_root=example_root, runs_root=tmp / "runs", uploads_root=tmp / "uploads",
+                       max_upload="20mb")
+    demo = build_app(config, service)
+    kwargs = launch_kwargs(config) | {"server_port": free_port(), "server_name": "127.0.0.1",
+                                      "prevent_thread_lock": True, "quiet": True}
+    demo.queue(default_concurrency_limit=2).launch(**kwargs)
+    try:
+        yield Served(f"http://127.0.0.1:{kwargs['server_port']}/", config, service)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def served(example_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from serve(example_root, tmp_path_factory.mktemp("app"), pipeline_service())
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,170 @@
+"""The reader in a real browser (Debian's Chromium): pages turn, music follows, edits are heard.
+
+Every assertion reads the page's own audio state (window.m2mReader.state()), which records which
+source plays, gains, decoded pages, prefetches, turns and fade starts with timestamps.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+STATE = "window.m2mReader.state()"
+
+
+def open_reader(browser, url: str, width: int = 1366, height: int = 800, *, autoplay: bool = True):
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  is_mobile=width < 600, has_touch=width < 600)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("window.m2mReader && window.m2mReader.state().pages > 0", timeout=30_000)
+    return context, page, errors
+
+
+def wait_all_clips(page, timeout_ms: int = 60_000) -> None:
+    page.wait_for_function("(() => { const s = window.m2mReader.state(); return s.status && "
+                           "s.status.ready === s.status.total; })()", timeout=timeout_ms)
+
+
+def wait_decoded(page, pages: list[int], timeout_ms: int = 15_000) -> None:
+    page.wait_for_function(f"{pages}.every(p => window.m2mReader.state().decoded.includes(p))",
+                           timeout=timeout_ms)
+
+
+def wait_full(page, p: int) -> None:
+    """Until the page's voice has faded all the way in."""
+    page.wait_for_function(f"window.m2mReader.state().voices.some(v => v.page === {p} && v.gain > 0.999)",
+                           timeout=10_000)
+
+
+def settle(page, seconds: float) -> dict:
+    time.sleep(seconds)
+    return page.evaluate(STATE)
+
+
+def test_open_start_and_turn_with_crossfade(browser, served, artifacts):
+    context, page, errors = open_reader(browser, served.url)
+    try:
+        wait_all_clips(page)
+        assert page.is_visible(".m2m-start-btn"), "no sound before a gesture: the start control shows"
+        state = page.evaluate(STATE)
+        assert state["started"] is False and state["voices"] == []
+        page.screenshot(path=str(artifacts / "reader-laptop-start.png"))
+
+        page.click(".m2m-start-btn")
+        page.wait_for_function("window.m2mReader.state().playingPage === 0", timeout=10_000)
+        assert page.evaluate(STATE)["ctxState"] == "running"
+        wait_decoded(page, [0, 1])
+        wait_full(page, 0)
+
+        # Turn by key (right-to-left book: the left arrow goes forward).
+        before = page.evaluate(STATE)
+        assert 1 in before["decoded"], "the next page's clip was decoded before the turn"
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_timeout(250)
+        page.screenshot(path=str(artifacts / "reader-laptop-turning.png"))
+        state = settle(page, 0.3)
+        assert state["page"] == 1
+        turn = state["turns"][-1]
+        fade = next(f for f in state["fades"] if f["turnAt"] == turn["at"])
+        assert fade["hadBuffer"] and fade["count"] == 2, "one fade out, one fade in"
+        assert fade["at"] - turn["at"] < 50, f"fade started {fade['at'] - turn['at']:.1f} ms after the key"
+        prefetched = [p for p in before["prefetch"] if p["page"] == 1 and p["decodedAt"]]
+        assert prefetched and prefetched[0]["decodedAt"] < turn["at"]
+        # Mid-crossfade both sources sound; after it, only page 1's.
+        assert {v["page"] for v in state["voices"]} == {0, 1}
+        state = settle(page, state["crossfade"] + 0.4)
+        assert state["audible"] == 1 and state["playingPage"] == 1
+        assert [v["page"] for v in state["voices"]] == [1] and state["voices"][0]["gain"] == pytest.approx(1, abs=1e-3)
+
+        # Turn by clicking the left zone (forward), then the right zone (back).
+        page.click(".m2m-zone-left")
+        page.wait_for_function("window.m2mReader.state().page === 2")
+        page.click(".m2m-zone-right")
+        page.wait_for_function("window.m2mReader.state().page === 1")
+        state = settle(page, state["crossfade"] + 0.5)
+        assert state["playingPage"] == 1 and state["audible"] == 1
+        assert [t["how"] for t in state["turns"][-2:]] == ["click", "click"]
+        page.screenshot(path=str(artifacts / "reader-laptop-page2.png"))
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_fast_turns_leave_one_source(browser, served):
+    context, page, errors = open_reader(browser, served.url)
+    try:
+        wait_all_clips(page)
+        page.click(".m2m-start-btn")
+        page.wait_for_function("window.m2mReader.state().playingPage === 0", timeout=10_000)
+        for _ in range(5):
+            page.keyboard.press("ArrowLeft")
+            page.wait_for_timeout(90)
+        state = page.evaluate(STATE)
+        assert len(state["voices"]) <= 3, f"stacked sources: {state['voices']}"
+        for _ in range(2):
+            page.keyboard.press("ArrowRight")
+            page.wait_for_timeout(60)
+        state = settle(page, state["crossfade"] + 0.8)
+        assert state["page"] == 3
+        assert state["audible"] == 1 and len(state["voices"]) == 1
+        assert state["playingPage"] == 3 and state["voices"][0]["gain"] == pytest.approx(1, abs=1e-3)
+        # Every fade began where the gain was: no jumps in loudness.
+        for f in state["fades"]:
+            for step in f["fades"]:
+                assert 0 <= step["from"] <= 1
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_edit_caption_plays_new_clip(browser, served, artifacts):
+    context, page, errors = open_reader(browser, served.url)
+    try:
+        wait_all_clips(page)
+        page.click(".m2m-start-btn")
+        page.wait_for_function("window.m2mReader.state().playingPage === 0", timeout=10_000)
+        old = page.evaluate(STATE)["voices"][0]["version"]
+        box = page.locator("#m2m-caption textarea")
+        box.fill("a tense, dark string ostinato in D minor, 120 BPM")
+        page.click("#m2m-caption-save")
+        page.wait_for_function(f"window.m2mReader.state().voices.some(v => v.page === 0 && v.version !== '{old}' "
+                               "&& v.target === 1)", timeout=20_000)
+        state = settle(page, page.evaluate(STATE)["crossfade"] + 0.5)
+        assert state["playingPage"] == 0 and state["audible"] == 1
+        assert state["voices"][0]["version"] != old
+        assert state["fades"][-1]["reason"] in {"update", "clip-ready"}
+        page.screenshot(path=str(artifacts / "reader-laptop-edited.png"), full_page=True)
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_phone_layout_and_swipe(browser, served, artifacts):
+    context, page, errors = open_reader(browser, served.url, 390, 844)
+    try:
+        wait_all_clips(page)
+        page.screenshot(path=str(artifacts / "reader-phone.png"))
+        page.click(".m2m-start-btn")
+        box = page.locator(".m2m-stage").bounding_box()
+        y = box["y"] + box["height"] / 2
+        # A swipe to the right turns a right-to-left book forward.
+        page.evaluate("""([x0, x1, y]) => {
+            const el = document.querySelector('.m2m-stage');
+            const ev = (type, x) => el.dispatchEvent(new PointerEvent(type, {clientX: x, clientY: y, pointerId: 7, bubbles: true}));
+            ev('pointerdown', x0); ev('pointerup', x1);
+        }""", [box["x"] + 60, box["x"] + 260, y])
+        page.wait_for_function("window.m2mReader.state().page === 1")
+        assert page.evaluate(STATE)["turns"][-1]["how"] == "swipe"
+        page.wait_for_timeout(900)
+        page.screenshot(path=str(artifacts / "reader-phone-full.png"), full_page=True)
+        book = page.locator(".m2m-book").bounding_box()
+        assert book["width"] <= 390 and book["width"] > 300, "the spread fits the phone's width"
+        assert not errors, errors
+    finally:
+        context.close()

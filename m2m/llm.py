@@ -301,10 +301,11 @@ class LLMClient:
                 reason = self._describe(e)
                 if not retryable or attempt == attempts:
                     tried = f" after {attempt} attempts" if attempt > 1 else ""
-                    error = LLMError(self._scrub(f"{step}: request failed{tried}: {reason}"))
-                    if self._contains_key(str(e)):
-                        raise error from None  # the server echoed the key: don't chain its message
-                    raise error from e
+                    failure = LLMError(self._scrub(f"{step}: request failed{tried}: {reason}"))
+                    # A server that echoes the key must not leak it through the exception chain, so its
+                    # exception is dropped; raising outside this block keeps it out of __context__ too.
+                    cause = None if self._contains_key(repr(e)) else e
+                    break
                 wait = self._backoff(attempt, e)
                 log.warning("%s: %s; retrying in %.2f s (attempt %d of %d)", step, reason, wait, attempt + 1,
                             attempts)
@@ -320,7 +321,7 @@ class LLMClient:
             if getattr(message, "refusal", None):
                 raise LLMError(f"{step}: the model refused: {self._scrub(message.refusal)}")
             return message.content or ""
-        raise AssertionError("unreachable")  # the loop returns or raises
+        raise failure from cause
 
     def _backoff(self, attempt: int, error: Exception) -> float:
         """Seconds to wait: the server's Retry-After when it gives one (capped), else doubling from backoff_s."""

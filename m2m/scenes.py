@@ -105,6 +105,8 @@ def page_windows(pages: Sequence[Page], max_lines: int, overlap: float = 0.25) -
         while back - 1 > start + 1 and kept + counts[back - 1] <= overlap * max_lines:
             back -= 1
             kept += counts[back]
+        if back == stop and stop - start > 1:
+            back = stop - 1  # always share at least one page
         start = max(back, start + 1)
 
 

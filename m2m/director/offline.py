@@ -446,9 +446,13 @@ class OfflineDirector:
         elif energy < music.energy - 0.1 and len(instruments) > 1:
             instruments.pop()
         if mood != music.mood:
+            # The page's own feeling tints the scene's band with one instrument of its mood.
             colour = moods[mood]["palettes"][0][0]
             if colour not in instruments:
-                instruments[-1] = colour
+                if len(instruments) < 4:
+                    instruments.append(colour)
+                else:
+                    instruments[-1] = colour
         adjective = _adjective(table, energy, music.style, book.id, cue.index)
         words = table["words"]
         word = _pick(words, book.id, cue.index, "word")

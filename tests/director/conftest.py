@@ -178,6 +178,7 @@ class Reply:
     status: int = 200
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    echo_auth: bool = False  # an error that quotes the Authorization header back, as a careless server might
 
 
 @dataclass
@@ -217,7 +218,10 @@ def _build_app(state: FakeOpenAI) -> FastAPI:
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         if reply.status != 200:
-            return JSONResponse({"error": {"message": f"scripted error {reply.status}", "type": "server_error",
+            message = f"scripted error {reply.status}"
+            if reply.echo_auth:
+                message += f"; you sent {request.headers.get('authorization')}"
+            return JSONResponse({"error": {"message": message, "type": "server_error",
                                            "code": None, "param": None}},
                                 status_code=reply.status, headers=reply.headers)
         content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content, ensure_ascii=False)

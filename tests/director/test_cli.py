@@ -1,0 +1,123 @@
+"""``m2m plan`` and ``m2m eval-scenes``: files written, reused, edits kept, failures leave no half run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from m2m.cli import main
+from m2m.cli.plan import run_plan_stages
+from m2m.director import load_director
+from m2m.runs import STAGE_FILES, RunFolder
+
+from .conftest import smart_answer
+
+
+def _files(run_dir: Path) -> list[str]:
+    return sorted(p.name for p in run_dir.iterdir())
+
+
+def _provenance(run_dir: Path, stage: str) -> dict:
+    return json.loads((run_dir / STAGE_FILES[stage]).read_text(encoding="utf-8"))["provenance"]
+
+
+def test_plan_writes_reuses_and_keeps_edits(book_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["plan", str(book_root), "--book", "Fixture", "--out", str(out), "--emotions", "annotations"]) == 0
+    run_dir = out / "Fixture" / "m2m"
+    expected = ["01-scenes.json", "03-directives.json", "04-captions.json"]
+    assert set(expected) <= set(_files(run_dir))
+    assert "computed: scenes" in capsys.readouterr().out
+    scenes = _provenance(run_dir, "scenes")
+    assert scenes["backend"] == "offline" and scenes["input_hash"] and scenes["prompt_hash"]
+
+    assert main(["plan", str(book_root), "--out", str(out), "--emotions", "annotations"]) == 0
+    assert "computed: nothing" in capsys.readouterr().out
+
+    # A person rewrites scene 1's directive: it is kept, and the captions after it are redone from it.
+    path = run_dir / "03-directives.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["data"]["directives"][1]["text"] = "A bright cheerful flute piece in G major at 120 BPM with flute and harp."
+    path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    assert main(["plan", str(book_root), "--out", str(out), "--emotions", "annotations"]) == 0
+    printed = capsys.readouterr().out
+    assert "computed: captions" in printed
+    captions = json.loads((run_dir / "04-captions.json").read_text(encoding="utf-8"))["data"]["cues"]
+    page5 = next(c for c in captions if c["page"] == 5)
+    assert page5["plan"]["key"] == "G" and page5["plan"]["mode"] == "major"
+    assert page5["plan"]["instruments"][:2] == ["Flute", "Orchestral Harp"]
+    assert json.loads(path.read_text(encoding="utf-8"))["data"]["directives"][1]["text"].startswith("A bright cheerful")
+
+
+def test_plan_baseline_condition(book_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["plan", str(book_root), "--out", str(out), "--condition", "baseline"]) == 0
+    run_dir = out / "Fixture" / "baseline"
+    assert _files(run_dir) == ["03-descriptions.json", "04-captions.json"]
+    assert _provenance(run_dir, "descriptions")["stage"] == "descriptions"
+
+
+def test_eval_scenes_prints_f1(book_root, capsys):
+    assert main(["eval-scenes", str(book_root)]) == 0
+    printed = capsys.readouterr().out
+    assert "precision 1.000  recall 1.000  F1 1.000" in printed and "[4, 8]" in printed
+
+
+def test_openai_without_a_key_is_a_clear_error_or_an_announced_fallback(book_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    out = tmp_path / "runs"
+    assert main(["plan", str(book_root), "--out", str(out), "--llm", "openai"]) == 2
+    assert "needs an API key" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["plan", str(book_root), "--out", str(out), "--llm", "openai", "--allow-fallback",
+                 "--emotions", "annotations"]) == 0
+    assert "note: the openai director needs an API key" in capsys.readouterr().out
+    provenance = _provenance(out / "Fixture" / "m2m", "captions")
+    assert provenance["backend"] == "offline" and "needs an API key" in provenance["fallback"]
+
+
+def test_plan_through_an_openai_compatible_server(book_root, tmp_path, monkeypatch, fake_openai, capsys):
+    fake_openai.responder = smart_answer
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-cli-test")
+    out = tmp_path / "runs"
+    assert main(["plan", str(book_root), "--out", str(out), "--llm", "openai", "--model", "qwen2.5",
+                 "--emotions", "annotations"]) == 0
+    run_dir = out / "Fixture" / "m2m"
+    captions = _provenance(run_dir, "captions")
+    assert captions["backend"] == "openai:qwen2.5" and captions["usage"]["calls"] == 3
+    assert captions["prompt_file"] == "prompts/page_captions.txt"
+    calls = len(fake_openai.requests)
+    # Reopening costs nothing: the files are reused; with the files gone, the cache answers.
+    assert main(["plan", str(book_root), "--out", str(out), "--llm", "openai", "--model", "qwen2.5",
+                 "--emotions", "annotations"]) == 0
+    for name in ("01-scenes.json", "03-directives.json", "04-captions.json"):
+        (run_dir / name).unlink()
+    assert main(["plan", str(book_root), "--out", str(out), "--llm", "openai", "--model", "qwen2.5",
+                 "--emotions", "annotations"]) == 0
+    assert len(fake_openai.requests) == calls
+    assert _provenance(run_dir, "captions")["usage"]["cached"] == 3
+
+
+def test_a_failing_stage_leaves_no_half_written_file(book, tmp_path, fake_openai, llm_settings):
+    from dataclasses import replace
+
+    def answers(body):
+        if body["response_format"]["json_schema"]["name"] == "page_captions":
+            return "not json"
+        return smart_answer(body)
+
+    fake_openai.responder = answers
+    run = RunFolder(tmp_path / "runs", book.id, "m2m")
+    director = load_director("openai", replace(llm_settings, cache_dir=None))
+    with pytest.raises(ValueError, match="page_captions: the model's answer failed validation twice"):
+        run_plan_stages(book, run, director, emotion_backend="annotations")
+    written = _files(run.path)
+    assert "04-captions.json" not in written and not any(name.endswith(".tmp") for name in written)
+    assert "03-directives.json" in written  # the finished stages stay; a rerun starts at captions
+    fake_openai.responder = smart_answer
+    result = run_plan_stages(book, run, director, emotion_backend="annotations")
+    assert result.computed == ("captions",)

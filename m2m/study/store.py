@@ -277,10 +277,18 @@ class RatingsStore:
         try:
             yield conn
         finally:
-            if self._closed:
-                conn.close()
+            # A connection left inside a transaction (a failed rollback) would block every writer;
+            # it is dropped instead of going back to the pool.
+            if self._closed or not _settled(conn):
+                self._discard(conn)
             else:
                 self._idle.put(conn)
+
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        with self._all_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        conn.close()
 
     def _open_connection(self) -> sqlite3.Connection:
         with self._all_lock:
@@ -451,6 +459,16 @@ class RatingsStore:
     def export_participants_jsonl(self, path: str | os.PathLike[str], study_id: str | None = None) -> Path:
         records = (_participant_record(p) for p in self.participants(study_id))
         return _write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def _settled(conn: sqlite3.Connection) -> bool:
+    """True when no transaction is open on ``conn`` (rolling back one that is, if possible)."""
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            return False
+    return not conn.in_transaction
 
 
 def _participant(row: tuple) -> Participant:

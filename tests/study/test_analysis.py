@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,18 @@ from .conftest import FLUENT, make_study
 
 PAPER_MEANS = {"m2m": 3.4, "baseline": 3.25, "random": 2.34}  # relevancy, within-scene study (Fig. 3)
 NULL_MEANS = {"m2m": 3.0, "baseline": 3.0, "random": 3.0}
+
+
+@pytest.fixture(autouse=True)
+def frozen_heap() -> Iterator[None]:
+    """statsmodels' multipletests calls gc.collect() on every call, which walks the whole heap of the
+    test session (seconds per test on a loaded machine). Freezing the objects that exist now keeps
+    those collections to what the test itself allocates; unfreezing afterwards hands them back."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def synthetic_ratings(seed: int, means: dict[str, float], participants: int = 22, stimuli: int = 6,

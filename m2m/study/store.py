@@ -297,11 +297,14 @@ class RatingsStore:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) so their extent is visible
             # here. check_same_thread is off because a pooled connection moves between threads, but
             # only one thread holds it at a time.
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout_ms / 1000)
-            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            # FULL syncs the WAL on every commit: an acknowledged rating survives power loss, not just a crash.
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
+            try:
+                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout_ms / 1000)
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+                # FULL syncs the WAL on every commit: an acknowledged rating survives power loss, not just a crash.
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot connect to {str(self._path)!r}: {e}") from e
             self._all.append(conn)
             return conn
 
@@ -322,7 +325,9 @@ class RatingsStore:
                 conn.execute("COMMIT")
             except BaseException as error:
                 try:
-                    conn.execute("ROLLBACK")
+                    # A failed COMMIT may already have ended the transaction (e.g. disk full).
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                 except sqlite3.Error as rollback_error:
                     raise StoreError(f"rollback failed on {str(self._path)!r}: {rollback_error}") from error
                 if isinstance(error, sqlite3.Error):

@@ -142,7 +142,9 @@ class ReaderApp:
 
     def open_book(self, book: Book, session: Session) -> tuple[Any, ...]:
         """A book was opened: show it at page 1 and let the timer start generating."""
-        new = replace(session, book=book)
+        # A client of the API never ran the page's load event: give its session the default settings.
+        settings = session.settings or self.service.Settings(runs_root=self.config.runs_root)
+        new = replace(session, book=book, settings=settings)
         view = self.view_of(new)
         return (new, 0, self.value_for(new, view, 0), status_html(self.progress_message(new, view)),
                 gr.Timer(active=True), *self.panels_for(new, view, 0))

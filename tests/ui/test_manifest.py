@@ -1,0 +1,68 @@
+"""The reader's data, priorities and panels, without a browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from m2m.book import BookError, LoadLimits, load_book
+from m2m.ui import books
+from m2m.ui.manifest import file_url, reader_value, render_order
+from m2m.ui.panels import panels
+from tests.ui import bookmaker, fake_pipeline
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    root = bookmaker.manga109_book(tmp_path_factory.mktemp("m109"), pages=7)
+    return load_book(root, "TestBook")
+
+
+def test_render_order_prefers_the_page_on_screen_and_the_next_two():
+    pages = list(range(10))
+    assert render_order(pages, 4, []) == [4, 5, 6, 3, 7, 8, 9, 0, 1, 2]
+    assert render_order(pages, 4, [4, 5]) == [6, 3, 7, 8, 9, 0, 1, 2]
+    assert render_order(pages, 0, []) == list(range(10))
+    assert render_order(pages, 9, [9]) == [8, 0, 1, 2, 3, 4, 5, 6, 7]
+    assert render_order(pages, 3, pages) == []
+
+
+def test_clip_urls_carry_the_version(tmp_path):
+    url = file_url(tmp_path / "a b.ogg", "abc123")
+    assert url.startswith("gradio_api/file=/") and url.endswith("a%20b.ogg?v=abc123")
+
+
+def test_reader_value_and_panels(book, tmp_path):
+    settings = fake_pipeline.Settings(runs_root=tmp_path)
+    view = fake_pipeline.plan_book(book, settings)
+    view = fake_pipeline.render_pages(book, settings, [0, 1])
+    value = reader_value(book, "TestBook/m2m", view.clips, crossfade_s=2.0, planned=True)
+    assert value["book"]["direction"] == "rtl" and len(value["book"]["pages"]) == 7
+    assert set(value["clips"]) == {"0", "1"} and value["status"] == {
+        "planned": True, "ready": 2, "total": 7, "message": ""}
+    p = panels(book, view, 1)
+    assert "おはよう" in p.scene or "待って" in p.scene
+    assert 'lang="ja"' in p.scene and 'lang="en"' in p.scene
+    assert "57% neutral" in p.emotions
+    assert p.caption_text.startswith("page 2") and "80 BPM" in p.caption
+    assert "fake-offline" in p.provenance and p.scene_index == 0
+
+
+def test_panels_before_the_plan_say_so(book):
+    p = panels(book, None, 0)
+    assert "not planned yet" in p.scene and "No emotion report" in p.emotions and p.caption_text == ""
+
+
+def test_upload_errors_hide_server_folders(tmp_path):
+    archive = bookmaker.simple_zip(tmp_path / "b.zip", transcript={"pages": [{"image": "gone.png"}]}, images={})
+    uploads = tmp_path / "uploads"
+    with pytest.raises(BookError) as e:
+        books.open_upload(archive, uploads, LoadLimits())
+    assert "b.zip" in str(e.value) and str(uploads) not in str(e.value)
+    assert not any(uploads.iterdir()), "a refused book leaves nothing behind"
+
+
+def test_example_needs_books_txt(tmp_path):
+    with pytest.raises(BookError, match="books.txt"):
+        books.open_example(Path(tmp_path), LoadLimits())

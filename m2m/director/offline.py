@@ -490,16 +490,18 @@ class OfflineDirector:
                  else "a bright, airy page" if stats["brightness"] > table["bright_above"] else "a mid-grey page")
         ink = ("heavy black ink" if stats["ink"] > table["heavy_ink_above"]
                else "light linework" if stats["ink"] < table["light_ink_below"] else "moderate inking")
-        tone = "dense screentone" if stats["screentone"] > table["screentone_above"] else "little screentone"
+        tone = ("dense screentone" if stats["screentone"] > table["screentone_dense_above"]
+                else "some screentone" if stats["screentone"] > table["screentone_some_above"] else "little screentone")
         panels = int(stats["panels"])
         layout = "a busy layout" if panels >= table["busy_panels"] else "an open layout"
         sentences = [f"Page {page.index} is {light} (brightness {stats['brightness']:.0%}) with {ink} "
-                     f"({stats['ink']:.0%} of the page), {tone} and {panels} panels, {layout}."]
+                     f"({stats['ink']:.0%} of the page), {tone} and {_count(panels, 'panel')}, {layout}."]
         if cue.lines:
             exclaimed = round(cue.exclamation * cue.lines)
             asked = round(cue.question * cue.lines)
             quoted = " ".join(f"「{' '.join(t.text.split())[:40]}」" for t in page.texts[:4])
-            sentences.append(f"It has {cue.lines} lines of dialogue, {exclaimed} exclaimed and {asked} questions: {quoted}.")
+            sentences.append(f"It has {_count(cue.lines, 'line')} of dialogue, {exclaimed} exclaimed and "
+                             f"{_count(asked, 'question')}: {quoted}.")
         else:
             sentences.append("It has no dialogue.")
         words = self._visual_words(stats, cue)
@@ -588,6 +590,10 @@ def _adjective(table: Mapping[str, Any], energy: float, style: str, *parts: obje
     return _pick(options or table["soft"], *parts, "adj")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _article(word: str) -> str:
     return "An" if word[:1].lower() in "aeiou" else "A"
 
@@ -608,8 +614,8 @@ def _scene_pages(book: Book, scene: Scene) -> list[Page]:
 
 def image_statistics(page: Page, max_side: int = 800) -> dict[str, float]:
     """Measured, not guessed: brightness (mean grey, 0-1), contrast (std of grey, 0-1), ink (share of
-    near-black pixels), screentone (share of mid-grey pixels in fine high-contrast texture: dot and line
-    tones) and panels (annotated frames, else gutters counted in the image)."""
+    near-black pixels), screentone (share of 8x8 blocks filled with fine dot or line texture) and panels
+    (annotated frames, else gutters counted in the image)."""
     try:
         with Image.open(page.image) as im:
             grey = im.convert("L")
@@ -617,13 +623,19 @@ def image_statistics(page: Page, max_side: int = 800) -> dict[str, float]:
             pixels = np.asarray(grey, dtype=np.float32) / 255.0
     except OSError as e:
         raise ValueError(f"image: can't read page {page.index} ({page.image}): {e}") from e
-    # Screentone: pixels that differ a lot from their 3x3 neighbourhood mean where that mean is mid-grey.
+    # Screentone: 8x8 blocks of mid-grey on average that are dense with pixels far from their 3x3
+    # neighbourhood mean (dots and hatching). Line art only makes such pixels along its strokes, so
+    # its blocks stay sparse.
     padded = np.pad(pixels, 1, mode="edge")
     blurred = sum(padded[dy:dy + pixels.shape[0], dx:dx + pixels.shape[1]] for dy in range(3) for dx in range(3)) / 9.0
-    texture = (np.abs(pixels - blurred) > 0.12) & (blurred > 0.25) & (blurred < 0.8)
+    busy = np.abs(pixels - blurred) > 0.12
+    rows, cols = (pixels.shape[0] // 8) * 8, (pixels.shape[1] // 8) * 8
+    block_busy = busy[:rows, :cols].reshape(rows // 8, 8, cols // 8, 8).mean(axis=(1, 3))
+    block_grey = pixels[:rows, :cols].reshape(rows // 8, 8, cols // 8, 8).mean(axis=(1, 3))
+    toned = (block_busy > 0.3) & (block_grey > 0.15) & (block_grey < 0.85)
     panels = len(page.frames) if page.frames else _count_panels(pixels)
     return {"brightness": float(pixels.mean()), "contrast": float(min(pixels.std() * 2.0, 1.0)),
-            "ink": float((pixels < 0.3).mean()), "screentone": float(texture.mean()), "panels": float(panels)}
+            "ink": float((pixels < 0.3).mean()), "screentone": float(toned.mean()) if toned.size else 0.0, "panels": float(panels)}
 
 
 def _count_panels(pixels: np.ndarray) -> int:

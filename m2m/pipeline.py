@@ -17,8 +17,10 @@ from m2m import baseline, directives, emotions, llm, scenes
 from m2m.book import Book
 from m2m.directives import CaptionSheet, DirectiveSheet
 from m2m.emotions import EmotionReport
+from m2m.music.base import Clip, RenderOptions
 from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
+from m2m.soundtrack import Soundtrack, SoundtrackSettings, build_soundtrack
 
 ProgressFn = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -74,6 +76,11 @@ def book_fingerprint(book: Book) -> str:
 
 def plan_book(book: Book, settings: Settings, progress: ProgressFn = no_progress) -> PlanResult:
     """Stages 1-4 for the settings' condition; returns what the run folder now holds."""
+    if settings.condition == "random":
+        # The random condition has no plan of its own: its cue sheet is the m2m plan's pages and
+        # scenes, and the library engine ignores the captions (the paper's lower bound).
+        m2m_plan = plan_book(book, replace(settings, condition="m2m"), progress)
+        return replace(m2m_plan, run=run_folder(book, settings))
     run = run_folder(book, settings)
     director, fallback = llm.director_for(settings.director, llm_settings(settings))
     fingerprint = book_fingerprint(book)
@@ -145,3 +152,30 @@ def read_stage(book: Book, settings: Settings, stage: str, cls: type[T]) -> Stag
 def stage_provenance(book: Book, settings: Settings, stage: str) -> Provenance | None:
     record = read_stage(book, settings, stage, dict)  # provenance only; the data stays untyped
     return record.provenance if record else None
+
+
+def soundtrack_settings(settings: Settings) -> SoundtrackSettings:
+    return SoundtrackSettings(engine=engine_for(settings), pace_seconds=settings.seconds_per_page,
+                              crossfade_seconds=min(settings.crossfade_s, settings.seconds_per_page),
+                              seed=settings.seed)
+
+
+def engine_for(settings: Settings) -> str:
+    """The music engine a condition uses: the random condition always draws from the clip library."""
+    return "library" if settings.condition == "random" else settings.engine
+
+
+def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progress, *,
+                order: Sequence[int] | None = None, force: Sequence[int] = (),
+                on_clip: Callable[[Clip], None] | None = None) -> Soundtrack:
+    """Stages 1-6: plan the book, then render every page's music (``order`` first) and the soundtrack."""
+    plan = plan_book(book, settings, progress)
+    render = RenderOptions(library_dir=library_dir(settings)) if settings.condition == "random" else None
+    return build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
+                            soundtrack_settings(settings), progress, render=render, order=order,
+                            force=force, on_clip=on_clip)
+
+
+def library_dir(settings: Settings) -> Path:
+    """The random condition's clip library, made once per engine and shared by every book."""
+    return settings.runs_root / ".library" / settings.engine

@@ -1,9 +1,9 @@
 """The ``dialogue`` backend (embedded default): a face's emotion from the Japanese dialogue, via ML-Ask.
 
 ML-Ask finds emotion words in a line and tags them with ten classes; ``mlask_mapping.json`` maps those
-onto KangaiSet's seven (the table and its reasons: ``m2m/data/emotions/README.md``). Faces get the
-emotion of their character's lines on the page, else of the page's dialogue, else of the scene's,
-else neutral.
+onto KangaiSet's seven, and ``dialogue_cues.json`` catches colloquial lines ML-Ask finds nothing in.
+A face takes the emotion of the lines in its panel, else on its page, else in its scene (the table,
+the cues and the order, with reasons: ``m2m/data/emotions/README.md``).
 """
 
 from __future__ import annotations
@@ -12,22 +12,23 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from m2m.book import Book, Page, Text
+from m2m.book import BBox, Book, Face, Page, Text
 from m2m.emotions import DATA_DIR, EMOTIONS, BackendResult, EmotionOptions, FaceEmotion
 from m2m.scenes import Scene, ScenePlan
 
 MAPPING_FILE = DATA_DIR / "mlask_mapping.json"
+CUES_FILE = DATA_DIR / "dialogue_cues.json"
 MLASK_CLASSES = ("yorokobi", "ikari", "aware", "kowagari", "haji", "suki", "iya", "takaburi", "yasuragi", "odoroki")
 
 
 @dataclass(frozen=True)
-class PunctuationCue:
+class Cue:
     pattern: re.Pattern[str]
     distribution: dict[str, float]
 
@@ -39,9 +40,32 @@ class MappingTable:
     names: dict[str, str]
     mapping: dict[str, dict[str, float]]
     no_emotion: dict[str, float]
-    cues: tuple[PunctuationCue, ...]
+    emotive_weight: float
     path: str
     sha256: str
+
+
+@dataclass(frozen=True)
+class CueTable:
+    cues: tuple[Cue, ...]
+    path: str
+    sha256: str
+
+
+NO_CUES = CueTable((), "", "")
+
+
+def _read_json(path: str) -> tuple[dict, str]:
+    try:
+        raw = Path(path).read_bytes()
+        data = json.loads(raw.decode("utf-8"))
+    except FileNotFoundError as e:
+        raise ValueError(f"{path}: file not found") from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data, hashlib.sha256(raw).hexdigest()[:16]
 
 
 def _distribution(raw: Any, where: str) -> dict[str, float]:
@@ -59,11 +83,7 @@ def _distribution(raw: Any, where: str) -> dict[str, float]:
 @lru_cache(maxsize=8)
 def load_mapping(path: str = str(MAPPING_FILE)) -> MappingTable:
     """Read and check a mapping table: all ten ML-Ask classes, weights over EMOTIONS summing to 1."""
-    raw_bytes = Path(path).read_bytes()
-    try:
-        data = json.loads(raw_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a valid JSON mapping table: {e}") from e
+    data, sha = _read_json(path)
     mapping_raw = data.get("mapping")
     if not isinstance(mapping_raw, dict):
         raise ValueError(f"{path}: mapping: expected an object of ML-Ask class -> weights")
@@ -76,17 +96,27 @@ def load_mapping(path: str = str(MAPPING_FILE)) -> MappingTable:
     bad = sorted(v for v in names.values() if v not in MLASK_CLASSES)
     if bad:
         raise ValueError(f"{path}: mlask_names: {bad} are not ML-Ask classes ({', '.join(MLASK_CLASSES)})")
-    cues = []
-    for i, cue in enumerate(data.get("punctuation_cues", [])):
-        try:
-            pattern = re.compile(cue["pattern"])
-        except (KeyError, re.error) as e:
-            raise ValueError(f"{path}: punctuation_cues[{i}].pattern: {e}") from e
-        cues.append(PunctuationCue(pattern, _distribution(cue.get("distribution"),
-                                                          f"{path}: punctuation_cues[{i}].distribution")))
+    weight = data.get("emotive_weight", 1.0)
+    if not isinstance(weight, int | float) or weight <= 0:
+        raise ValueError(f"{path}: emotive_weight: {weight!r} must be a positive number")
     return MappingTable(names=names, mapping=mapping,
                         no_emotion=_distribution(data.get("no_emotion", {"neutral": 1.0}), f"{path}: no_emotion"),
-                        cues=tuple(cues), path=str(path), sha256=hashlib.sha256(raw_bytes).hexdigest()[:16])
+                        emotive_weight=float(weight), path=str(path), sha256=sha)
+
+
+@lru_cache(maxsize=8)
+def load_cues(path: str = str(CUES_FILE)) -> CueTable:
+    """Read and compile a cue table (regular expression -> distribution over EMOTIONS)."""
+    data, sha = _read_json(path)
+    cues = []
+    for i, cue in enumerate(data.get("cues", [])):
+        where = f"{path}: cues[{i}]"
+        try:
+            pattern = re.compile(cue["pattern"])
+        except (KeyError, TypeError, re.error) as e:
+            raise ValueError(f"{where}.pattern: {e}") from e
+        cues.append(Cue(pattern, _distribution(cue.get("distribution"), f"{where}.distribution")))
+    return CueTable(tuple(cues), str(path), sha)
 
 
 @dataclass(frozen=True)
@@ -112,16 +142,28 @@ def _analyzer() -> _Analyzer:
 
 @dataclass(frozen=True)
 class LineEmotion:
-    """One line's distribution over EMOTIONS and the ML-Ask classes (with matched words) behind it."""
+    """One line's distribution over EMOTIONS and what it came from.
+
+    ``mlask``: ML-Ask classes found (full names) -> matched words; ``cues``: how many of m2m's cues
+    matched (only consulted when ML-Ask found nothing). ``emotive`` when either found something.
+    """
 
     distribution: dict[str, float]
     mlask: dict[str, tuple[str, ...]]
-    cue: bool = False
+    cues: int = 0
+
+    @property
+    def emotive(self) -> bool:
+        return bool(self.mlask) or self.cues > 0
+
+
+def _flat(text: str) -> str:
+    return "".join(text.split())  # speech bubbles break lines anywhere; MeCab wants one sentence
 
 
 def mlask_emotions(text: str) -> dict[str, tuple[str, ...]]:
     """ML-Ask's raw answer for a line: its class names (as pymlask spells them) -> matched words."""
-    flat = "".join(text.split())  # speech bubbles break lines anywhere; MeCab wants one sentence
+    flat = _flat(text)
     if not flat:
         return {}
     analyzer = _analyzer()
@@ -130,29 +172,31 @@ def mlask_emotions(text: str) -> dict[str, tuple[str, ...]]:
     return {str(k): tuple(v) for k, v in (result.get("emotion") or {}).items()}
 
 
-def line_emotion(text: str, table: MappingTable | None = None) -> LineEmotion:
+def line_emotion(text: str, table: MappingTable | None = None, cues: CueTable | None = None) -> LineEmotion:
+    """One line's emotion: ML-Ask through the mapping table, else the cues, else ``no_emotion`` (neutral)."""
     table = table or load_mapping()
-    found = mlask_emotions(text)
+    cues = load_cues() if cues is None else cues
     weights = dict.fromkeys(EMOTIONS, 0.0)
     named: dict[str, tuple[str, ...]] = {}
-    for raw_name, words in found.items():
+    for raw_name, words in mlask_emotions(text).items():
         name = table.names.get(raw_name)
         if name is None:
             continue  # a class a newer pymlask might add; the table doesn't know where it goes
         named[name] = words
         for emotion, w in table.mapping[name].items():
             weights[emotion] += w * max(1, len(words))
+    matched = 0
+    if not named:
+        flat = _flat(text)
+        for cue in cues.cues:
+            if cue.pattern.search(flat):
+                matched += 1
+                for emotion, w in cue.distribution.items():
+                    weights[emotion] += w
     total = sum(weights.values())
-    if total > 0:
-        return LineEmotion({e: w / total for e, w in weights.items()}, named)
-    for cue in table.cues:
-        if cue.pattern.search(text):
-            return LineEmotion(dict(cue.distribution), {}, cue=True)
-    return LineEmotion(dict(table.no_emotion), {})
-
-
-def _mean(distributions: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    return {e: sum(d[e] for d in distributions) / len(distributions) for e in EMOTIONS}
+    if total <= 0:
+        return LineEmotion(dict(table.no_emotion), {})
+    return LineEmotion({e: w / total for e, w in weights.items()}, named, matched)
 
 
 def _lines(n: int) -> str:
@@ -160,40 +204,73 @@ def _lines(n: int) -> str:
 
 
 class DialogueBackend:
-    """Faces take the emotion of the dialogue around them (see the module docstring for the order)."""
+    """Faces take the emotion of the dialogue around them (see the module docstring for the order).
+
+    ``cues``: a cue file, or "" to use ML-Ask alone; ``panels=False`` ignores frames (page level only);
+    ``emotive_weight`` overrides the mapping table's.
+    """
 
     name = "dialogue"
 
-    def __init__(self, mapping: str | None = None) -> None:
+    def __init__(self, mapping: str | None = None, cues: str | None = None, panels: bool = True,
+                 emotive_weight: float | None = None) -> None:
         self._table = load_mapping(str(mapping) if mapping else str(MAPPING_FILE))
+        self._cues = NO_CUES if cues == "" else load_cues(str(cues) if cues else str(CUES_FILE))
+        self._panels = panels
+        if emotive_weight is not None and emotive_weight <= 0:
+            raise ValueError(f"emotive_weight: {emotive_weight!r} must be positive")
+        self._weight = self._table.emotive_weight if emotive_weight is None else float(emotive_weight)
 
     def settings(self) -> dict[str, Any]:
-        return {"mapping_file": self._table.path, "mapping_sha256": self._table.sha256, "analyzer": "ML-Ask (pymlask) + MeCab ipadic"}
+        return {"analyzer": "ML-Ask (pymlask) + MeCab ipadic", "mapping_file": self._table.path,
+                "mapping_sha256": self._table.sha256, "cues_file": self._cues.path or None,
+                "cues_sha256": self._cues.sha256 or None, "panels": self._panels, "emotive_weight": self._weight}
 
     def predict(self, book: Book, scenes: ScenePlan, options: EmotionOptions) -> BackendResult:
         texts = {t.id: t for t in book.dialogue()}
         cache: dict[str, LineEmotion] = {}
 
-        def emotion_of(text: Text) -> dict[str, float]:
+        def emotion_of(text: Text) -> LineEmotion:
             if text.id not in cache:
-                cache[text.id] = line_emotion(text.text, self._table)
-            return cache[text.id].distribution
+                cache[text.id] = line_emotion(text.text, self._table, self._cues)
+            return cache[text.id]
 
         faces: list[FaceEmotion] = []
-        warnings: list[str] = []
         for page in book.pages:
             if not page.faces:
                 continue
             scene = _scene_of(scenes, page.index)
             scene_lines = _scene_texts(scene, texts, book) if scene is not None else []
             for face in page.faces:
-                probabilities, evidence = _face_distribution(face.character, page, scene_lines, emotion_of)
+                probabilities, evidence = self._face_distribution(face, page, scene_lines, emotion_of)
                 faces.append(FaceEmotion(page=page.index, face_id=face.id, character=face.character,
                                          probabilities=probabilities, backend=self.name, evidence=evidence))
-        empty = [t.id for t in texts.values() if not t.text.strip()]
-        if empty:
-            warnings.append(f"{len(empty)} empty text boxes counted as neutral")
-        return BackendResult(tuple(faces), tuple(warnings))
+        return BackendResult(tuple(faces))
+
+    def _face_distribution(self, face: Face, page: Page, scene_lines: Sequence[Text],
+                           emotion_of: Callable[[Text], LineEmotion]) -> tuple[dict[str, float], str]:
+        said = [t for t in page.texts if t.text.strip()]
+        own = [t for t in said if t.speaker is not None and t.speaker == face.character]
+        steps: list[tuple[list[Text], str]] = []
+        panel = _panel_of(face.bbox, page) if self._panels else None
+        if panel is not None:
+            in_panel = [t for t in said if t.bbox is not None and _panel_of(t.bbox, page) == panel]
+            steps += [([t for t in in_panel if t in own], "by this character in the panel"),
+                      (in_panel, "in the panel")]
+        steps += [(own, "by this character on the page"), (said, "on the page"),
+                  ([t for t in scene_lines if t.text.strip()], "in the scene")]
+        for lines, where in steps:
+            if lines:
+                found = [emotion_of(t) for t in lines]
+                emotive = sum(le.emotive for le in found)
+                return self._weighted_mean(found), f"{_lines(len(lines))} {where} ({emotive} emotive)"
+        return {e: (1.0 if e == "neutral" else 0.0) for e in EMOTIONS}, "no dialogue in the scene: neutral"
+
+    def _weighted_mean(self, found: Sequence[LineEmotion]) -> dict[str, float]:
+        weights = [self._weight if le.emotive else 1.0 for le in found]
+        total = sum(weights)
+        return {e: sum(w * le.distribution[e] for w, le in zip(weights, found, strict=True)) / total
+                for e in EMOTIONS}
 
 
 def _scene_of(scenes: ScenePlan, page: int) -> Scene | None:
@@ -211,13 +288,10 @@ def _scene_texts(scene: Scene, texts: Mapping[str, Text], book: Book) -> list[Te
     return [t for p in book.pages if p.index in pages for t in p.texts]
 
 
-def _face_distribution(character: str, page: Page, scene_lines: Sequence[Text],
-                       emotion_of) -> tuple[dict[str, float], str]:
-    own = [t for t in page.texts if t.speaker is not None and t.speaker == character]
-    if own:
-        return _mean([emotion_of(t) for t in own]), f"{_lines(len(own))} by this character on the page"
-    if page.texts:
-        return _mean([emotion_of(t) for t in page.texts]), f"the page's dialogue ({_lines(len(page.texts))})"
-    if scene_lines:
-        return _mean([emotion_of(t) for t in scene_lines]), f"the scene's dialogue ({_lines(len(scene_lines))})"
-    return {e: (1.0 if e == "neutral" else 0.0) for e in EMOTIONS}, "no dialogue in the scene: neutral"
+def _panel_of(box: BBox, page: Page) -> str | None:
+    """The frame holding the box's centre (the smallest, when frames nest), or None."""
+    cx, cy = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
+    holding = [f for f in page.frames if f.bbox[0] <= cx <= f.bbox[2] and f.bbox[1] <= cy <= f.bbox[3]]
+    if not holding:
+        return None
+    return min(holding, key=lambda f: (f.bbox[2] - f.bbox[0]) * (f.bbox[3] - f.bbox[1])).id

@@ -163,10 +163,10 @@ def evaluate_labels(y_true: Sequence[str], y_pred: Sequence[str], skipped: int =
 def format_report(report: EvalReport, title: str) -> str:
     """A plain-text report: F1 beside the paper's Table I, a per-class table and the confusion matrix."""
     lines = [f"{title}: {report.n} faces" + (f" ({report.skipped} skipped)" if report.skipped else ""), "",
-             f"{'':38s} {'micro':>7s} {'macro':>7s} {'weighted':>9s}",
-             f"{'this run':38s} {100 * report.micro:6.1f}% {100 * report.macro:6.1f}% {100 * report.weighted:8.1f}%"]
+             f"{'':44s} {'micro':>7s} {'macro':>7s} {'weighted':>9s}",
+             f"{'this run':44s} {100 * report.micro:6.1f}% {100 * report.macro:6.1f}% {100 * report.weighted:8.1f}%"]
     for name, (mi, ma, we) in PAPER_TABLE_I.items():
-        lines.append(f"{'paper: ' + name:38s} {mi:6.1f}% {ma:6.1f}% {we:8.1f}%")
+        lines.append(f"{'paper: ' + name:44s} {mi:6.1f}% {ma:6.1f}% {we:8.1f}%")
     lines += ["", f"{'class':10s} {'precision':>9s} {'recall':>7s} {'f1':>6s} {'support':>8s}"]
     for e, s in report.per_class.items():
         lines.append(f"{e:10s} {s.precision:9.3f} {s.recall:7.3f} {s.f1:6.3f} {s.support:8d}")

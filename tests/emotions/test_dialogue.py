@@ -6,8 +6,16 @@ import json
 
 import pytest
 
-from m2m.emotion_backends.dialogue import MLASK_CLASSES, line_emotion, load_mapping, mlask_emotions
-from m2m.emotions import EMOTIONS, recognise_emotions
+from m2m.book import Frame
+from m2m.emotion_backends.dialogue import (
+    MLASK_CLASSES,
+    NO_CUES,
+    line_emotion,
+    load_cues,
+    load_mapping,
+    mlask_emotions,
+)
+from m2m.emotions import EMOTIONS, EmotionOptions, recognise_emotions
 from m2m.scenes import Scene, ScenePlan
 
 from .conftest import make_book
@@ -53,16 +61,38 @@ def test_table_rows_sum_to_one_over_the_seven_classes():
     assert table.names["kowa"] == "kowagari" and table.names["yasu"] == "yasuragi"
 
 
-def test_no_emotion_is_neutral_and_startled_lines_lean_to_surprise():
+def test_no_emotion_is_neutral():
     assert line_emotion("").distribution["neutral"] == 1.0
-    assert line_emotion("はい").distribution["neutral"] == 1.0
-    startled = line_emotion("えっ!?")
-    assert startled.cue and startled.distribution["surprise"] == 0.5
+    plain = line_emotion("はい")
+    assert plain.distribution["neutral"] == 1.0 and not plain.emotive
     assert line_emotion("うれ\nしい").distribution["happiness"] == 1.0  # bubble line breaks are joined
 
 
+@pytest.mark.parametrize("line, expected", [
+    ("やったあ！", "happiness"),
+    ("バカモン！！", "anger"),
+    ("危ない！！", "fear"),
+    ("ごめんなさい", "sadness"),
+    ("えっ、まさか", "surprise"),
+    ("げっ、気持ち悪", "disgust"),
+])
+def test_cues_catch_what_mlask_misses(line, expected):
+    assert not mlask_emotions(line)
+    assert top(line) == expected
+    assert line_emotion(line, cues=NO_CUES).distribution["neutral"] == 1.0  # ML-Ask alone: neutral
+
+
+def test_mlask_wins_over_cues():
+    # "うれしい" is ML-Ask's; the "!?" cue must not dilute it
+    le = line_emotion("うれしい!?")
+    assert le.distribution["happiness"] == 1.0 and le.cues == 0
+    startled = line_emotion("そうなの!?")
+    assert startled.cues == 1 and startled.distribution["surprise"] == 0.5
+
+
 def test_broken_mapping_table_is_refused(tmp_path):
-    data = json.loads(load_mapping().path and open(load_mapping().path, encoding="utf-8").read())
+    with open(load_mapping().path, encoding="utf-8") as f:
+        data = json.load(f)
     data["mapping"]["haji"] = {"fear": 0.7}
     bad = tmp_path / "m.json"
     bad.write_text(json.dumps(data), encoding="utf-8")
@@ -88,13 +118,43 @@ def test_faces_get_their_speakers_lines_else_the_page_else_the_scene(tmp_path):
     plan = ScenePlan((Scene(0, (0, 1), ("t1", "t2", "t3")), Scene(1, (2,))))
     staged = recognise_emotions(book, plan, "dialogue")
     faces = {f.face_id: f for f in staged.data.faces}
-    assert faces["a0"].label == "happiness" and "by this character" in faces["a0"].evidence
+    assert faces["a0"].label == "happiness" and "by this character on the page" in faces["a0"].evidence
     assert faces["m0"].label == "fear"
-    # ken says nothing: the page's three lines, one each of happiness, fear, neutral
-    assert faces["k0"].probabilities["happiness"] == pytest.approx(1 / 3)
-    assert "page's dialogue" in faces["k0"].evidence
-    assert faces["a1"].probabilities["fear"] == pytest.approx(1 / 3) and "scene's dialogue" in faces["a1"].evidence
+    # ken says nothing: the page's three lines (happiness, fear, neutral); emotive lines weigh 3
+    assert faces["k0"].probabilities["happiness"] == pytest.approx(3 / 7)
+    assert faces["k0"].evidence == "3 lines on the page (2 emotive)"
+    assert faces["a1"].probabilities["fear"] == pytest.approx(3 / 7) and "in the scene" in faces["a1"].evidence
     assert faces["a2"].label == "neutral" and "no dialogue" in faces["a2"].evidence
     assert staged.provenance.backend == "dialogue" and staged.provenance.stage == "emotions"
     assert staged.provenance.settings["mapping_sha256"]
     assert staged.data.scenes[0].faces == 4
+
+
+def test_faces_take_the_lines_of_their_panel(tmp_path):
+    book = make_book(tmp_path, [{
+        "faces": [("left", (10, 10, 30, 30), "aki"), ("right", (110, 10, 130, 30), "aki"), ("out", (190, 90, 199, 99), "aki")],
+        "texts": [("t1", "本当にうれしい！", "mina"), ("t2", "怖い…", "mina")]}])
+    page = book.pages[0]
+    from dataclasses import replace
+
+    texts = (replace(page.texts[0], bbox=(40, 10, 60, 40)), replace(page.texts[1], bbox=(140, 10, 160, 40)))
+    frames = (Frame("fl", 0, (0, 0, 99, 80)), Frame("fr", 0, (100, 0, 199, 80)))
+    book = replace(book, pages=(replace(page, texts=texts, frames=frames),))
+    faces = {f.face_id: f for f in recognise_emotions(book, ScenePlan((Scene(0, (0,)),)), "dialogue").data.faces}
+    assert faces["left"].label == "happiness" and "in the panel" in faces["left"].evidence
+    assert faces["right"].label == "fear"
+    assert "on the page" in faces["out"].evidence  # outside every frame: the page's lines
+    flat = {f.face_id: f for f in recognise_emotions(book, ScenePlan((Scene(0, (0,)),)), "dialogue",
+            EmotionOptions(backend_options={"panels": False})).data.faces}
+    assert flat["left"].probabilities["happiness"] == pytest.approx(0.5)
+
+
+def test_cue_file_is_checked(tmp_path):
+    assert load_cues().cues
+    bad = tmp_path / "c.json"
+    bad.write_text(json.dumps({"cues": [{"pattern": "(", "distribution": {"anger": 1.0}}]}))
+    with pytest.raises(ValueError, match=r"cues\[0\]\.pattern"):
+        load_cues(str(bad))
+    bad.write_text(json.dumps({"cues": [{"pattern": "x", "distribution": {"rage": 1.0}}]}))
+    with pytest.raises(ValueError, match="not classes"):
+        load_cues(str(bad))

@@ -284,6 +284,8 @@ class LLMClient:
                   meter: Meter) -> str:
         openai = self._openai
         attempts = self.settings.max_retries + 1
+        failure = LLMError(f"{step}: no request was made")
+        cause: Exception | None = None
         for attempt in range(1, attempts + 1):
             meter.calls += 1
             try:

@@ -170,3 +170,26 @@ def test_score_boundaries_with_tolerance():
     assert score_boundaries([5], []).f1 == 0.0
     # One prediction can't claim two true boundaries.
     assert score_boundaries([5], [4, 6]).recall == 0.5
+
+
+def test_a_book_without_dialogue_or_speakers_still_gets_music(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "silent"
+    root.mkdir()
+    pages = []
+    for n in range(5):
+        Image.new("RGB", (200, 300), (255 - 40 * n,) * 3).save(root / f"{n}.png")
+        lines = [{"text": "……"}] if n == 2 else []
+        pages.append({"image": f"{n}.png", "lines": lines})
+    (root / "transcript.json").write_text(json.dumps({"title": "Silent", "pages": pages}), encoding="utf-8")
+    book = load_book(root)
+    director = load_director("offline")
+    plan = detect_scenes(book, director).data
+    assert [p for s in plan.scenes for p in s.pages] == [0, 1, 2, 3, 4]
+    sheet = write_directives(book, plan, None, director).data
+    captions = write_captions(book, plan, None, sheet, director).data
+    assert [c.page for c in captions.cues] == [0, 1, 2, 3, 4]
+    assert "wordless" in sheet.directives[0].text or "single voice" in sheet.directives[0].text
+    baseline = caption_pages(book, describe_pages(book, director).data, director).data
+    assert len(baseline.cues) == 5

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from m2m.baseline import caption_pages, describe_pages
 from m2m.book import load_book
-from m2m.director import DIRECTORS, load_director
 from m2m.directives import write_captions, write_directives
+from m2m.director import DIRECTORS, load_director
 from m2m.llm import LLMSettings
 from m2m.scenes import boundaries, detect_scenes, ground_truth_path, load_ground_truth, score_boundaries
 

@@ -208,7 +208,8 @@ class ReaderApp:
                 if not todo:
                     return (self.value_for(session, view, page), status_html(self.progress_message(session, view)),
                             gr.Timer(active=False), *(gr.skip() for _ in range(7)))
-                self.service.render_pages(book, settings, todo[:1], _quiet)
+                # Two pages a step: the machine has two cores, and an engine may render them together.
+                self.service.render_pages(book, settings, todo[:2], _quiet)
                 view = self.view_of(session)
         except Exception as e:  # the UI boundary: say what failed, keep serving, stop this loop
             log.exception("generation failed for %s", book.id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol
 
 from m2m.book import Book
@@ -50,8 +49,16 @@ class Service(Protocol):
     def edit_directive(self, book: Book, settings: Any, scene: int, text: str) -> Any: ...
 
 
-def default_service() -> ModuleType:
-    """The real pipeline (imported here, not at module import, so the UI package stays light)."""
+def default_service() -> Any:
+    """The real pipeline (imported here, not at module import, so the UI package stays light).
+
+    The module itself when it offers the reader's functions; otherwise an adapter over its
+    plan_book/render_book.
+    """
     from m2m import pipeline
 
-    return pipeline
+    if all(hasattr(pipeline, name) for name in ("render_pages", "open_run", "edit_caption", "edit_directive")):
+        return pipeline
+    from m2m.ui.adapter import PipelineAdapter
+
+    return PipelineAdapter(pipeline)

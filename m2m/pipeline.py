@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from m2m import baseline, directives, emotions, llm, scenes
 from m2m.book import Book
 from m2m.directives import CaptionSheet, DirectiveSheet
+from m2m.director import Director
 from m2m.emotions import EmotionReport
 from m2m.music.base import Clip, RenderOptions
 from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
@@ -38,7 +39,7 @@ class Settings:
     model: str = "gpt-4o"
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
-    emotion_backend: str = "dialogue"
+    emotion_backend: str | None = None  # None: the book's labels when it has them, else dialogue
     engine: str = "composer"
     condition: Condition = "m2m"
     runs_root: Path = Path("runs")
@@ -55,13 +56,15 @@ class Settings:
 
 @dataclass(frozen=True)
 class PlanResult:
-    """Stages 1-4 as they stand on disk after ``plan_book``."""
+    """Stages 1-4 as they stand on disk (None for stages the condition skips)."""
 
     run: RunFolder
-    scenes: ScenePlan
+    scenes: ScenePlan | None
     emotions: EmotionReport | None
     directives: DirectiveSheet | None
+    descriptions: baseline.PageDescriptions | None
     captions: CaptionSheet
+    computed: tuple[str, ...] = ()  # the stages that ran (the rest were reused from disk)
 
 
 def run_folder(book: Book, settings: Settings) -> RunFolder:
@@ -69,74 +72,80 @@ def run_folder(book: Book, settings: Settings) -> RunFolder:
 
 
 def book_fingerprint(book: Book) -> str:
-    """What the plan stages read from a book: its dialogue, speakers and faces (not where the images sit)."""
-    return hash_inputs(book.id, [(t.id, t.page, t.text, t.speaker) for t in book.dialogue()],
+    """What the plan stages read from a book: dialogue, speakers, glosses and faces (not where images sit)."""
+    return hash_inputs(book.id, [(t.id, t.page, t.text, t.speaker, t.gloss) for t in book.dialogue()],
                        [(f.id, f.page, f.bbox, f.character) for p in book.pages for f in p.faces])
 
 
 def plan_book(book: Book, settings: Settings, progress: ProgressFn = no_progress) -> PlanResult:
-    """Stages 1-4 for the settings' condition; returns what the run folder now holds."""
+    """Stages 1-4 for the settings' condition; returns what the run folder now holds.
+
+    An OpenAI director without a key falls back to the offline one, and every file it writes says so.
+    """
     if settings.condition == "random":
         # The random condition has no plan of its own: its cue sheet is the m2m plan's pages and
         # scenes, and the library engine ignores the captions (the paper's lower bound).
         m2m_plan = plan_book(book, replace(settings, condition="m2m"), progress)
         return replace(m2m_plan, run=run_folder(book, settings))
-    run = run_folder(book, settings)
     director, fallback = llm.director_for(settings.director, llm_settings(settings))
+    return plan_stages(book, run_folder(book, settings), director, fallback=fallback,
+                       emotion_backend=settings.emotion_backend, progress=progress)
+
+
+def plan_stages(book: Book, run: RunFolder, director: Director, *, fallback: str | None = None,
+                emotion_backend: str | None = None, progress: ProgressFn = no_progress) -> PlanResult:
+    """Stages 1-4 (or the baseline's two) through the run folder: reuse, keep edits, redo what follows.
+
+    Each stage's input hash covers the book, the upstream stages' data and the director's fingerprint
+    (backend, settings, prompt hash), so an edited upstream file changes every hash after it.
+    """
+    computed: list[str] = []
     fingerprint = book_fingerprint(book)
-    if settings.condition == "baseline":
-        return _plan_baseline(book, run, director, fallback, fingerprint, progress)
+
+    def stage(name: str, cls: type[T], inputs: Sequence[Any], compute: Callable[[], Staged[T]],
+              stage_fallback: str | None = fallback) -> T:
+        input_hash = hash_inputs(*inputs)
+        record = run.reusable(name, cls, input_hash)
+        if record is not None:
+            return record.data
+        staged = compute()  # a failure raises before anything is written: no half-written run
+        provenance = replace(staged.provenance, input_hash=input_hash,
+                             fallback=staged.provenance.fallback or stage_fallback)
+        run.write(name, staged.data, provenance)
+        computed.append(name)
+        return staged.data
+
+    if run.condition == "baseline":
+        # The paper's baseline: page image + dialogue -> description -> caption, page by page.
+        progress("1/2 page descriptions", 0, 2)
+        descriptions = stage("descriptions", baseline.PageDescriptions,
+                             (fingerprint, [Path(p.image).name for p in book.pages],
+                              director.fingerprint("descriptions")),
+                             lambda: baseline.describe_pages(book, director))
+        progress("2/2 captions", 1, 2)
+        captions = stage("captions", CaptionSheet,
+                         (fingerprint, descriptions, director.fingerprint("baseline_caption")),
+                         lambda: baseline.caption_pages(book, descriptions, director))
+        progress("plan ready", 2, 2)
+        return PlanResult(run, None, None, None, descriptions, captions, tuple(computed))
 
     progress("1/4 scenes", 0, 4)
-    scene_plan = _stage(run, "scenes", ScenePlan, (fingerprint, director.fingerprint("scenes")),
-                        lambda: scenes.detect_scenes(book, director), fallback)
+    scene_plan = stage("scenes", ScenePlan, (fingerprint, director.fingerprint("scenes")),
+                       lambda: scenes.detect_scenes(book, director))
     progress("2/4 emotions", 1, 4)
-    emotion_report = _stage(run, "emotions", EmotionReport,
-                            (fingerprint, scene_plan, settings.emotion_backend),
-                            lambda: emotions.recognise_emotions(book, scene_plan, settings.emotion_backend))
+    backend = emotion_backend or emotions.choose_emotion_backend(book)
+    report = stage("emotions", EmotionReport, (fingerprint, scene_plan, backend),
+                   lambda: emotions.recognise_emotions(book, scene_plan, backend), stage_fallback=None)
     progress("3/4 directives", 2, 4)
-    directive_sheet = _stage(run, "directives", DirectiveSheet,
-                             (fingerprint, scene_plan, emotion_report, director.fingerprint("directives")),
-                             lambda: directives.write_directives(book, scene_plan, emotion_report, director),
-                             fallback)
+    sheet = stage("directives", DirectiveSheet,
+                  (fingerprint, scene_plan, report, director.fingerprint("directives")),
+                  lambda: directives.write_directives(book, scene_plan, report, director))
     progress("4/4 captions", 3, 4)
-    captions = _stage(run, "captions", CaptionSheet,
-                      (fingerprint, scene_plan, emotion_report, directive_sheet, director.fingerprint("captions")),
-                      lambda: directives.write_captions(book, scene_plan, emotion_report, directive_sheet, director),
-                      fallback)
+    captions = stage("captions", CaptionSheet,
+                     (fingerprint, scene_plan, report, sheet, director.fingerprint("captions")),
+                     lambda: directives.write_captions(book, scene_plan, report, sheet, director))
     progress("plan ready", 4, 4)
-    return PlanResult(run, scene_plan, emotion_report, directive_sheet, captions)
-
-
-def _plan_baseline(book: Book, run: RunFolder, director: llm.Director, fallback: str | None,
-                   fingerprint: str, progress: ProgressFn) -> PlanResult:
-    """The paper's baseline: page image + dialogue -> description -> caption, page by page."""
-    progress("1/2 page descriptions", 0, 2)
-    descriptions = _stage(run, "descriptions", baseline.PageDescriptions,
-                          (fingerprint, [p.image for p in book.pages], director.fingerprint("baseline_describe")),
-                          lambda: baseline.describe_pages(book, director), fallback)
-    progress("2/2 captions", 1, 2)
-    captions = _stage(run, "captions", CaptionSheet, (fingerprint, descriptions, director.fingerprint("baseline_caption")),
-                      lambda: baseline.caption_pages(book, descriptions, director), fallback)
-    progress("plan ready", 2, 2)
-    # The baseline has no scenes: every page stands alone.
-    page_scenes = ScenePlan(tuple(scenes.Scene(i, (p.index,), tuple(t.id for t in p.texts))
-                                  for i, p in enumerate(book.pages)))
-    return PlanResult(run, page_scenes, None, None, captions)
-
-
-def _stage(run: RunFolder, stage: str, cls: type[T], inputs: Sequence[Any],
-           compute: Callable[[], Staged[T]], fallback: str | None = None) -> T:
-    """Reuse the stage's file when it can stand, else compute it and write it with its provenance."""
-    input_hash = hash_inputs(*inputs)
-    record = run.reusable(stage, cls, input_hash)
-    if record is not None:
-        return record.data
-    staged = compute()
-    provenance = replace(staged.provenance, input_hash=input_hash,
-                         fallback=staged.provenance.fallback or fallback)
-    run.write(stage, staged.data, provenance)
-    return staged.data
+    return PlanResult(run, scene_plan, report, sheet, None, captions, tuple(computed))
 
 
 def llm_settings(settings: Settings) -> llm.LLMSettings:

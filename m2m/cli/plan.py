@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from m2m import emotions as emotions_module
-from m2m.baseline import PageDescriptions, caption_pages, describe_pages
 from m2m.book import Book, load_book
-from m2m.directives import CaptionSheet, DirectiveSheet, write_captions, write_directives
 from m2m.director import DIRECTORS, Director, fallback_reason, load_director
-from m2m.emotions import EmotionReport
 from m2m.llm import LLMSettings
-from m2m.runs import RunFolder, Staged, hash_inputs
+from m2m.pipeline import PlanResult, plan_stages
+from m2m.runs import RunFolder
 from m2m.scenes import (
     Scene,
-    ScenePlan,
     boundaries,
     detect_scenes,
     ground_truth_path,
@@ -86,99 +81,19 @@ def _director(args: argparse.Namespace, cache_dir: Path | None) -> tuple[Directo
 # m2m plan
 
 
-@dataclass(frozen=True)
-class PlanStages:
-    """What the run folder holds after :func:`run_plan_stages` (None for stages the condition skips)."""
-
-    run: RunFolder
-    scenes: ScenePlan | None
-    emotions: EmotionReport | None
-    directives: DirectiveSheet | None
-    descriptions: PageDescriptions | None
-    captions: CaptionSheet
-    computed: tuple[str, ...]  # the stages that ran (the rest were reused from disk)
-
-
-def book_fingerprint(book: Book) -> str:
-    """What the plan stages read from a book: dialogue, speakers, glosses and faces."""
-    return hash_inputs(book.id, [(t.id, t.page, t.text, t.speaker, t.gloss) for t in book.dialogue()],
-                       [(f.id, f.page, f.bbox, f.character) for p in book.pages for f in p.faces])
-
-
-def run_plan_stages(book: Book, run: RunFolder, director: Director, *, fallback: str | None = None,
-                    emotion_backend: str | None = None, progress: Progress | None = None) -> PlanStages:
-    """Stages 1-4 (or the baseline's two) through the run folder: reuse, keep edits, redo what follows.
-
-    Each stage's input hash covers the book, the upstream stages' data and the director's fingerprint
-    (backend, settings, prompt hash), so an edited upstream file changes every hash after it.
-    """
-    say = progress or (lambda message, done, total: None)
-    computed: list[str] = []
-    fingerprint = book_fingerprint(book)
-
-    def stage(name: str, cls: type[T], inputs: Sequence[Any], compute: Callable[[], Staged[T]],
-              stage_fallback: str | None = fallback) -> T:
-        input_hash = hash_inputs(*inputs)
-        record = run.reusable(name, cls, input_hash)
-        if record is not None:
-            return record.data
-        staged = compute()  # a failure here raises before anything is written: no half-written run
-        provenance = replace(staged.provenance, input_hash=input_hash,
-                             fallback=staged.provenance.fallback or stage_fallback)
-        run.write(name, staged.data, provenance)
-        computed.append(name)
-        return staged.data
-
-    if run.condition == "baseline":
-        say("1/2 page descriptions", 0, 2)
-        descriptions = stage("descriptions", PageDescriptions,
-                             (fingerprint, [Path(p.image).name for p in book.pages], director.fingerprint("descriptions")),
-                             lambda: describe_pages(book, director))
-        say("2/2 captions", 1, 2)
-        captions = stage("captions", CaptionSheet, (fingerprint, descriptions, director.fingerprint("baseline_caption")),
-                         lambda: caption_pages(book, descriptions, director))
-        say("plan ready", 2, 2)
-        return PlanStages(run, None, None, None, descriptions, captions, tuple(computed))
-
-    say("1/4 scenes", 0, 4)
-    scenes = stage("scenes", ScenePlan, (fingerprint, director.fingerprint("scenes")),
-                   lambda: detect_scenes(book, director))
-    report: EmotionReport | None = None
-    recognise = getattr(emotions_module, "recognise_emotions", None)
-    if recognise is not None:
-        say("2/4 emotions", 1, 4)
-        backend = emotion_backend or _default_emotion_backend(book)
-        report = stage("emotions", EmotionReport, (fingerprint, scenes, backend),
-                       lambda: recognise(book, scenes, backend), stage_fallback=None)
-    say("3/4 directives", 2, 4)
-    sheet = stage("directives", DirectiveSheet, (fingerprint, scenes, report, director.fingerprint("directives")),
-                  lambda: write_directives(book, scenes, report, director))
-    say("4/4 captions", 3, 4)
-    captions = stage("captions", CaptionSheet,
-                     (fingerprint, scenes, report, sheet, director.fingerprint("captions")),
-                     lambda: write_captions(book, scenes, report, sheet, director))
-    say("plan ready", 4, 4)
-    return PlanStages(run, scenes, report, sheet, None, captions, tuple(computed))
-
-
-def _default_emotion_backend(book: Book) -> str:
-    choose = getattr(emotions_module, "choose_emotion_backend", None)
-    return choose(book) if choose is not None else "dialogue"
-
-
 def run_plan(args: argparse.Namespace) -> int:
     book = load_book(args.path, args.book)
     director, fallback = _director(args, args.out / ".llm-cache")
     if fallback:
         print(f"note: {fallback}")
     run = RunFolder(args.out, book.id, args.condition)
-    result = run_plan_stages(book, run, director, fallback=fallback, emotion_backend=args.emotions,
+    result = plan_stages(book, run, director, fallback=fallback, emotion_backend=args.emotions,
                              progress=lambda message, done, total: print(f"[{done}/{total}] {message}"))
     print(describe_plan(book, result, director))
     return 0
 
 
-def describe_plan(book: Book, result: PlanStages, director: Director) -> str:
+def describe_plan(book: Book, result: PlanResult, director: Director) -> str:
     lines = [f"{book.title}: {result.run.condition} plan by the {director.backend} director in {result.run.path}",
              f"computed: {', '.join(result.computed) or 'nothing (every file reused)'}"]
     scenes: Sequence[Scene] = result.scenes.scenes if result.scenes else ()

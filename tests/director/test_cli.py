@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from m2m.cli import main
-from m2m.cli.plan import run_plan_stages
 from m2m.director import load_director
+from m2m.pipeline import plan_stages
 from m2m.runs import STAGE_FILES, RunFolder
 
 from .conftest import smart_answer
@@ -114,10 +114,10 @@ def test_a_failing_stage_leaves_no_half_written_file(book, tmp_path, fake_openai
     run = RunFolder(tmp_path / "runs", book.id, "m2m")
     director = load_director("openai", replace(llm_settings, cache_dir=None))
     with pytest.raises(ValueError, match="page_captions: the model's answer failed validation twice"):
-        run_plan_stages(book, run, director, emotion_backend="annotations")
+        plan_stages(book, run, director, emotion_backend="annotations")
     written = _files(run.path)
     assert "04-captions.json" not in written and not any(name.endswith(".tmp") for name in written)
     assert "03-directives.json" in written  # the finished stages stay; a rerun starts at captions
     fake_openai.responder = smart_answer
-    result = run_plan_stages(book, run, director, emotion_backend="annotations")
+    result = plan_stages(book, run, director, emotion_backend="annotations")
     assert result.computed == ("captions",)

@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 
 from m2m.cli import main
-from m2m.cli.plan import run_plan_stages
 from m2m.director import load_director
 from m2m.jsonio import dumps
 from m2m.llm import LLMClient, LLMError
+from m2m.pipeline import plan_stages
 from m2m.runs import RunFolder
 
 from .conftest import Reply, smart_answer
@@ -37,8 +37,8 @@ def test_the_key_never_leaks(book, book_root, tmp_path, fake_openai, llm_setting
 
     # The happy path, both conditions: run files and cache entries are written.
     fake_openai.responder = smart_answer
-    run_plan_stages(book, RunFolder(tmp_path / "runs", book.id, "m2m"), director, emotion_backend="annotations")
-    run_plan_stages(book, RunFolder(tmp_path / "runs", book.id, "baseline"), director)
+    plan_stages(book, RunFolder(tmp_path / "runs", book.id, "m2m"), director, emotion_backend="annotations")
+    plan_stages(book, RunFolder(tmp_path / "runs", book.id, "baseline"), director)
     assert fake_openai.headers[0]["authorization"] == f"Bearer {KEY}"  # it was sent, to the server only
 
     # Every failure path, including a server that quotes the key back in its error.
@@ -50,7 +50,7 @@ def test_the_key_never_leaks(book, book_root, tmp_path, fake_openai, llm_setting
         fake_openai.reset()
         fake_openai.push(*replies)
         with pytest.raises(LLMError) as caught:
-            run_plan_stages(book, RunFolder(tmp_path / "failed", book.id, "m2m"), fresh, emotion_backend="annotations")
+            plan_stages(book, RunFolder(tmp_path / "failed", book.id, "m2m"), fresh, emotion_backend="annotations")
         seen += _chain(caught.value)
     assert any("you sent Bearer **********" in text for text in seen)  # the echo was scrubbed, not just absent
 

@@ -1,0 +1,99 @@
+"""``m2m study prepare|analyze|export`` with a stand-in pipeline (the real one is exercised elsewhere)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from m2m import pipeline
+from m2m.cli import main
+from m2m.study import CONDITIONS, RatingsStore, Scores, Screening, load_study, missing_files
+from tests.ui import bookmaker
+
+from .conftest import write_tone
+
+SCENES = ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9), (10, 11, 12, 13, 14))
+
+
+@pytest.fixture
+def fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[int, ...]]]:
+    rendered: list[tuple[str, tuple[int, ...]]] = []
+
+    def plan_book(book, settings, progress=pipeline.no_progress):
+        assert settings.condition == "m2m"
+        return SimpleNamespace(scenes=SimpleNamespace(scenes=tuple(SimpleNamespace(pages=p) for p in SCENES)))
+
+    def render_book(book, settings, pages=None, progress=pipeline.no_progress):
+        rendered.append((settings.condition, tuple(pages)))
+        for page in pages:
+            write_tone(settings.runs_root / book.id / settings.condition / "audio" / f"page-{page:03d}.ogg", 440, 0.2)
+
+    monkeypatch.setattr(pipeline, "plan_book", plan_book)
+    monkeypatch.setattr(pipeline, "render_book", render_book)
+    return rendered
+
+
+@pytest.fixture(scope="module")
+def book_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bookmaker.manga109_book(tmp_path_factory.mktemp("book"), pages=15)
+
+
+@pytest.mark.parametrize("design", ["within-scene", "between-scenes"])
+def test_prepare_writes_a_ready_study(book_root: Path, tmp_path: Path, fake_pipeline, design: str) -> None:
+    out = tmp_path / "study"
+    assert main(["study", "prepare", str(book_root), "--design", design, "--scenes", "2", "--out", str(out),
+                 "--seed", "3"]) == 0
+    study = load_study(out / "study.json")
+    assert study.design == design and study.engine == "composer" and len(study.stimuli) == 2
+    assert missing_files(study, out) == ()
+    needed = sorted({p for s in study.stimuli for p in s.pages})
+    assert [c for c, _ in fake_pipeline] == list(CONDITIONS)
+    assert all(pages == tuple(needed) for _, pages in fake_pipeline)
+    for stimulus in study.stimuli:
+        assert len(stimulus.pages) == 4
+        inside = [i for i, scene in enumerate(SCENES) if set(stimulus.pages) & set(scene)]
+        assert len(inside) == (1 if design == "within-scene" else 2)
+        for page in stimulus.pages:
+            assert (out / "pages" / study.stimuli[0].book_id / f"{page:03d}.jpg").is_file()
+    # Ids and folders are relative, so the study folder can move.
+    assert all(not Path(v).is_absolute() for s in study.stimuli for v in s.versions.values())
+
+
+def test_prepare_refuses_more_stimuli_than_the_book_has(book_root: Path, tmp_path: Path, fake_pipeline, capsys) -> None:
+    assert main(["study", "prepare", str(book_root), "--design", "within-scene", "--scenes", "5",
+                 "--out", str(tmp_path / "s")]) == 2
+    assert "asked for n=5 stimuli" in capsys.readouterr().err
+    assert not (tmp_path / "s" / "study.json").exists()
+
+
+def test_analyze_and_export(study_dir: Path, tmp_path: Path, capsys) -> None:
+    study = load_study(study_dir / "study.json")
+    db = tmp_path / "study.sqlite3"
+    with RatingsStore(db) as store:
+        for i in range(4):
+            participant = store.register(study, Screening(4, 4, "fluent"))
+            for s in study.stimuli:
+                for j, label in enumerate("ABC"):
+                    store.submit(study, participant.id, s.id, label, Scores(1 + (i + j) % 5, 2 + j, 3))
+    out = tmp_path / "results"
+    assert main(["study", "analyze", str(study_dir), "--db", str(db), "--out", str(out)]) == 0
+    assert "4 participants, 24 ratings" in capsys.readouterr().out
+    assert "Repeated-measures ANOVA" in (out / "report.md").read_text(encoding="utf-8")
+    assert (out / "report.png").read_bytes().startswith(b"\x89PNG")
+
+    assert main(["study", "export", str(study_dir), "--db", str(db), "--format", "csv", "--out", str(tmp_path / "r.csv")]) == 0
+    with open(tmp_path / "r.csv", encoding="utf-8", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 24
+    assert main(["study", "export", str(study_dir / "study.json"), "--db", str(db), "--format", "jsonl",
+                 "--out", str(tmp_path / "r.jsonl")]) == 0
+    lines = (tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 24 and json.loads(lines[0])["study"] == study.id
+
+
+def test_analyze_without_a_database_says_so(study_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["study", "analyze", str(study_dir), "--db", str(tmp_path / "none.sqlite3")]) == 2
+    assert "no ratings database" in capsys.readouterr().err

@@ -54,8 +54,9 @@ def free_port() -> int:
 def start_server(pipeline: str, runs: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = os.environ | {"M2M_RUNS": str(runs), "PYTHONPATH": str(ROOT)}
+    log = (runs.parent / "server.log").open("wb")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen([sys.executable, __file__, "serve", "--port", str(port), "--pipeline", pipeline],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     for _ in range(120):
         try:
@@ -63,7 +64,7 @@ def start_server(pipeline: str, runs: Path) -> tuple[subprocess.Popen, str]:
                 return proc, url
         except OSError:
             if proc.poll() is not None:
-                raise SystemExit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+                raise SystemExit(f"server exited: {(runs.parent / 'server.log').read_text()[-2000:]}") from None
             time.sleep(0.5)
     raise SystemExit("server did not start in 60 s")
 

@@ -9,6 +9,7 @@ nothing is lost). Each generation step is then short, and the next one follows t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,11 +75,10 @@ class PipelineAdapter:
             if not wanted:
                 raise _Enough
 
-        try:
+        # _Enough: the pages asked for are on disk; the rest wait for the next step.
+        with contextlib.suppress(_Enough):
             self.pipeline.render_book(book, settings, progress, order=list(pages), force=list(force),
                                       on_clip=landed)
-        except _Enough:
-            pass  # the pages asked for are on disk; the rest wait for the next step
         return self.open_run(book, settings)
 
     def open_run(self, book: Book, settings: Any) -> RunView:

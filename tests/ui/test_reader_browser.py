@@ -66,9 +66,8 @@ def test_open_start_and_turn_with_crossfade(browser, served, artifacts):
         before = page.evaluate(STATE)
         assert 1 in before["decoded"], "the next page's clip was decoded before the turn"
         page.keyboard.press("ArrowLeft")
-        page.wait_for_timeout(250)
+        state = settle(page, 0.2)
         page.screenshot(path=str(artifacts / "reader-laptop-turning.png"))
-        state = settle(page, 0.3)
         assert state["page"] == 1
         turn = state["turns"][-1]
         fade = next(f for f in state["fades"] if f["turnAt"] == turn["at"])

@@ -25,7 +25,6 @@ from m2m.music.plans import DRUMS, ResolvedPlan, program_of, resolve_plan
 from m2m.music.synth import (
     SOUNDFONT_CANDIDATES,
     SoundFont,
-    SynthPool,
     find_soundfont,
     fold_loop,
     render_midi,
@@ -494,7 +493,7 @@ def compose(cue: Cue, seconds: float, seed: int = 0) -> tuple[Piece, ResolvedPla
 class ComposerEngine:
     """The ``composer`` engine. ``soundfonts`` replaces the SoundFont search list (for tests);
     ``workers`` is how many pages render at once in ``render_many`` (threads: FluidSynth runs
-    outside the GIL). The engine keeps only warm synths; options come with each call."""
+    outside the GIL). The engine holds no per-reader state; options come with each call."""
 
     name = "composer"
     continues = False
@@ -504,7 +503,6 @@ class ComposerEngine:
         self.soundfonts = tuple(soundfonts)
         self.sample_rate = sample_rate
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
-        self._synths = SynthPool()
 
     def soundfont(self, options: RenderOptions) -> SoundFont:
         return find_soundfont(options.soundfont, self.soundfonts)
@@ -512,7 +510,7 @@ class ComposerEngine:
     def render(self, cue: Cue, options: RenderOptions) -> Rendered:
         soundfont = self.soundfont(options)  # fail before composing when there is none
         piece, resolved = compose(cue, options.seconds, options.seed)
-        raw = render_midi(piece.midi, soundfont, self.sample_rate, seconds=piece.seconds, pool=self._synths)
+        raw = render_midi(piece.midi, soundfont, self.sample_rate, seconds=piece.seconds)
         loop_samples = int(round(piece.seconds * self.sample_rate))
         audio = fold_loop(raw, loop_samples)
         warnings = list(resolved.warnings)

@@ -171,12 +171,14 @@ class MusicGenEngine:
     continues = True
     version = "musicgen-1"
 
-    def __init__(self, name: str, loader: Loader = load_pretrained, model_id: str | None = None) -> None:
+    def __init__(self, name: str, loader: Loader = load_pretrained, model_id: str | None = None,
+                 window_seconds: float = WINDOW_SECONDS) -> None:
         if name not in MODEL_IDS and model_id is None:
             raise ValueError(f"engine: {name!r} is not one of {', '.join(MODEL_IDS)}")
         self.name = name
         self.model_id = model_id or MODEL_IDS[name]
         self.loader = loader
+        self.window_seconds = window_seconds
 
     def load(self, options: RenderOptions) -> LoadedModel:
         return self.loader(self.model_id, options.device or default_device(), options.allow_download)
@@ -199,7 +201,7 @@ class MusicGenEngine:
             return []
         loaded = self.load(options)
         rate, frame_rate = loaded.sample_rate, loaded.frame_rate
-        window = min(WINDOW_SECONDS, loaded.model.config.decoder.max_position_embeddings / frame_rate - 1)
+        window = min(self.window_seconds, loaded.model.config.decoder.max_position_embeddings / frame_rate - 1)
         prompt_seconds = min(options.prompt_seconds, window / 2)
         after = dict(after or {})
         previous = dict(previous or {})

@@ -1,17 +1,15 @@
 """MIDI to audio through FluidSynth with a General MIDI SoundFont, and seamless loops.
 
-A synth holds playing voices, so two renders must never share one at the same time. Loading FluidR3
-takes 0.1-0.25 s, so an engine keeps a ``SynthPool``: each render borrows a warm synth for itself
-and hands it back reset (notes, controllers and the reverb and chorus buffers), which keeps renders
-independent and deterministic. FluidSynth computes audio outside the GIL, so renders in threads run
-in parallel.
+Each render gets its own synth: a synth holds playing voices, so sharing one between readers would
+mix their notes, and a reused synth does not return to a fresh state (``system_reset`` leaves voice
+state behind and the next render differs), which would break reproducible clips. FluidSynth keeps
+loaded SoundFont samples in a process-wide cache, so a fresh synth after the first costs about 0.1 s.
+FluidSynth computes audio outside the GIL, so renders in threads run in parallel.
 """
 
 from __future__ import annotations
 
 import os
-import queue
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,34 +73,6 @@ def _import_fluidsynth():
     return fluidsynth
 
 
-class SynthPool:
-    """Warm FluidSynth instances with a SoundFont loaded, lent to one render at a time."""
-
-    def __init__(self) -> None:
-        self._idle: dict[tuple[str, int], queue.SimpleQueue] = {}
-        self._lock = threading.Lock()
-
-    def _queue(self, key: tuple[str, int]) -> queue.SimpleQueue:
-        with self._lock:
-            return self._idle.setdefault(key, queue.SimpleQueue())
-
-    def borrow(self, soundfont: SoundFont, sample_rate: int):
-        """(synth, sfid); give it back with ``give_back`` (or ``discard`` after an error)."""
-        try:
-            return self._queue((str(soundfont.path), sample_rate)).get_nowait()
-        except queue.Empty:
-            return _new_synth(_import_fluidsynth(), soundfont, sample_rate)
-
-    def give_back(self, soundfont: SoundFont, sample_rate: int, item) -> None:
-        synth, _ = item
-        synth.system_reset()  # all notes and controllers off, reverb and chorus buffers cleared
-        self._queue((str(soundfont.path), sample_rate)).put(item)
-
-    @staticmethod
-    def discard(item) -> None:
-        item[0].delete()
-
-
 def _new_synth(fluidsynth, soundfont: SoundFont, sample_rate: int):
     synth = fluidsynth.Synth(gain=0.35, samplerate=float(sample_rate))
     sfid = synth.sfload(str(soundfont.path))
@@ -114,7 +84,7 @@ def _new_synth(fluidsynth, soundfont: SoundFont, sample_rate: int):
 
 def render_midi(midi: pretty_midi.PrettyMIDI, soundfont: SoundFont, sample_rate: int = 44100,
                 seconds: float | None = None, tail_seconds: float = TAIL_SECONDS,
-                gain: float = 0.35, pool: SynthPool | None = None) -> np.ndarray:
+                gain: float = 0.35) -> np.ndarray:
     """Synthesise ``midi`` to float32 stereo ``[2, samples]`` covering ``seconds`` plus the tail.
 
     Instruments go to their own channels (drums on channel 10) with their control changes, so the
@@ -144,18 +114,16 @@ def render_midi(midi: pretty_midi.PrettyMIDI, soundfont: SoundFont, sample_rate:
             events.append((end, 1, channel, note.pitch, 0))
             events.append((start, 2, channel, note.pitch, note.velocity))
     events.sort()
-    pool = pool or SynthPool()
-    item = pool.borrow(soundfont, sample_rate)
+    item = _new_synth(_import_fluidsynth(), soundfont, sample_rate)
     try:
         for attempt_gain in (gain, gain / 2, gain / 4):
             pcm = _run_synth(item, setup, events, total, attempt_gain)
             if np.abs(pcm).max() < 32000:
                 break
-            item[0].system_reset()
-    except BaseException:
-        pool.discard(item)
-        raise
-    pool.give_back(soundfont, sample_rate, item)
+            item[0].delete()
+            item = _new_synth(_import_fluidsynth(), soundfont, sample_rate)
+    finally:
+        item[0].delete()
     return (pcm.reshape(-1, 2).T.astype(np.float32) / 32768.0).copy()
 
 

@@ -1,0 +1,144 @@
+"""The composer honours the plan, measured on its audio and its MIDI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyloudnorm
+import pytest
+
+from m2m.music.base import RenderOptions
+from m2m.music.plans import program_of, resolve_instrument
+from m2m.music.synth import seam_jump
+from m2m.music.theory import estimate_key
+
+from . import measure
+from .conftest import cue
+
+OPTIONS = RenderOptions(seconds=12.0, seed=7)
+
+
+def render(engine, c, options=OPTIONS):
+    return engine.render(c, options)
+
+
+def mono(rendered) -> np.ndarray:
+    return rendered.audio.samples.mean(axis=0)
+
+
+def notes_per_second(rendered) -> float:
+    midi = rendered.midi
+    return sum(len(i.notes) for i in midi.instruments) / midi.get_end_time()
+
+
+def melody_notes(rendered):
+    track = next(i for i in rendered.midi.instruments if i.name.startswith("melody:"))
+    return sorted(track.notes, key=lambda n: n.start)
+
+
+@pytest.mark.parametrize("tempo", [96, 128])
+def test_tempo_found_by_beat_tracking(composer, tempo):
+    r = render(composer, cue(instruments=("acoustic grand piano", "drums"), energy=0.75, mood="happy", tempo=tempo))
+    found = measure.tempo(mono(r), r.audio.sample_rate)
+    # A beat tracker may lock onto half or double the pulse (an octave error) when the drums
+    # accent every other beat; either is the same tempo musically, so those are accepted.
+    ratio = min(abs(found * k / tempo - 1) for k in (1, 0.5, 2))
+    assert ratio < 0.05, f"planned {tempo} BPM, tracked {found:.1f}"
+
+
+@pytest.mark.parametrize(("key", "mode"), [("D", "major"), ("A", "minor"), ("F#", "minor"), ("Bb", "major")])
+def test_key_found_from_chroma(composer, key, mode):
+    from m2m.music.theory import tonic_pitch_class
+
+    r = render(composer, cue(key=key, mode=mode, energy=0.5, instruments=("acoustic grand piano", "string ensemble 1"),
+                             mood="calm", tempo=90))
+    tonic, found_mode, _ = estimate_key(measure.chroma(mono(r), r.audio.sample_rate))
+    assert (tonic, found_mode) == (tonic_pitch_class(key), mode)
+
+
+def test_planned_instruments_are_in_the_midi(composer):
+    planned = ("cello", "orchestral harp", "flute", "drums")
+    r = render(composer, cue(instruments=planned, energy=0.7, mood="romantic"))
+    programs = {(i.program, i.is_drum) for i in r.midi.instruments if i.notes}
+    for name in planned:
+        program = program_of(resolve_instrument(name))
+        assert ((0, True) in programs) if program < 0 else ((program, False) in programs), name
+
+
+def test_higher_energy_is_denser_and_louder(composer):
+    low = render(composer, cue(energy=0.15, instruments=("acoustic grand piano", "string ensemble 1"), mood="calm"))
+    high = render(composer, cue(energy=0.9, instruments=("acoustic grand piano", "string ensemble 1"), mood="calm"))
+    assert notes_per_second(high) > 2 * notes_per_second(low)
+    meter = pyloudnorm.Meter(low.audio.sample_rate)
+    loud_low = meter.integrated_loudness(low.audio.samples.T)
+    loud_high = meter.integrated_loudness(high.audio.samples.T)
+    assert loud_high > loud_low + 3.0, (loud_low, loud_high)
+
+
+def test_scenes_of_different_moods_sound_different(composer):
+    calm = render(composer, cue(scene=0, tempo=70, energy=0.2, mood="calm", caption="a calm, gentle lullaby",
+                                instruments=("acoustic grand piano", "string ensemble 1")))
+    fight = render(composer, cue(scene=1, tempo=150, energy=0.9, mood="battle", mode="minor", key="E",
+                                 caption="an intense battle", instruments=("brass section", "drums")))
+    sr = calm.audio.sample_rate
+    onset_rate = [measure.onsets_per_second(mono(r), sr) for r in (calm, fight)]
+    centroid = [measure.spectral_centroid(mono(r), sr) for r in (calm, fight)]
+    assert onset_rate[1] > 1.5 * onset_rate[0], onset_rate
+    assert centroid[1] > 1.2 * centroid[0], centroid
+    assert calm.info.details["progression"] != fight.info.details["progression"]
+
+
+def _motif(rendered, beats: float = 4.0):
+    """Rhythm (onsets in beats) and pitch intervals of the melody's first bar."""
+    tempo = rendered.info.details["tempo"]
+    notes = [n for n in melody_notes(rendered) if n.start * tempo / 60 < beats - 0.1]
+    onsets = tuple(round(n.start * tempo / 60 * 4) for n in notes)  # in sixteenths, humanising removed
+    return onsets, tuple(np.diff([n.pitch for n in notes]))
+
+
+def test_pages_of_a_scene_share_the_motif_and_scenes_differ(composer):
+    plan = dict(tempo=92, key="G", mode="major", energy=0.5, mood="happy",
+                instruments=("flute", "acoustic guitar (nylon)"))
+    pages = [render(composer, cue(page=p, scene=3, **plan)) for p in (10, 11, 12)]
+    motifs = {_motif(r) for r in pages}
+    assert len(motifs) == 1, motifs
+    assert len(_motif(pages[0])[0]) >= 2
+    others = {_motif(render(composer, cue(page=20 + s, scene=s, **plan))) for s in (4, 5, 6)}
+    assert motifs.isdisjoint(others) or len(others | motifs) >= 3
+    # the whole pages are not copies: each page varies the motif differently
+    assert len({tuple(n.pitch for n in melody_notes(r)) for r in pages}) > 1
+
+
+def test_same_inputs_same_audio(composer):
+    c = cue(energy=0.6, instruments=("electric piano 1", "drums"))
+    a, b = render(composer, c), render(composer, c)
+    assert np.array_equal(a.audio.samples, b.audio.samples)
+
+
+def test_clip_is_whole_bars_and_loops_without_a_click(composer):
+    for c in (cue(tempo=75, energy=0.2), cue(tempo=140, energy=0.9, instruments=("brass section", "drums"))):
+        r = render(composer, c)
+        bars = r.info.details["bars"]
+        assert r.audio.seconds == pytest.approx(bars * 4 * 60 / c.plan.tempo, abs=1 / r.audio.sample_rate)
+        jump, typical = seam_jump(r.audio.samples)
+        # the seam must be no rougher than the clip's own sample-to-sample motion (99.9th percentile)
+        assert jump <= max(typical, 0.005), (jump, typical)
+        samples = r.audio.samples
+        assert np.abs(samples).max() < 0.99  # no clipping
+        assert np.sqrt(np.mean(samples**2)) > 0.005  # not silent
+
+
+def test_caption_edit_overrides_a_stale_plan(composer):
+    c = cue(tempo=70, key="C", mode="major", energy=0.2, instruments=("acoustic grand piano",),
+            caption="A driving 140 BPM battle theme in E minor with distorted guitar and drums")
+    r = render(composer, c)
+    d = r.info.details
+    assert (d["tempo"], d["key"], d["mode"]) == (140, "E", "minor")
+    assert {"distortion guitar", "drums"} <= {inst for _, inst in d["roles"]}
+    assert any("caption" in w for w in r.info.warnings)
+
+
+def test_caption_that_agrees_keeps_the_plan(composer):
+    c = cue(tempo=84, key="D", mode="minor", energy=0.3, instruments=("acoustic grand piano", "cello"),
+            caption="A slow, melancholic piano piece in D minor with a cello", mood="sad")
+    d = render(composer, c).info.details
+    assert (d["tempo"], d["key"], d["mode"], d["energy"]) == (84, "D", "minor", 0.3)

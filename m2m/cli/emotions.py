@@ -77,6 +77,7 @@ def _model_arguments(parser: argparse.ArgumentParser, zero_shot: bool = False) -
     parser.add_argument("--model-config", default=None, help=prefix + "custom open_clip model config (JSON text or file)")
     parser.add_argument("--allow-download", action="store_true", help="let weights download into the HF cache")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: the GPU when there is one)")
+    parser.add_argument("--cache-dir", default=None, help="Hugging Face cache folder (default: the standard one)")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -85,7 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
     options = TrainOptions(model=args.model, pretrained=args.pretrained, model_config=args.model_config,
                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                            val_fraction=args.val_fraction, seed=args.seed, device=args.device,
-                           allow_download=args.allow_download, num_workers=args.workers, augment=not args.no_augment)
+                           allow_download=args.allow_download, cache_dir=args.cache_dir, num_workers=args.workers, augment=not args.no_augment)
     result = train(args.data, args.out, options)
     best = result.history[result.best_epoch - 1]
     for warning in result.warnings:
@@ -97,10 +98,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _backend_options(args: argparse.Namespace, backend: str) -> dict:
     if backend == "clip-finetuned":
-        return {"checkpoint": args.checkpoint, "allow_download": args.allow_download, "device": args.device}
+        return {"checkpoint": args.checkpoint, "allow_download": args.allow_download, "device": args.device,
+                "cache_dir": args.cache_dir}
     if backend == "clip-zeroshot":
         return {"model": args.model, "pretrained": args.pretrained, "model_config": args.model_config,
-                "allow_download": args.allow_download, "device": args.device}
+                "allow_download": args.allow_download, "device": args.device, "cache_dir": args.cache_dir}
     return {}
 
 

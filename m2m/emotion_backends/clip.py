@@ -122,12 +122,14 @@ def parse_model_config(raw: str | dict | None) -> dict[str, Any] | None:
     return copy.deepcopy(config)
 
 
-def _hub_file(repo: str, filename: str, allow_download: bool) -> str | None:
+def _hub_file(repo: str, filename: str, allow_download: bool, cache_dir: str | None = None) -> str | None:
+    """A file from the Hugging Face cache (``cache_dir``, default the standard one), or None when absent."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
-        return hf_hub_download(repo_id=repo, filename=filename, local_files_only=not allow_download)
+        return hf_hub_download(repo_id=repo, filename=filename, local_files_only=not allow_download,
+                               cache_dir=cache_dir)
     except (LocalEntryNotFoundError, EntryNotFoundError, RepositoryNotFoundError, FileNotFoundError):
         return None
     except OSError as e:  # network failures when downloads are allowed
@@ -140,7 +142,7 @@ def _missing_weights(what: str, repo: str) -> ValueError:
 
 
 def resolve_spec(model: str, pretrained: str | None, model_config: str | dict | None = None,
-                 allow_download: bool = False) -> tuple[ClipSpec, str | None, Preprocess]:
+                 allow_download: bool = False, cache_dir: str | None = None) -> tuple[ClipSpec, str | None, Preprocess]:
     """A spec, the local weight file (None for random init) and the preprocessing, checking everything offline.
 
     Unknown model names or tags, and weights missing from the cache, are ValueErrors saying what to do.
@@ -153,12 +155,12 @@ def resolve_spec(model: str, pretrained: str | None, model_config: str | dict | 
     config = parse_model_config(model_config)
     if model.startswith("hf-hub:") or pretrained.startswith("hf-hub:"):
         repo = (model if model.startswith("hf-hub:") else pretrained)[len("hf-hub:"):]
-        cfg_path = _hub_file(repo, "open_clip_config.json", allow_download)
+        cfg_path = _hub_file(repo, "open_clip_config.json", allow_download, cache_dir)
         if cfg_path is None:
             raise _missing_weights(f"hf-hub:{repo}", repo)
         raw = json.loads(Path(cfg_path).read_text(encoding="utf-8"))
         config = parse_model_config(raw)
-        weights = next((w for w in (_hub_file(repo, f, allow_download) for f in _WEIGHT_FILES) if w), None)
+        weights = next((w for w in (_hub_file(repo, f, allow_download, cache_dir) for f in _WEIGHT_FILES) if w), None)
         if weights is None:
             raise _missing_weights(f"hf-hub:{repo}", repo)
         pp = raw.get("preprocess_cfg", {})
@@ -191,7 +193,7 @@ def resolve_spec(model: str, pretrained: str | None, model_config: str | dict | 
         raise ValueError(f"pretrained: {model}/{pretrained} has no Hugging Face copy; pass a local weight file")
     repo, filename = os.path.split(hub)  # "org/repo/" means the default file names
     names = (filename,) if filename else _WEIGHT_FILES
-    weights = next((w for w in (_hub_file(repo, f, allow_download) for f in names) if w), None)
+    weights = next((w for w in (_hub_file(repo, f, allow_download, cache_dir) for f in names) if w), None)
     if weights is None:
         raise _missing_weights(f"{model}/{pretrained}", repo)
     preprocess = replace(preprocess, mean=tuple(cfg.get("mean", OPENAI_MEAN)), std=tuple(cfg.get("std", OPENAI_STD)),
@@ -356,7 +358,7 @@ class FinetunedClipBackend:
     name = "clip-finetuned"
 
     def __init__(self, checkpoint: str | None = None, filename: str = "emotion-clip.pt", model: str | None = None,
-                 allow_download: bool = False, device: str | None = None) -> None:
+                 allow_download: bool = False, device: str | None = None, cache_dir: str | None = None) -> None:
         if not checkpoint:
             raise ValueError("checkpoint: the clip-finetuned backend needs a checkpoint "
                              "(a file from `m2m emotions train`, or a Hugging Face repo id)")
@@ -364,7 +366,7 @@ class FinetunedClipBackend:
         if not path.is_file():
             if path.exists() or "/" not in checkpoint or checkpoint.startswith((".", "/")):
                 raise ValueError(f"checkpoint: {checkpoint} is not a file (nor a Hugging Face repo id like org/name)")
-            found = _hub_file(checkpoint, filename, allow_download)
+            found = _hub_file(checkpoint, filename, allow_download, cache_dir)
             if found is None:
                 raise ValueError(f"checkpoint: {filename} from the Hugging Face repo {checkpoint} is not in the "
                                  f"local cache; fetch it with `huggingface-cli download {checkpoint} {filename}` "
@@ -465,8 +467,8 @@ class ZeroShotClipBackend:
 
     def __init__(self, model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETRAINED,
                  model_config: str | dict | None = None, prompts: str | None = None,
-                 allow_download: bool = False, device: str | None = None) -> None:
-        spec, weights, preprocess = resolve_spec(model, pretrained, model_config, allow_download)
+                 allow_download: bool = False, device: str | None = None, cache_dir: str | None = None) -> None:
+        spec, weights, preprocess = resolve_spec(model, pretrained, model_config, allow_download, cache_dir)
         self._spec = spec
         self._device = pick_device(device)
         self._prompts = str(prompts or PROMPTS_FILE)

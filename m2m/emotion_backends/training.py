@@ -213,6 +213,7 @@ class TrainOptions:
     seed: int = 0
     device: str | None = None
     allow_download: bool = False
+    cache_dir: str | None = None
     num_workers: int = 0
     augment: bool = True
     progress: bool = True
@@ -287,7 +288,7 @@ def train(data: str | Path, out: str | Path, options: TrainOptions | None = None
     options = options or TrainOptions()
     generator = seed_everything(options.seed)
     spec, weights, preprocess = resolve_spec(options.model, options.pretrained, options.model_config,
-                                             options.allow_download)
+                                             options.allow_download, options.cache_dir)
     # KangaiSet images are tight face crops; the backend crops page faces the same way.
     preprocess = Preprocess(**{**asdict(preprocess), "padding": 0.0})
     all_items = tuple(items) if items is not None else kangaiset_split(data, "train")

@@ -103,12 +103,10 @@ def test_not_a_checkpoint(tmp_path):
         read_checkpoint(tmp_path / "missing.pt")
 
 
-def test_missing_checkpoint_messages(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_missing_checkpoint_messages(tmp_path):
     with pytest.raises(ValueError, match="needs a checkpoint"):
         load_emotion_backend("clip-finetuned")
     with pytest.raises(ValueError, match="not in the local cache"):
-        load_emotion_backend("clip-finetuned", checkpoint="someone/emotion-clip")
+        load_emotion_backend("clip-finetuned", checkpoint="someone/emotion-clip", cache_dir=str(tmp_path / "hub"))
     with pytest.raises(ValueError, match="is not a file"):
         load_emotion_backend("clip-finetuned", checkpoint=str(tmp_path / "nope.pt"))

@@ -22,11 +22,11 @@ from .conftest import TINY_CLIP, write_kangaiset
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("kangaiset")
-    write_kangaiset(root, per_class=24, split="train", seed=1)
+    write_kangaiset(root, per_class=16, split="train", seed=1)
     write_kangaiset(root, per_class=10, split="test_external", seed=2)
     out = root / "emotion-clip.pt"
-    # lr 1e-3 rather than the paper's 1e-5: a random tiny model needs bigger steps to learn in 6 epochs.
-    options = TrainOptions(model="tiny", pretrained="", model_config=TINY_CLIP, epochs=6, batch_size=16, lr=1e-3,
+    # lr 1e-3 rather than the paper's 1e-5: a random tiny model needs bigger steps to learn in 4 epochs.
+    options = TrainOptions(model="tiny", pretrained="", model_config=TINY_CLIP, epochs=4, batch_size=16, lr=1e-3,
                            seed=0, progress=False, device="cpu")
     result = train(root, out, options)
     return root, out, result
@@ -35,7 +35,7 @@ def trained(tmp_path_factory):
 def test_training_learns_well_above_chance(trained):
     root, out, result = trained
     assert out.is_file()
-    assert len(result.history) == 6
+    assert len(result.history) == 4
     assert result.history[-1].train_loss < result.history[0].train_loss
     backend = load_emotion_backend("clip-finetuned", checkpoint=str(out), device="cpu")
     items = kangaiset_split(root, "test_external")

@@ -46,12 +46,12 @@ def test_model_is_loaded_once_and_shared():
     assert a._model is b._model
 
 
-def test_missing_weights_are_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+def test_missing_weights_are_a_clear_error(tmp_path):
+    cache = str(tmp_path / "hub")
     with pytest.raises(ValueError, match="not in the Hugging Face cache"):
-        load_emotion_backend("clip-zeroshot", model="ViT-B-32", pretrained="openai")
+        load_emotion_backend("clip-zeroshot", model="ViT-B-32", pretrained="openai", cache_dir=cache)
     with pytest.raises(ValueError, match="not in the Hugging Face cache"):
-        load_emotion_backend("clip-zeroshot", model="hf-hub:nobody/no-such-clip")
+        load_emotion_backend("clip-zeroshot", model="hf-hub:nobody/no-such-clip", cache_dir=cache)
     with pytest.raises(ValueError, match="is not a tag of ViT-B-32"):
         load_emotion_backend("clip-zeroshot", model="ViT-B-32", pretrained="no-such-tag")
     with pytest.raises(ValueError, match="not an open_clip model"):

@@ -1,0 +1,194 @@
+"""The soundtrack: loudness, peaks, crossfades, the cue sheet, reuse and atomic writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from m2m.directives import CaptionSheet
+from m2m.runs import RunFolder
+from m2m.soundtrack import (
+    Soundtrack,
+    SoundtrackSettings,
+    build_soundtrack,
+    loudness_lufs,
+    mix_pages,
+    normalize,
+    read_audio,
+    true_peak_db,
+)
+
+from .conftest import cue
+
+SETTINGS = SoundtrackSettings(clip_seconds=5.0, pace_seconds=4.0, crossfade_seconds=1.0, scene_crossfade_seconds=3.0)
+
+
+def sheet():
+    return CaptionSheet((
+        cue(1, 0, "calm piano", tempo=96, energy=0.3),
+        cue(2, 0, "calm piano, a little brighter", tempo=96, energy=0.4),
+        cue(3, 1, "intense battle with drums", tempo=144, energy=0.9, mode="minor", key="E",
+            instruments=("brass section", "drums"), mood="battle"),
+    ))
+
+
+class Counting:
+    """Wraps an engine and counts the pages it renders."""
+
+    def __init__(self, engine, fail_on: int | None = None):
+        self.engine, self.fail_on, self.pages = engine, fail_on, []
+        self.name, self.continues = engine.name, engine.continues
+
+    def render(self, c, options):
+        if c.page == self.fail_on:
+            raise RuntimeError("engine crashed")
+        self.pages.append(c.page)
+        return self.engine.render(c, options)
+
+    def render_many(self, cues, options, *, after=None, previous=None, on_rendered=None):
+        out = []
+        for c in cues:
+            out.append(self.render(c, options))
+            if on_rendered:
+                on_rendered(out[-1])
+        return out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, composer):
+    run = RunFolder(tmp_path_factory.mktemp("runs"), "book", "m2m")
+    engine = Counting(composer)
+    events = []
+    soundtrack = build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS,
+                                  lambda *e: events.append(e), order=[2], engine=engine)
+    return run, soundtrack, engine, events
+
+
+def test_cue_sheet_is_complete_and_loadable(built):
+    run, soundtrack, engine, events = built
+    assert engine.pages == [2, 1, 3]  # the page asked for first, then page order
+    raw = json.loads((run.path / "soundtrack.json").read_text())
+    cues = raw["data"]["cues"]
+    assert [c["page"] for c in cues] == [1, 2, 3]
+    assert [c["start"] for c in cues] == [0.0, 4.0, 8.0]
+    assert [c["crossfade"] for c in cues] == [0.0, 1.0, 3.0]  # a longer transition at the scene boundary
+    for c in cues:
+        assert (run.path / c["file"]).is_file() and c["file"].startswith("audio/page-")
+        assert c["loop"] is True and c["engine"] == "composer" and c["caption"]
+        assert "FluidR3" in c["backend"] or "TimGM" in c["backend"]
+    assert raw["data"]["file"] == "audio/soundtrack.ogg" and raw["data"]["complete"] is True
+    assert ("music", 3, 3) in events and events[-1] == ("soundtrack", 1, 1)
+    assert not list(run.audio_dir.glob(".*tmp*"))
+
+
+def test_clips_are_normalised_not_silent_not_clipped(built):
+    run, soundtrack, _, _ = built
+    for c in soundtrack.cues:
+        audio = read_audio(run.path / c.file)
+        lufs = loudness_lufs(audio.samples, audio.sample_rate)
+        assert abs(lufs - SETTINGS.target_lufs) < 1.0, (c.page, lufs)
+        # Vorbis encoding moves peaks a little; the clip was -1 dBTP before encoding
+        assert true_peak_db(audio.samples, audio.sample_rate) < SETTINGS.true_peak_db + 0.5
+        assert c.true_peak_db <= SETTINGS.true_peak_db
+        assert np.abs(audio.samples).max() < 1.0
+        assert np.sqrt(np.mean(audio.samples**2)) > 0.02
+        assert audio.seconds == pytest.approx(c.seconds, abs=0.01)
+
+
+def test_whole_file_has_the_pace_length(built):
+    run, soundtrack, _, _ = built
+    audio = read_audio(run.path / soundtrack.file)
+    assert audio.seconds == pytest.approx(3 * SETTINGS.pace_seconds + 3.0, abs=0.05)
+    assert abs(loudness_lufs(audio.samples, audio.sample_rate) - SETTINGS.target_lufs) < 1.5
+
+
+def test_unchanged_pages_are_reused_and_an_edited_caption_rerenders_one(built, composer):
+    run, _, _, _ = built
+    again = Counting(composer)
+    build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS, engine=again)
+    assert again.pages == []
+    edited = CaptionSheet(tuple(c if c.page != 2 else cue(2, 0, "calm piano, now in a minor key", tempo=96,
+                                                           energy=0.4) for c in sheet().cues))
+    once = Counting(composer)
+    soundtrack = build_soundtrack("book", "m2m", edited, run, "composer", SETTINGS, engine=once)
+    assert once.pages == [2]
+    assert soundtrack.cues[1].caption == "calm piano, now in a minor key"
+    forced = Counting(composer)
+    build_soundtrack("book", "m2m", edited, run, "composer", SETTINGS, engine=forced, force={3})
+    assert forced.pages == [3]
+
+
+def test_a_crash_midway_leaves_finished_pages_and_no_partial_files(tmp_path, composer):
+    run = RunFolder(tmp_path, "book", "m2m")
+    with pytest.raises(RuntimeError):
+        build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS, engine=Counting(composer, fail_on=3))
+    record = run.read("soundtrack", Soundtrack)
+    assert record is not None and record.data.complete is False
+    assert [c.page for c in record.data.cues] == [1, 2]
+    assert sorted(p.name for p in run.audio_dir.iterdir()) == ["page-001.mid", "page-001.ogg", "page-002.mid",
+                                                              "page-002.ogg"]
+    resumed = Counting(composer)
+    build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS, engine=resumed)
+    assert resumed.pages == [3]
+
+
+def _tone(freq, seconds, sr):
+    t = np.arange(int(seconds * sr)) / sr
+    return np.tile(0.3 * np.sin(2 * np.pi * freq * t), (2, 1)).astype(np.float32)
+
+
+def _band_envelope(y, sr, freq, hop=441):
+    """Amplitude of one frequency over time (10 ms hops), by a short windowed projection."""
+    win = 2048
+    frames = range(0, y.shape[0] - win, hop)
+    w = np.hanning(win)
+    basis = np.exp(-2j * np.pi * freq * np.arange(win) / sr) * w
+    return np.array([abs(np.dot(y[i:i + win], basis)) * 2 / w.sum() for i in frames]), hop / sr
+
+
+@pytest.mark.parametrize("fade", [1.0, 3.0])
+def test_crossfade_has_the_stated_length_and_equal_power(fade):
+    sr = 8000
+    out = mix_pages([(_tone(440, 10, sr), True), (_tone(1000, 10, sr), True)], [0.0, fade], 6.0, sr,
+                    end_fade_seconds=1.0)
+    old, step = _band_envelope(out[0], sr, 440)
+    new, _ = _band_envelope(out[0], sr, 1000)
+    centre = 1024 / sr  # envelope frames are stamped at their window's start
+    t = np.arange(len(old)) * step + centre
+    falling = t[(old < 0.3 * 0.99) & (old > 0.3 * 0.01) & (t < 9)]
+    rising = t[(new > 0.3 * 0.01) & (new < 0.3 * 0.99) & (t < 9)]
+    window = 2048 / sr  # the measuring window smears each edge by about its length
+    # an equal-power fade-out cos(pi/2 t) spends (acos(.01) - acos(.99)) * 2/pi = 90.4 % of its
+    # length between 99 % and 1 % amplitude
+    span = (np.arccos(0.01) - np.arccos(0.99)) * 2 / np.pi * fade
+    assert falling.max() - falling.min() == pytest.approx(span, abs=window)
+    assert rising.min() == pytest.approx(6.0 - fade / 2, abs=window)
+    middle = np.argmin(abs(t - 6.0))
+    assert old[middle] ** 2 + new[middle] ** 2 == pytest.approx(0.09, rel=0.05)  # equal power at the turn
+
+
+def test_normalise_meets_loudness_and_true_peak():
+    rng = np.random.default_rng(0)
+    sr = 44100
+    # a spiky signal: quiet noise with loud clicks, the worst case for peak control
+    x = (rng.normal(0, 0.02, (2, sr * 6))).astype(np.float32)
+    x[:, ::9000] = 0.9
+    out, loudness = normalize(x, sr, -16.0, -1.0)
+    assert abs(loudness_lufs(out, sr) + 16.0) < 0.5
+    assert true_peak_db(out, sr) <= -1.0 + 0.05
+
+
+def test_mp3_copies_when_asked(tmp_path, composer):
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    run = RunFolder(tmp_path, "book", "m2m")
+    one = CaptionSheet(sheet().cues[:1])
+    soundtrack = build_soundtrack("book", "m2m", one, run, "composer",
+                                  SoundtrackSettings(clip_seconds=3.0, pace_seconds=3.0, mp3=True))
+    assert soundtrack.cues[0].mp3 == "audio/page-001.mp3"
+    assert (run.path / "audio/page-001.mp3").stat().st_size > 1000
+    assert (run.path / "audio/soundtrack.mp3").is_file()

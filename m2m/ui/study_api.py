@@ -448,3 +448,17 @@ def mount_study(app: FastAPI, study_dir: str | os.PathLike[str] | None = None,
         return False
     app.include_router(study_routes(folder, store or RatingsStore(default_store_path(env)), env=env))
     return True
+
+
+def study_app_kwargs(study_dir: str | os.PathLike[str] | None = None, store: RatingsStore | None = None,
+                     env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``app_kwargs`` for ``gr.Blocks.launch``: the study routes built into Gradio's FastAPI app.
+
+    Gradio passes ``app_kwargs`` to FastAPI's constructor, and ``routes=`` there adds our routes
+    before Gradio's own, so they are live from the first request. ``{}`` when no study is configured.
+    """
+    folder = study_folder(study_dir) if study_dir is not None else study_dir_from_env(env)
+    if folder is None or not manifest_path(folder).is_file():
+        return {}
+    router = study_routes(folder, store or RatingsStore(default_store_path(env)), env=env)
+    return {"routes": list(router.routes)}

@@ -1,0 +1,451 @@
+// The listening study in the browser: consent, screening, then each version of each passage played
+// the way the reader plays it and rated on three questions.
+//
+// Runs as gr.HTML's js_on_load body (`element`, `props` come from Gradio). It talks only to the
+// study API (props.api_root, relative to the page): the page never learns which condition a label
+// stands for, only opaque asset tokens. The anonymous participant id lives in localStorage, so a
+// reload resumes at the first version not yet rated.
+//
+// Audio follows the reader (static/reader.js): one looping AudioBufferSourceNode + GainNode per
+// page -> bus -> destination; a page turn fades the old page out and the new one in with
+// equal-power curves (cos/sin) that start from each gain's current value.
+
+const root = element.querySelector('.st-root');
+const body = root.querySelector('.st-body');
+const API = String(props.api_root || 'study/api').replace(/\/+$/, '');
+const HALF_PI = Math.PI / 2;
+const CURVE_POINTS = 64;
+const EPS = 0.003;
+
+const S = {
+  info: null, pid: null, session: null, rated: new Map(), screen: 'loading',
+  si: 0, vi: 0, page: 0, listened: new Set(), draft: null,
+  ctx: null, bus: null, voices: [], buffers: new Map(), fade: 1.5,
+  errors: [], fades: [], submits: 0,
+};
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+function url(path) { return new URL(API + '/' + path, document.baseURI).href; }
+
+async function call(method, path, payload) {
+  const init = { method, headers: { Accept: 'application/json' } };
+  if (payload !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(payload);
+  }
+  let res;
+  try { res = await fetch(url(path), init); } catch (err) {
+    return { ok: false, status: 0, error: 'The server cannot be reached. Your answer is kept; please try again.' };
+  }
+  let data = null;
+  try { data = await res.json(); } catch (err) { data = null; }
+  if (res.ok) return { ok: true, status: res.status, data };
+  const message = (data && data.error) || ('HTTP ' + res.status);
+  return { ok: false, status: res.status, error: message };
+}
+
+function asset(token) { return url('asset/' + encodeURIComponent(S.pid) + '/' + encodeURIComponent(token)); }
+function storageKey() { return 'study-participant:' + S.info.study; }
+function key(stimulus, label) { return stimulus + '|' + label; }
+
+// ---------------------------------------------------------------------------------------------
+// Audio (the reader's approach, smaller: no library of runs, one version at a time)
+
+function ensureContext() {
+  if (S.ctx) return S.ctx;
+  const Ctx = window.AudioContext || window.webkitAudioContext;
+  if (!Ctx) { S.errors.push('Web Audio is not available'); return null; }
+  S.ctx = new Ctx({ latencyHint: 'interactive' });
+  S.bus = S.ctx.createGain();
+  S.bus.gain.value = 0.8;
+  S.bus.connect(S.ctx.destination);
+  return S.ctx;
+}
+
+function gainAt(v, t) {
+  if (!v.curve || t <= v.curveStart) return v.hold;
+  const x = (t - v.curveStart) / v.curveDur;
+  if (x >= 1) return v.curve[v.curve.length - 1];
+  const f = x * (v.curve.length - 1), i = Math.floor(f);
+  return v.curve[i] + (v.curve[i + 1] - v.curve[i]) * (f - i);
+}
+
+function fadeVoice(v, to, seconds) {
+  const p = v.gain.gain, now = S.ctx.currentTime;
+  const g0 = Math.min(1, Math.max(0, gainAt(v, now)));
+  if (p.cancelAndHoldAtTime) p.cancelAndHoldAtTime(now); else p.cancelScheduledValues(now);
+  p.setValueAtTime(g0, now);
+  // Equal power from where the gain is now, at the full fade's rate (a half-faded voice takes half the time).
+  const th0 = to > 0 ? Math.asin(g0) : Math.acos(g0);
+  const dur = Math.max(0.02, seconds * (HALF_PI - th0) / HALF_PI);
+  const curve = new Float32Array(CURVE_POINTS);
+  for (let i = 0; i < CURVE_POINTS; i++) {
+    const th = th0 + (HALF_PI - th0) * (i / (CURVE_POINTS - 1));
+    curve[i] = to > 0 ? Math.sin(th) : Math.cos(th);
+  }
+  curve[0] = g0; curve[CURVE_POINTS - 1] = to;
+  v.hold = g0; v.target = to;
+  try {
+    p.setValueCurveAtTime(curve, now + EPS, dur);
+    v.curve = curve;
+  } catch (err) {
+    p.linearRampToValueAtTime(to, now + EPS + dur);
+    v.curve = Float32Array.of(g0, to);
+  }
+  v.curveStart = now + EPS; v.curveDur = dur;
+  return { token: v.token, from: g0, to, seconds: dur };
+}
+
+function stopVoice(v) {
+  try { v.src.stop(); } catch (err) { /* already stopped: nothing to release */ }
+  v.src.disconnect(); v.gain.disconnect();
+}
+
+function prune() {
+  if (!S.ctx) return;
+  const now = S.ctx.currentTime;
+  S.voices = S.voices.filter((v) => {
+    const done = v.target === 0 && now >= v.curveStart + v.curveDur + 0.02;
+    if (done) stopVoice(v);
+    return !done;
+  });
+}
+setInterval(prune, 250);
+
+function loadClip(token) {
+  if (S.buffers.has(token)) return S.buffers.get(token);
+  const promise = (async () => {
+    const res = await fetch(asset(token));
+    if (!res.ok) throw new Error('HTTP ' + res.status + ' for a music clip');
+    return S.ctx.decodeAudioData(await res.arrayBuffer());
+  })();
+  promise.catch((err) => { S.buffers.delete(token); S.errors.push(String(err && err.message || err)); });
+  S.buffers.set(token, promise);
+  return promise;
+}
+
+// Make `token` the only clip heading for full gain (null: silence), with equal-power fades.
+async function playClip(token, reason) {
+  if (!ensureContext()) return;
+  const fades = [];
+  for (const v of S.voices) if (v.token !== token && v.target !== 0) fades.push(fadeVoice(v, 0, S.fade));
+  S.fades.push({ reason, token, at: performance.now(), fades });
+  if (!token) return;
+  let buffer;
+  try { buffer = await loadClip(token); } catch (err) { return; }
+  // The participant may have turned again while the clip loaded: only the current page's clip starts.
+  if (currentClip() !== token || S.screen !== 'listen') return;
+  let v = S.voices.find((x) => x.token === token);
+  if (!v) {
+    const src = S.ctx.createBufferSource();
+    src.buffer = buffer;
+    src.loop = true;  // clips are made to loop: the music lasts as long as the page is read
+    const gain = S.ctx.createGain();
+    gain.gain.setValueAtTime(0, S.ctx.currentTime);
+    src.connect(gain).connect(S.bus);
+    src.start();
+    v = { token, src, gain, curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0 };
+    S.voices.push(v);
+  }
+  if (v.target !== 1) S.fades.push({ reason, token, at: performance.now(), fades: [fadeVoice(v, 1, S.fade)] });
+}
+
+function silence(reason) {
+  if (!S.ctx) return;
+  for (const v of S.voices) if (v.target !== 0) fadeVoice(v, 0, S.fade);
+  S.fades.push({ reason, token: null, at: performance.now(), fades: [] });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the participant is
+
+function stimulus() { return S.session.stimuli[S.si]; }
+function version() { return stimulus().versions[S.vi]; }
+function currentClip() { return S.screen === 'listen' ? version().audio[S.page] : null; }
+
+function firstOpen() {
+  for (let si = 0; si < S.session.stimuli.length; si++) {
+    const stim = S.session.stimuli[si];
+    for (let vi = 0; vi < stim.versions.length; vi++) {
+      if (!S.rated.has(key(stim.stimulus, stim.versions[vi].label))) return { si, vi };
+    }
+  }
+  return null;
+}
+
+function totalVersions() { return S.session.stimuli.reduce((n, s) => n + s.versions.length, 0); }
+
+// ---------------------------------------------------------------------------------------------
+// Screens
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (name === 'class') el.className = value;
+    else if (name.startsWith('on')) el.addEventListener(name.slice(2), value);
+    else if (value === true) el.setAttribute(name, '');
+    else if (value !== false && value !== null && value !== undefined) el.setAttribute(name, String(value));
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined) el.append(child);
+  return el;
+}
+
+function show(screen, ...children) {
+  S.screen = screen;
+  root.dataset.screen = screen;
+  body.replaceChildren(...children);
+}
+
+function message(text, kind) { return h('p', { class: 'st-msg st-' + (kind || 'info'), role: kind === 'error' ? 'alert' : 'status' }, text); }
+
+function scaleQuestion(name, question, labels, value, numbered) {
+  const options = labels.map((label, i) => {
+    const score = i + 1;
+    const id = 'st-' + name + '-' + score;
+    return h('label', { class: 'st-option', for: id },
+      h('input', { type: 'radio', name: 'st-' + name, id, value: score, checked: value === score }),
+      h('span', { class: 'st-score' }, numbered ? String(score) : ''), h('span', { class: 'st-label' }, label));
+  });
+  return h('fieldset', { class: 'st-question', 'data-key': name }, h('legend', {}, question), h('div', { class: 'st-scale' }, options));
+}
+
+function chosen(name) {
+  const input = body.querySelector('input[name="st-' + name + '"]:checked');
+  return input ? input.value : null;
+}
+
+function showError(text) { S.errors.push(text); return h('div', { class: 'st-error-box' }, message(text, 'error')); }
+
+function consentScreen() {
+  const agree = h('input', { type: 'checkbox', id: 'st-agree' });
+  const go = h('button', { class: 'st-btn st-primary', type: 'button', disabled: true, id: 'st-consent-go' }, 'Continue');
+  agree.addEventListener('change', () => { go.disabled = !agree.checked; });
+  go.addEventListener('click', () => { if (agree.checked) screeningScreen(); });
+  show('consent',
+    h('h2', {}, S.info.title),
+    h('div', { class: 'st-consent' }, S.info.consent_text),
+    h('p', { class: 'st-hint' }, 'Please use headphones and a quiet room. You will hear ' + S.info.stimuli +
+      ' short passages, each in three versions (A, B, C), and rate each version.'),
+    h('label', { class: 'st-agree', for: 'st-agree' }, agree, ' I have read this and agree to take part.'),
+    h('div', { class: 'st-actions' }, go));
+}
+
+function screeningScreen(error) {
+  const questions = S.info.screening.map((q) => {
+    if (q.key === 'japanese') {
+      const options = S.info.japanese_levels.map((level) => {
+        const id = 'st-japanese-' + level.key;
+        return h('label', { class: 'st-option', for: id },
+          h('input', { type: 'radio', name: 'st-japanese', id, value: level.key }), h('span', { class: 'st-label' }, level.label));
+      });
+      return h('fieldset', { class: 'st-question', 'data-key': 'japanese' }, h('legend', {}, q.question), h('div', { class: 'st-scale' }, options));
+    }
+    return scaleQuestion(q.key, q.question, S.info.interest_scale, null, true);
+  });
+  const go = h('button', { class: 'st-btn st-primary', type: 'button', id: 'st-register' }, 'Start the study');
+  const status = h('div', { class: 'st-status' }, error ? showError(error) : null);
+  go.addEventListener('click', async () => {
+    const screening = {};
+    for (const q of S.info.screening) {
+      const value = chosen(q.key);
+      if (value === null) { status.replaceChildren(message('Please answer every question.', 'error')); return; }
+      screening[q.key] = q.key === 'japanese' ? value : Number(value);
+    }
+    go.disabled = true;
+    status.replaceChildren(message('Registering…'));
+    const res = await call('POST', 'register', { consent: true, screening });
+    if (!res.ok) { go.disabled = false; status.replaceChildren(showError(res.error)); return; }
+    S.pid = res.data.participant;
+    try { localStorage.setItem(storageKey(), S.pid); } catch (err) { S.errors.push('localStorage: ' + err); }
+    await resume();
+  });
+  show('screening', h('h2', {}, 'About you'),
+    h('p', { class: 'st-hint' }, 'Three short questions before we start. Your answers are stored under an anonymous id.'),
+    ...questions, status, h('div', { class: 'st-actions' }, go));
+}
+
+function header() {
+  const stim = stimulus(), v = version();
+  const done = S.rated.size, total = totalVersions();
+  return h('div', { class: 'st-head' },
+    h('div', { class: 'st-where' },
+      h('span', { class: 'st-passage' }, 'Passage ' + (S.si + 1) + ' of ' + S.session.stimuli.length),
+      h('span', { class: 'st-version' }, 'Version ' + v.label),
+      h('span', { class: 'st-count' }, '(' + (S.vi + 1) + ' of ' + stim.versions.length + ')')),
+    h('div', { class: 'st-progress', title: done + ' of ' + total + ' rated' },
+      h('div', { class: 'st-progress-fill', style: 'width:' + (100 * done / total).toFixed(1) + '%' })));
+}
+
+function introScreen() {
+  // A click is needed before sound may start; it also marks the start of listening to this version.
+  const go = h('button', { class: 'st-btn st-primary st-play', type: 'button', id: 'st-play' }, '▶︎ Play version ' + version().label);
+  go.addEventListener('click', () => { ensureContext(); S.ctx.resume(); listenScreen(0); });
+  const v = version();
+  for (const token of v.audio) if (S.ctx) loadClip(token);
+  show('intro', header(),
+    h('p', { class: 'st-hint' }, 'Read the ' + v.pages.length + ' pages of this passage at your own pace; the music follows the pages. ' +
+      'Turn with the buttons, the arrow keys or the space bar. After the last page you rate this version.'),
+    h('div', { class: 'st-actions' }, go));
+}
+
+function listenScreen(page) {
+  const v = version();
+  S.page = Math.max(0, Math.min(v.pages.length - 1, page));
+  const k = key(stimulus().stimulus, v.label);
+  if (S.page === v.pages.length - 1) S.listened.add(k);
+  const img = h('img', { class: 'st-page', src: asset(v.pages[S.page]), alt: 'Page ' + (S.page + 1) + ' of ' + v.pages.length, draggable: 'false' });
+  const prev = h('button', { class: 'st-btn', type: 'button', id: 'st-prev', disabled: S.page === 0 }, '‹ Previous page');
+  const next = h('button', { class: 'st-btn', type: 'button', id: 'st-next', disabled: S.page === v.pages.length - 1 }, 'Next page ›');
+  const rate = h('button', { class: 'st-btn st-primary', type: 'button', id: 'st-to-rate',
+    disabled: !S.listened.has(k) }, 'Rate version ' + v.label);
+  prev.addEventListener('click', () => turn(-1));
+  next.addEventListener('click', () => turn(1));
+  rate.addEventListener('click', () => rateScreen());
+  const wasListening = S.screen === 'listen';
+  show('listen', header(), h('div', { class: 'st-stage' }, img),
+    h('div', { class: 'st-nav' }, prev, h('span', { class: 'st-pages' }, 'Page ' + (S.page + 1) + ' / ' + v.pages.length), next),
+    h('div', { class: 'st-actions' }, rate));
+  for (const token of v.pages) { const pre = new Image(); pre.src = asset(token); }
+  for (const token of v.audio) loadClip(token);
+  playClip(v.audio[S.page], wasListening ? 'turn' : 'start');
+}
+
+function turn(step) {
+  if (S.screen !== 'listen') return;
+  const target = S.page + step;
+  if (target < 0 || target >= version().pages.length) return;
+  listenScreen(target);
+}
+
+function rateScreen(error) {
+  silence('rate');
+  const v = version(), stim = stimulus();
+  const previous = S.rated.get(key(stim.stimulus, v.label)) || S.draft || {};
+  const questions = S.info.criteria.map((c) => scaleQuestion(c.key, c.question, S.info.scale, previous[c.key] || null, true));
+  const again = h('button', { class: 'st-btn', type: 'button', id: 'st-again' }, '↺ Listen again');
+  const submit = h('button', { class: 'st-btn st-primary', type: 'button', id: 'st-submit' }, 'Submit rating');
+  const status = h('div', { class: 'st-status' }, error ? showError(error) : null);
+  again.addEventListener('click', () => { ensureContext(); S.ctx.resume(); listenScreen(0); });
+  submit.addEventListener('click', async () => {
+    const answer = { stimulus: stim.stimulus, label: v.label };
+    for (const c of S.info.criteria) {
+      const value = chosen(c.key);
+      if (value === null) { status.replaceChildren(message('Please answer all three questions.', 'error')); return; }
+      answer[c.key] = Number(value);
+    }
+    S.draft = answer;
+    submit.disabled = true;
+    status.replaceChildren(message('Saving…'));
+    const res = await call('POST', 'rate/' + encodeURIComponent(S.pid), answer);
+    S.submits += 1;
+    if (!res.ok) {
+      submit.disabled = false;
+      // 503 or no network: the answer stays on screen for another try; 400: the message says what to fix.
+      status.replaceChildren(showError(res.status === 400 ? res.error : res.error + ' Your answers are still here: press Submit again.'));
+      return;
+    }
+    S.draft = null;
+    const saved = {};
+    for (const c of S.info.criteria) saved[c.key] = res.data[c.key];
+    S.rated.set(key(stim.stimulus, v.label), saved);
+    next();
+  });
+  show('rate', header(), h('p', { class: 'st-hint' }, 'Version ' + v.label + ': 1 is very low, 5 is very high.'),
+    ...questions, status, h('div', { class: 'st-actions' }, again, submit));
+}
+
+function next() {
+  const open = firstOpen();
+  if (!open) { doneScreen(); return; }
+  S.si = open.si; S.vi = open.vi; S.draft = null;
+  introScreen();
+}
+
+function doneScreen() {
+  silence('done');
+  const rows = [];
+  S.session.stimuli.forEach((stim, si) => stim.versions.forEach((v, vi) => {
+    const saved = S.rated.get(key(stim.stimulus, v.label));
+    const change = h('button', { class: 'st-btn st-small', type: 'button', 'data-version': si + '-' + vi }, 'Change');
+    change.addEventListener('click', () => { S.si = si; S.vi = vi; S.listened.add(key(stim.stimulus, v.label)); rateScreen(); });
+    rows.push(h('li', {}, 'Passage ' + (si + 1) + ', version ' + v.label + ': ' +
+      (saved ? S.info.criteria.map((c) => c.name + ' ' + saved[c.key]).join(' · ') : 'not rated'), ' ', change));
+  }));
+  show('done', h('h2', {}, 'Thank you!'),
+    h('p', {}, 'All your ratings are saved. You may close this page, or change an answer below.'),
+    h('ul', { class: 'st-summary' }, rows));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start and resume
+
+async function resume() {
+  const session = await call('GET', 'session/' + encodeURIComponent(S.pid));
+  if (!session.ok) {
+    if (session.status === 404) {
+      // This browser's id is unknown here (a new study or a new database): start afresh.
+      try { localStorage.removeItem(storageKey()); } catch (err) { S.errors.push('localStorage: ' + err); }
+      S.pid = null;
+      consentScreen();
+    } else show('error', showError(session.error), retryButton());
+    return;
+  }
+  S.session = session.data;
+  const state = await call('GET', 'state/' + encodeURIComponent(S.pid));
+  if (!state.ok) { show('error', showError(state.error), retryButton()); return; }
+  S.rated = new Map(state.data.rated.map((r) => [key(r.stimulus, r.label), r]));
+  next();
+}
+
+function retryButton() {
+  const b = h('button', { class: 'st-btn', type: 'button' }, 'Try again');
+  b.addEventListener('click', () => boot());
+  return h('div', { class: 'st-actions' }, b);
+}
+
+async function boot() {
+  show('loading', message('Loading the study…'));
+  const info = await call('GET', 'info');
+  if (!info.ok) { show('error', showError('The study cannot be loaded: ' + info.error), retryButton()); return; }
+  S.info = info.data;
+  S.fade = Math.max(0.05, Number(S.info.crossfade_s) || 1.5);
+  try { S.pid = localStorage.getItem(storageKey()); } catch (err) { S.pid = null; }
+  if (S.pid) await resume(); else consentScreen();
+}
+
+function visible() { return root.offsetParent !== null; }
+
+document.addEventListener('keydown', (e) => {
+  if (S.screen !== 'listen' || !visible() || e.altKey || e.ctrlKey || e.metaKey) return;
+  const tag = e.target && e.target.tagName;
+  if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT') return;
+  // Manga read right to left: the left arrow goes forward, as in the reader.
+  let step = 0;
+  if (e.key === 'ArrowLeft' || e.key === ' ' || e.key === 'PageDown') step = 1;
+  else if (e.key === 'ArrowRight' || e.key === 'PageUp') step = -1;
+  if (step) { e.preventDefault(); turn(step); }
+});
+
+// A window on the player's state, for tests.
+window.studyPlayer = {
+  state() {
+    const now = S.ctx ? S.ctx.currentTime : 0;
+    return {
+      screen: S.screen, participant: S.pid, stimulus: S.session ? stimulus().stimulus : null,
+      label: S.session ? version().label : null, page: S.page, rated: S.rated.size,
+      total: S.session ? totalVersions() : 0, ctxState: S.ctx ? S.ctx.state : 'none',
+      voices: S.voices.map((v) => ({ gain: Number(gainAt(v, now).toFixed(4)), target: v.target })),
+      fades: S.fades.slice(-50), errors: S.errors.slice(), submits: S.submits,
+    };
+  },
+};
+
+if (props.study_css && !document.getElementById('study-css')) {
+  const style = document.createElement('style');
+  style.id = 'study-css';
+  style.textContent = props.study_css;
+  document.head.appendChild(style);
+}
+boot();

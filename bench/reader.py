@@ -39,7 +39,8 @@ def serve(port: int, pipeline: str) -> None:
     if pipeline == "fake":
         from tests.ui import fake_pipeline as service
     else:
-        from m2m import pipeline as service
+        from m2m.ui.service import default_service
+        service = default_service()
     config = AppConfig.from_env()
     kwargs = launch_kwargs(config) | {"server_port": port, "server_name": "127.0.0.1", "quiet": True}
     build_app(config, service).queue(default_concurrency_limit=2).launch(**kwargs)

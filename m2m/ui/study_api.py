@@ -181,6 +181,10 @@ def researcher_report(study: Study, study_dir: str | os.PathLike[str], store: Ra
         analysis = analyse(ratings_frame(ratings))
     except ValueError as e:
         return ResearcherReport(participants, len(ratings), None, None, f"No report yet: {e}.")
+    except ArithmeticError as e:
+        # Degenerate data (e.g. every participant giving one criterion the same score) can break the
+        # statistics; the researcher gets the reason on the page and the raw ratings still export.
+        return ResearcherReport(participants, len(ratings), None, None, f"The analysis failed on these ratings: {e!r}.")
     results = study_folder(study_dir) / RESULTS_DIR
     results.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".report-", dir=results))

@@ -132,5 +132,10 @@ def test_consent_screening_listen_and_rate(browser, served) -> None:
         page.click("#study-admin-show")
         page.wait_for_selector("text=No report yet", timeout=30_000)
         assert errors == [] and page.evaluate(STATE)["errors"] == []
+
+        # The app runs in Gradio's dark theme: the same screen there.
+        page.goto(url + "?__theme=dark")
+        wait_screen(page, "intro")
+        page.screenshot(path=str(ARTIFACTS / "study-dark.png"))
     finally:
         context.close()

@@ -293,8 +293,8 @@ class OfflineDirector:
         speakers = dict.fromkeys(book.character_name(t.speaker) for p in pages for t in p.texts if t.speaker)
         lines = sum(len(p.texts) for p in pages)
         who = ", ".join(list(speakers)[:4]) or "no named speakers"
-        span = f"Pages {pages[0].index}-{pages[-1].index}" if len(pages) > 1 else f"Page {pages[0].index}"
-        summary = f"{span}: {who}; {lines} lines"
+        # No page numbers here: readers count pages from 1, the run files from 0; the span is in Scene.pages.
+        summary = f"{who}; {lines} lines"
         first = next((t.text for p in pages for t in p.texts), "")
         table = self.tables["scenes"]
         if first and (_hits(first.lower(), table["time_markers"]) or _hits(first.lower(), table["time_markers_en"])):

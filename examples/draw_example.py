@@ -26,7 +26,7 @@ import math
 import random
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -81,7 +81,7 @@ FONT_FILES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def font_path(kind: str) -> Path:
     name = FONT_FILES[kind]
     for d in FONT_DIRS:
@@ -92,7 +92,7 @@ def font_path(kind: str) -> Path:
                      f"(Debian/Ubuntu: apt-get install fonts-noto-cjk).")
 
 
-@lru_cache(maxsize=None)
+@cache
 def font(kind: str, size: float) -> ImageFont.FreeTypeFont:
     """A Japanese face of the Noto CJK collection at `size` final pixels (loaded at SS x)."""
     path = font_path(kind)
@@ -229,7 +229,7 @@ class Canvas:
         x0, y0, x1, y1 = box
         m = self.mask_polygon([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
         # the gradient runs over the rectangle itself, not the whole canvas
-        (px0, py0), (px1, py1) = self.p(x0, y0), self.p(x1, y1)
+        py0, py1 = self.p(x0, y0)[1], self.p(x1, y1)[1]
         g = Image.new("L", self.size, 0)
         gh = max(1, round(py1 - py0))
         g.paste(gradient_tone(round(self.x0 * SS), round(self.y0 * SS + py0), self.size[0], gh, top, bottom), (0, round(py0)))
@@ -244,10 +244,10 @@ class Canvas:
             kw.update(direction="ttb", features=["vert"])
         px, py = self.p(x, y)
         self.draw.text((px, py), s, fill=fill, stroke_fill=stroke_fill, **kw)
-        l, t, r, b = self.draw.textbbox((px, py), s, **kw)
-        return (l / SS + self.x0, t / SS + self.y0, r / SS + self.x0, b / SS + self.y0)
+        left, top, right, bottom = self.draw.textbbox((px, py), s, **kw)
+        return (left / SS + self.x0, top / SS + self.y0, right / SS + self.x0, bottom / SS + self.y0)
 
-    def paste_canvas(self, other: "Canvas", mask: Image.Image | None = None) -> None:
+    def paste_canvas(self, other: Canvas, mask: Image.Image | None = None) -> None:
         """Composite another canvas (a character layer, a panel) onto this one."""
         ox, oy = round((other.x0 - self.x0) * SS), round((other.y0 - self.y0) * SS)
         alpha = other.img.getchannel("A")
@@ -263,8 +263,8 @@ class Canvas:
         bb = alpha.point(lambda a: 255 if a > 40 else 0).getbbox()
         if bb is None:
             return None
-        l, t, r, b = bb
-        return (l / SS + self.x0, t / SS + self.y0, r / SS + self.x0, b / SS + self.y0)
+        left, top, right, bottom = bb
+        return (left / SS + self.x0, top / SS + self.y0, right / SS + self.x0, bottom / SS + self.y0)
 
 
 # =============================================================================================
@@ -494,7 +494,6 @@ def draw_mouth(cv: Canvas, L: Local, mu: float, mv: float, emo: str, lw: float, 
     H = L.H
     s = scale
     if emo == "happiness":  # open D-shaped smile with a tongue
-        pts = [(mu - 0.12 * s, mv - 0.02)] + arc_pts(mu, mv - 0.02, 0.12 * s, 0.12 * s, 0, 180, 16)[::-1][1:]
         pts = [(mu - 0.12 * s, mv - 0.02), (mu + 0.12 * s, mv - 0.02)] + arc_pts(mu, mv - 0.02, 0.12 * s, 0.12 * s, 0, 180, 16)
         cv.polygon(L.pts(pts), fill=gray(30), outline=INK, width=lw * H)
         cv.ellipse(*L(mu, mv + 0.06 * s), 0.07 * s * H, 0.035 * s * H, fill=gray(150))
@@ -520,7 +519,7 @@ def draw_mouth(cv: Canvas, L: Local, mu: float, mv: float, emo: str, lw: float, 
         cv.line(L.pts(pts), lw * H * 1.3, INK, caps=True)
 
 
-def draw_extras(cv: Canvas, L: Local, dx: float, emo: str, lw: float, rng: random.Random) -> None:
+def draw_extras(cv: Canvas, L: Local, dx: float, emo: str, lw: float) -> None:
     """The manga signs around a face: blush, tears, sweat, veins, gloom lines."""
     H = L.H
     w = lw * H
@@ -537,7 +536,7 @@ def draw_extras(cv: Canvas, L: Local, dx: float, emo: str, lw: float, rng: rando
             drop_at(cv, *L(u + s * 0.06, 0.55), 0.045 * H, w * 0.7)
     elif emo == "fear":
         for u, v, r in ((0.5, -0.15, 0.06), (-0.52, 0.05, 0.045), (0.56, 0.12, 0.035)):
-            drop_at(cv, *L(dx * 0 + u, v), r * H, w * 0.8)
+            drop_at(cv, *L(u, v), r * H, w * 0.8)
         for k in range(6):  # gloom lines across the top of the face
             u = -0.25 + k * 0.1
             cv.line(L.pts([(u, -0.15), (u, 0.02)]), w * 0.5, gray(60))
@@ -765,7 +764,7 @@ def draw_prop(cv: Canvas, L: Local, prop: str, at: Pt, lw: float) -> None:
 # -- the whole figure ---------------------------------------------------------------------------
 
 def draw_person(cv: Canvas, who: str, emo: str, cx: float, cy: float, H: float, shot: str, facing: int,
-                pose: str, prop: str | None, rng: random.Random) -> Figure:
+                pose: str, prop: str | None) -> Figure:
     """Draw a person; returns the face box (page coords) and the mouth, where balloon tails point."""
     look = LOOKS[who]
     L = Local(cx, cy, H)
@@ -784,7 +783,8 @@ def draw_person(cv: Canvas, who: str, emo: str, cx: float, cy: float, H: float, 
             passive, acting = mirror_pose(ARM_POSES[pose], facing < 0)
             # poses are written for full figures; a bust's shoulders sit wider and lower
             def bust_arm(arm: tuple) -> list[Pt]:
-                return [(u * 1.3, 0.62 + (v - 0.78) * 1.4) for u, v in arm]
+                pts = [(u * 1.3, 0.62 + (v - 0.78) * 1.4) for u, v in arm]
+                return [(math.copysign(0.68, pts[0][0]), 0.98)] + pts[1:]
             draw_arm(cv, L, who, bust_arm(acting), lw)
             if pose in ("cheer", "hold"):
                 draw_arm(cv, L, who, bust_arm(passive), lw)
@@ -814,7 +814,7 @@ def draw_person(cv: Canvas, who: str, emo: str, cx: float, cy: float, H: float, 
             cv.ellipse(*L(s * 0.43, 0.08), 0.07 * H, 0.11 * H, fill=PAPER, outline=INK, width=lw)
     face = L.pts(face_shape())
     cv.polygon(face, fill=PAPER)
-    lower = [p for p, (u, v) in zip(face, face_shape()) if v > -0.2]
+    lower = [p for p, (_, v) in zip(face, face_shape(), strict=True) if v > -0.2]
     cv.line(lower, lw * 1.1, INK)
     if who == "hina":
         hina_front_hair(cv, L, lw)
@@ -830,7 +830,7 @@ def draw_person(cv: Canvas, who: str, emo: str, cx: float, cy: float, H: float, 
     cv.line(L.pts([(dx + 0.02 * side, 0.2), (dx + 0.035 * side, 0.24)]), lw * 0.8, INK)  # nose
     mouth_v = 0.33 if who != "gen" else 0.34
     draw_mouth(cv, L, dx, mouth_v, emo, look.lw, 1.0 if who != "gen" else 0.9)
-    draw_extras(cv, L, dx, emo, look.lw, rng)
+    draw_extras(cv, L, dx, emo, look.lw)
     fb = look.face_box
     return Figure(face=(cx + fb[0] * H, cy + fb[1] * H, cx + fb[2] * H, cy + fb[3] * H),
                   mouth=L(dx, mouth_v), head_r=0.62 * H)
@@ -968,7 +968,7 @@ def pole_and_wires(cv: Canvas, r: Box, x: float, ground: float) -> None:
     x0, y0, x1, y1 = r
     cv.rect((x - 5, y0 - 10, x + 5, ground), fill=gray(90), outline=INK, width=1.5)
     cv.rect((x - 26, y0 + 40, x + 26, y0 + 46), fill=INK)
-    for k, side in ((0, x0), (1, x1)):
+    for side in (x0, x1):
         for d in (-22, 0, 22):
             mx = (x + side) / 2
             cv.line([(x + d, y0 + 40), (mx, y0 + 58 + abs(d) * 0.3), (side, y0 + 48)], 1.0)
@@ -1043,12 +1043,13 @@ def speed_lines(cv: Canvas, r: Box, rng: random.Random, n: int = 70, vertical: b
 def rain(cv: Canvas, r: Box, rng: random.Random, density: float = 1.0) -> None:
     """Slanted rain streaks, dark with a light edge so they show on both sky and figures."""
     x0, y0, x1, y1 = r
-    n = int((x1 - x0) * (y1 - y0) / 1300 * density)
-    for _ in range(n):
+    n = int((x1 - x0) * (y1 - y0) / 1500 * density)
+    for k in range(n):
         x, y = rng.uniform(x0 - 40, x1), rng.uniform(y0 - 40, y1)
         ln = rng.uniform(18, 55)
-        cv.line([(x, y), (x + ln * 0.28, y + ln)], 1.0, gray(30))
-        cv.line([(x + 1.3, y), (x + 1.3 + ln * 0.28, y + ln)], 0.9, gray(245))
+        if k % 3 == 0:  # a dark streak now and then; the light ones carry the rain on night scenes
+            cv.line([(x, y), (x + ln * 0.28, y + ln)], 1.0, gray(30))
+        cv.line([(x + 1.3, y), (x + 1.3 + ln * 0.28, y + ln)], 1.0, gray(245))
 
 
 def sparkles(cv: Canvas, r: Box, rng: random.Random, n: int = 8) -> None:
@@ -1088,13 +1089,16 @@ def big_wave(cv: Canvas, r: Box, rng: random.Random, crest_x: float, crest_y: fl
     face += [(crest_x + size * 0.8, crest_y + size * 0.25), (crest_x + size * 1.6, crest_y + size * 0.9),
              (x1 + 10, crest_y + size * 1.1), (x1 + 10, y1 + 10), (x0 - 10, y1 + 10)]
     cv.polygon(face, fill=PAPER)
-    cv.tone_polygon(face, 0.55)
+    cv.tone_polygon(face, 0.3)
     for k in range(7):  # white streaks running along the face
         off = size * (0.15 + 0.16 * k)
         streak = [(crest_x - size * 2.0 * (1 - t) + off * 0.6, base - (base - crest_y) * t ** 1.8 + off)
                   for t in (0.25, 0.45, 0.65, 0.8)]
         cv.line(streak, 2.2, PAPER)
     cv.polygon(face[:-2], outline=INK, width=2.5)
+    crest = face[1:14]  # foam riding the top of the face
+    cv.line(crest, 9, INK)
+    cv.line(crest, 6, PAPER)
     # the lip: a white crescent curling over to the left, ending in foam claws
     lip_outer = arc_pts(crest_x - size * 0.35, crest_y + size * 0.35, size * 0.75, size * 0.7, 330, 150, 16)
     lip_inner = arc_pts(crest_x - size * 0.45, crest_y + size * 0.5, size * 0.45, size * 0.38, 150, 330, 12)
@@ -1114,7 +1118,7 @@ def big_wave(cv: Canvas, r: Box, rng: random.Random, crest_x: float, crest_y: fl
         cv.ellipse(sx, sy, rr, rr, fill=PAPER, outline=INK, width=1.0)
 
 
-def train(cv: Canvas, x: float, y_floor: float, w: float, h: float, window_faces: bool = False) -> None:
+def train(cv: Canvas, x: float, y_floor: float, w: float, h: float) -> None:
     """A local train car seen from the side; its windows are where Sora waves goodbye."""
     top = y_floor - h
     cv.rect((x, top, x + w, y_floor), fill=PAPER, outline=INK, width=2.5)
@@ -1127,6 +1131,14 @@ def train(cv: Canvas, x: float, y_floor: float, w: float, h: float, window_faces
     cv.rect((x, top - 6, x + w, top), fill=gray(90), outline=INK, width=1.5)
     for k in range(int(w // 160) + 1):
         cv.ellipse(x + 40 + k * 160, y_floor + 6, 12, 12, fill=INK)
+
+
+def night_sky(cv: Canvas, r: Box) -> None:
+    """Storm night: flat dark ink with a band of tone toward the horizon, as manga paint night
+    skies (and far cheaper in a JPEG than a page of dense dots)."""
+    x0, y0, x1, y1 = r
+    cv.rect(r, fill=gray(40))
+    cv.gradient_rect((x0, y0 + (y1 - y0) * 0.55, x1, y1), 0.7, 0.45)
 
 
 def bg_draw(cv: Canvas, kind: str, r: Box, rng: random.Random) -> None:
@@ -1195,7 +1207,7 @@ def bg_draw(cv: Canvas, kind: str, r: Box, rng: random.Random) -> None:
         clouds(cv, r, rng, max(2, int(w / 160)), y0 + h * 0.55, shade=0.4)
         sea(cv, r, y0 + h * 0.7, rng, 0.4)
     elif kind == "storm":  # night, rain, a house with one lit window
-        cv.gradient_rect((x0, y0, x1, y1), 0.75, 0.5)
+        night_sky(cv, r)
         lightning(cv, r, rng)
         buildings(cv, r, y0 + h * 0.8, rng, night=True, tall=1.4)
         cv.rect((x0, y0 + h * 0.8, x1, y1), fill=gray(25))
@@ -1219,14 +1231,14 @@ def bg_draw(cv: Canvas, kind: str, r: Box, rng: random.Random) -> None:
         cv.polygon([(dx0, y0 + h * 0.05), (dx0 - w * 0.18, y0), (dx0 - w * 0.18, y1), (dx0, y1)], fill=PAPER, outline=INK, width=2)
         cv.tone_polygon([(dx0, y0 + h * 0.05), (dx0 - w * 0.18, y0), (dx0 - w * 0.18, y1), (dx0, y1)], 0.35)
     elif kind == "street_storm":
-        cv.gradient_rect(r, 0.7, 0.45)
+        night_sky(cv, r)
         buildings(cv, r, y0 + h * 0.72, rng, night=True, tall=1.2)
         cv.rect((x0, y0 + h * 0.72, x1, y1), fill=gray(40))
         for _ in range(int(w / 40)):  # puddle glints
             px, py = rng.uniform(x0, x1), rng.uniform(y0 + h * 0.76, y1)
             cv.line([(px, py), (px + rng.uniform(15, 40), py)], 1.5, gray(200))
     elif kind == "breakwater":  # night sea; the concrete breakwater runs out to a small light
-        cv.gradient_rect((x0, y0, x1, y0 + h * 0.5), 0.8, 0.55)
+        night_sky(cv, (x0, y0, x1, y0 + h * 0.5))
         sea(cv, r, y0 + h * 0.5, rng, 0.6, dark=True)
         path = [(x0 + w * 0.1, y1), (x0 + w * 0.6, y0 + h * 0.52), (x0 + w * 0.66, y0 + h * 0.52), (x0 + w * 0.55, y1)]
         cv.polygon(path, fill=gray(200), outline=INK, width=2)
@@ -1234,7 +1246,7 @@ def bg_draw(cv: Canvas, kind: str, r: Box, rng: random.Random) -> None:
         cv.rect((x0 + w * 0.6, y0 + h * 0.3, x0 + w * 0.66, y0 + h * 0.52), fill=PAPER, outline=INK, width=1.5)
         cv.ellipse(x0 + w * 0.63, y0 + h * 0.3, 7, 7, fill=PAPER, outline=INK, width=1.0)
     elif kind == "night_sea":
-        cv.gradient_rect(r, 0.85, 0.55)
+        night_sky(cv, r)
         sea(cv, r, y0 + h * 0.4, rng, 0.6, dark=True)
     elif kind == "station":  # platform of the little seaside station
         cv.tone_rect((x0, y0, x1, y0 + h * 0.16), 0.35)  # roof
@@ -1259,17 +1271,34 @@ def bg_draw(cv: Canvas, kind: str, r: Box, rng: random.Random) -> None:
     elif kind == "train_side":
         train(cv, x0 - 30, y0 + h * 0.85, w + 60, h * 0.8)
         cv.rect((x0, y0 + h * 0.88, x1, y1), fill=PAPER, outline=INK, width=2)
-    elif kind == "train_leaving":
-        sky = (x0, y0, x1, y0 + h * 0.55)
-        clouds(cv, sky, rng, 2, y0 + h * 0.4)
+    elif kind == "train_leaving":  # the train shrinking toward the horizon between wire poles
+        hz = y0 + h * 0.5
+        clouds(cv, (x0, y0, x1, hz), rng, 2, y0 + h * 0.35)
+        cv.tone_rect((x0, hz, x1, y1), 0.08)  # summer fields either side of the line
+        cv.line([(x0, hz), (x1, hz)], 1.5)
+        for _ in range(int(w / 12)):
+            gx, gy = rng.uniform(x0, x1), rng.uniform(hz + 8, y1)
+            g = 3 + 10 * (gy - hz) / (y1 - hz)
+            cv.line([(gx - g * 0.4, gy - g), (gx, gy), (gx + g * 0.4, gy - g)], 1.0)
         vx = x0 + w * 0.5
-        cv.polygon([(x0, y1), (vx - 4, y0 + h * 0.55), (vx + 4, y0 + h * 0.55), (x1, y1)], fill=PAPER)
-        for s in (-1, 1):  # rails converging on the horizon
-            cv.line([(vx + s * 4, y0 + h * 0.55), (vx + s * w * 0.25, y1)], 2)
-        cv.line([(x0, y0 + h * 0.55), (x1, y0 + h * 0.55)], 1.5)
-        tw, th = w * 0.16, h * 0.22
-        cv.rect((vx - tw / 2, y0 + h * 0.55 - th, vx + tw / 2, y0 + h * 0.55), fill=PAPER, outline=INK, width=2)
-        cv.rect((vx - tw * 0.35, y0 + h * 0.55 - th * 0.85, vx + tw * 0.35, y0 + h * 0.55 - th * 0.45), fill=gray(60))
+        cv.polygon([(x0 + w * 0.05, y1), (vx - 6, hz), (vx + 6, hz), (x1 - w * 0.05, y1)], fill=PAPER)
+        cv.tone_polygon([(x0 + w * 0.05, y1), (vx - 6, hz), (vx + 6, hz), (x1 - w * 0.05, y1)], 0.25)
+        for k in range(10):
+            t = (k / 9) ** 2
+            yy = hz + (y1 - hz) * t
+            half = 8 + w * 0.3 * t
+            cv.line([(vx - half, yy), (vx + half, yy)], 1 + 4 * t, gray(70))
+        for sgn in (-1, 1):
+            cv.line([(vx + sgn * 4, hz), (vx + sgn * w * 0.2, y1)], 3)
+            for k in range(4):  # wire poles marching away
+                t = 1 - k / 4
+                px = vx + sgn * (14 + w * 0.42 * t ** 1.5)
+                cv.line([(px, hz + (y1 - hz) * t ** 2 * 0.6 + 4), (px, hz - h * 0.4 * t - 10)], 1.5 + 2 * t)
+        tw, th = w * 0.1, h * 0.16
+        cv.rect((vx - tw / 2, hz - th + 4, vx + tw / 2, hz + 4), fill=PAPER, outline=INK, width=2)
+        cv.rect((vx - tw * 0.3, hz - th * 0.85 + 4, vx + tw * 0.3, hz - th * 0.45 + 4), fill=gray(60))
+        for sgn in (-1, 1):
+            cv.ellipse(vx + sgn * tw * 0.3, hz - th * 0.2 + 4, 3, 3, fill=INK)
     elif kind == "letter":  # the letter, close up
         cv.tone_rect(r, 0.2)
         px0, py0, px1, py1 = x0 + w * 0.12, y0 + h * 0.1, x1 - w * 0.12, y1 - h * 0.1
@@ -1290,25 +1319,32 @@ def bg_draw(cv: Canvas, kind: str, r: Box, rng: random.Random) -> None:
             cv.line([(sun_x - 30 - k * 6, yy), (sun_x + 30 + k * 6, yy)], 2.5, PAPER)
         gulls(cv, r, rng, 2, y0 + h * 0.4)
     elif kind == "wave":  # the wave that breaks over the breakwater
-        cv.gradient_rect(r, 0.85, 0.6)
+        night_sky(cv, r)
         sea(cv, r, y0 + h * 0.45, rng, 0.6, dark=True)
         big_wave(cv, r, rng, x0 + w * 0.62, y0 + h * 0.28, h * 0.24)
-    elif kind == "train_front":  # the train pulling in, head-on
-        cv.tone_rect((x0, y0, x1, y0 + h * 0.1), 0.35)
-        vx, hz = x0 + w * 0.5, y0 + h * 0.42
-        for s in (-1, 1):
-            cv.line([(vx + s * 10, hz), (vx + s * w * 0.7, y1)], 2)
-        cv.line([(x0, hz), (x1, hz)], 1.5)
-        tw, th = w * 0.56, h * 0.3
-        tx0, ty0 = vx - tw / 2, hz - th * 0.85
-        cv.rect((tx0, ty0, tx0 + tw, ty0 + th), fill=PAPER, outline=INK, width=2.5)
-        cv.rect((tx0 + tw * 0.1, ty0 + th * 0.12, tx0 + tw * 0.9, ty0 + th * 0.45), fill=gray(70), outline=INK, width=1.5)
-        cv.tone_rect((tx0, ty0 + th * 0.6, tx0 + tw, ty0 + th * 0.7), 0.5)
-        for s in (0.2, 0.8):
-            cv.ellipse(tx0 + tw * s, ty0 + th * 0.82, tw * 0.06, tw * 0.06, fill=PAPER, outline=INK, width=1.5)
-        cv.rect((x0 + w * 0.78, y0 + h * 0.1, x0 + w * 0.8, y1), fill=PAPER, outline=INK, width=1.2)  # pillar
-        cv.tone_rect((x0, y0 + h * 0.75, x1, y1), 0.1)
-        cv.line([(x0, y0 + h * 0.75), (x1, y0 + h * 0.75)], 2)
+    elif kind == "train_front":  # the train pulling in, head-on, on rails that run out of the panel
+        cv.tone_rect((x0, y0, x1, y0 + h * 0.1), 0.35)  # platform roof
+        vx, floor = x0 + w * 0.42, y0 + h * 0.62
+        for k in range(7):  # sleepers, wider apart toward the viewer
+            t = (k / 6) ** 1.6
+            yy = floor + (y1 - floor) * t
+            half = w * (0.2 + 0.5 * t)
+            cv.line([(vx - half, yy), (vx + half, yy)], 2 + 3 * t, gray(90))
+        for sgn in (-1, 1):
+            cv.line([(vx + sgn * w * 0.16, floor), (vx + sgn * w * 0.62, y1)], 3)
+        tw, th = w * 0.62, h * 0.36
+        tx0, ty0 = vx - tw / 2, floor - th
+        cv.rect((tx0, ty0, tx0 + tw, floor), fill=PAPER, outline=INK, width=2.5)
+        cv.rect((tx0 + tw * 0.08, ty0 + th * 0.1, tx0 + tw * 0.92, ty0 + th * 0.42), fill=gray(60), outline=INK, width=1.5)
+        cv.line([(tx0 + tw * 0.2, ty0 + th * 0.14), (tx0 + tw * 0.35, ty0 + th * 0.38)], 3, gray(200))  # glint
+        cv.rect((tx0 + tw * 0.3, ty0 - th * 0.08, tx0 + tw * 0.7, ty0), fill=INK)  # destination sign
+        cv.text(vx, ty0 - th * 0.04, "しおかぜ", font("sans", min(16, th * 0.06)), fill=PAPER)
+        cv.tone_rect((tx0, ty0 + th * 0.58, tx0 + tw, ty0 + th * 0.68), 0.5)
+        for sx in (0.18, 0.82):
+            cv.ellipse(tx0 + tw * sx, ty0 + th * 0.8, tw * 0.07, tw * 0.07, fill=PAPER, outline=INK, width=2)
+        edge = x0 + w * 0.84  # the platform on the right
+        cv.polygon([(edge, y0 + h * 0.1), (x1, y0 + h * 0.1), (x1, y1), (edge + w * 0.1, y1)], fill=PAPER, outline=INK, width=2)
+        cv.tone_polygon([(edge, y0 + h * 0.1), (x1, y0 + h * 0.1), (x1, y1), (edge + w * 0.1, y1)], 0.12)
     elif kind == "lighthouse_sunset":
         cv.gradient_rect((x0, y0, x1, y0 + h * 0.62), 0.4, 0.05)
         cv.ellipse(x0 + w * 0.3, y0 + h * 0.62, w * 0.12, w * 0.12, fill=PAPER, outline=INK, width=1.5)
@@ -1316,6 +1352,17 @@ def bg_draw(cv: Canvas, kind: str, r: Box, rng: random.Random) -> None:
         cliff(cv, r, y0 + h * 0.7, rng, side=1)
         lighthouse(cv, x0 + w * 0.7, y0 + h * 0.7, h * 0.5)
         gulls(cv, r, rng, 3, y0 + h * 0.35)
+    elif kind == "sunset_cliff":  # sunset seen from the lighthouse's cliff: ground and railing in front
+        bg_draw(cv, "sunset", r, rng)
+        top = y0 + h * 0.8
+        cv.rect((x0, top, x1, y1), fill=PAPER, outline=INK, width=2)
+        cv.tone_rect((x0, top, x1, y1), 0.3)
+        for _ in range(int(w / 10)):
+            gx = rng.uniform(x0, x1)
+            cv.line([(gx, top + 3), (gx + rng.uniform(-3, 3), top - rng.uniform(4, 10))], 1.0)
+        for k in range(int(w / 34) + 1):
+            cv.line([(x0 + k * 34, top - 46), (x0 + k * 34, top)], 2.5)
+        cv.line([(x0, top - 46), (x1, top - 46)], 3.5)
     elif kind == "soft":  # gentle screentone glow behind an emotional close-up
         cv.gradient_rect(r, 0.25, 0.05)
         sparkles(cv, r, rng, 6)
@@ -1381,14 +1428,7 @@ def columns_of(text: str, max_chars: int) -> list[str]:
     return cols
 
 
-@dataclass
-class Balloon:
-    text_box: Box
-    outline: list[Pt]
-
-
-def text_block(cv: Canvas, cx: float, cy: float, cols: list[str], f: ImageFont.FreeTypeFont, size: float,
-               dry: bool = False) -> Box:
+def text_block(cv: Canvas, cx: float, cy: float, cols: list[str], f: ImageFont.FreeTypeFont, size: float) -> Box:
     """Set columns right-to-left around (cx, cy), top-aligned; returns the glyphs' ink box."""
     pitch = size * 1.3
     W = (len(cols) - 1) * pitch + size
@@ -1397,13 +1437,7 @@ def text_block(cv: Canvas, cx: float, cy: float, cols: list[str], f: ImageFont.F
     for i, col in enumerate(cols):
         x = cx + W / 2 - size / 2 - i * pitch
         y = cy - Hh / 2
-        if dry:
-            kw = dict(font=f, anchor="mt", direction="ttb", features=["vert"])
-            px, py = cv.p(x, y)
-            l, t, r, b = cv.draw.textbbox((px, py), col, **kw)
-            boxes.append((l / SS + cv.x0, t / SS + cv.y0, r / SS + cv.x0, b / SS + cv.y0))
-        else:
-            boxes.append(cv.text(x, y, col, f, anchor="mt", vertical=True))
+        boxes.append(cv.text(x, y, col, f, anchor="mt", vertical=True))
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
@@ -1696,6 +1730,9 @@ def area(b: Box) -> float:
     return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
 
 
+MIN_FULL_FACE = 71.0  # px of face height; the face box is 0.86 of it wide
+
+
 def place_cast(c: Cast, r: Box) -> tuple[float, float, float]:
     """Where a character's face goes in panel r: (cx, cy, H) in page pixels."""
     x0, y0, x1, y1 = r
@@ -1707,8 +1744,11 @@ def place_cast(c: Cast, r: Box) -> tuple[float, float, float]:
         cy = y0 + c.y * h if c.y is not None else y1 - 1.3 * H
     else:
         foot = 4.6 if c.who == "gen" else 4.35
-        H = c.h or min(0.9 * h / (foot + 0.8), 110)
-        cy = y0 + c.y * h if c.y is not None else y1 - 0.04 * h - foot * H
+        # never below MIN_FULL_FACE: a face-emotion classifier needs ~60 px faces; when the
+        # panel is too short for the whole figure, the frame cuts the feet (a knee shot)
+        H = max(c.h or min(0.9 * h / (foot + 0.8), 110), MIN_FULL_FACE)
+        standing = y1 - 0.04 * h - foot * H
+        cy = y0 + c.y * h if c.y is not None else max(standing, y0 + 0.05 * h + 0.8 * H)
     return x0 + c.x * w, cy, H
 
 
@@ -1731,7 +1771,7 @@ def draw_panel(spread_cv: Canvas, quad: Quad, panel: Panel, rng: random.Random, 
         if c.who == "maru":
             fig = draw_dog(layer, c.emo, cx, cy, H, c.facing, c.pose)
         else:
-            fig = draw_person(layer, c.who, c.emo, cx, cy, H, c.shot, c.facing, c.pose, c.prop, rng)
+            fig = draw_person(layer, c.who, c.emo, cx, cy, H, c.shot, c.facing, c.pose, c.prop)
         body_box = layer.ink_box(shape)
         cv.paste_canvas(layer)
         if body_box is None:
@@ -1762,7 +1802,7 @@ def draw_page(cv: Canvas, spec: PageSpec, side: str, seed: int, pa: PageAnns) ->
                          f"the script gives {len(spec.panels)}")
     area_box = page_area(side)
     done: list[tuple[Panel, Box, dict[str, tuple[Figure, Ann]]]] = []
-    for k, (q, panel) in enumerate(zip(quads, spec.panels)):
+    for k, (q, panel) in enumerate(zip(quads, spec.panels, strict=True)):
         rng = random.Random(seed * 100 + k)
         figures: dict[str, tuple[Figure, Ann]] = {}
         r = draw_panel(cv, inset_quad(q, area_box), panel, rng, pa, figures)
@@ -1852,7 +1892,7 @@ STORY: tuple[Spread, ...] = (
             P("sky", B("sora", "neutral", 0.66, facing=-1), S("sora", "いや……|なんでも|ない", "No... it's nothing.", 0.2, 0.3)),
             P("lighthouse", Sfx("ザザ……ン", 0.2, 0.82, 30)),
             P("road", B("hina", "happiness", 0.64, facing=-1), S("hina", "へんな|ソラ", "You're acting weird, Sora.", 0.2, 0.3)),
-            P("road", F("sora", "happiness", 0.68, facing=-1, h=58), F("hina", "happiness", 0.3, pose="wave", h=58),
+            P("road", F("sora", "happiness", 0.68, facing=-1, h=58), F("hina", "happiness", 0.3, pose="wave", facing=-1, h=58),
               DOG("happiness", 0.5, 0.9, h=36)),
         )),
     ),
@@ -2026,7 +2066,7 @@ STORY: tuple[Spread, ...] = (
     Spread(
         PageSpec("tall-3", (
             P("train_front", N("まもなく、|一番線に|電車が|まいります", "The train will soon arrive at platform one.", 0.86, 0.1),
-              Sfx("ガタン", 0.22, 0.58, 36, -6), Sfx("ゴトン", 0.78, 0.66, 36, 6)),
+              Sfx("ガタン", 0.14, 0.8, 36, -6), Sfx("ゴトン", 0.86, 0.7, 36, 6)),
             P("platform", B("sora", "neutral", 0.64, facing=-1), S("sora", "……もう|時間だ", "...It's time.", 0.2, 0.3)),
             P("platform", B("gen", "sadness", 0.36, facing=1), S("gen", "ソラ、|元気でな", "Sora, take care of yourself.", 0.8, 0.3)),
             P("platform", B("sora", "happiness", 0.66, facing=-1),
@@ -2073,9 +2113,9 @@ STORY: tuple[Spread, ...] = (
             P("soft", B("hina", "neutral", 0.28, facing=1, pose="hold", prop="letter"),
               S("hina", "『夏休み、|そっちに|行くよ』|……だって！", "\"I'm coming to see you over summer vacation\"... he says!",
                 0.7, 0.42)),
-            P("sky", F("hina", "happiness", 0.38, pose="cheer", h=62),
+            P("harbor", F("hina", "happiness", 0.38, pose="cheer", h=62),
               S("hina", "やったあ！|嬉しい！", "Yay! I'm so happy!", 0.84, 0.25), fx=("sparkle",)),
-            P("sky", DOG("happiness", 0.5, 0.7, h=72)),
+            P("harbor", DOG("happiness", 0.5, 0.8, h=72)),
         )),
     ),
     # 14 -- Sora comes back
@@ -2108,7 +2148,7 @@ STORY: tuple[Spread, ...] = (
               DOG("happiness", 0.5, 0.92, h=34)),
         )),
         PageSpec("big-2", (
-            P("sunset", F("hina", "happiness", 0.6, h=84, facing=-1), F("sora", "happiness", 0.38, h=84, facing=1),
+            P("sunset_cliff", F("hina", "happiness", 0.6, h=84, facing=-1), F("sora", "happiness", 0.38, h=84, facing=1),
               DOG("happiness", 0.82, 0.9, h=48, facing=-1),
               S("hina", "来年も、|その次も、|ずっと一緒に|来ようね", "Next year, and the year after that, let's always come here together.",
                 0.87, 0.22),
@@ -2125,29 +2165,34 @@ STORY: tuple[Spread, ...] = (
 
 
 def draw_cover(cv: Canvas, pa: PageAnns) -> None:
-    """Front cover on the right half (the side a right-to-left book opens from), back cover left."""
+    """Front cover on the right half (the side a right-to-left book opens from), back cover left.
+
+    The cover has no panels, so it has faces and bodies but no frames, and no dialogue.
+    """
     rng = random.Random(7)
-    front = (PAGE_W, 0, SPREAD_W, SPREAD_H)
+    x0, y0, x1, y1 = front = (PAGE_W, 0, SPREAD_W, SPREAD_H)
     art = Canvas(PAGE_W, 0, PAGE_W, SPREAD_H)
-    x0, y0, x1, y1 = front
-    art.gradient_rect((x0, y0, x1, 720), 0.4, 0.04)
-    clouds(art, (x0, 280, x1, 700), rng, 3, 560)
-    sea(art, front, 720, rng, 0.15)
-    cliff(art, (x0 - 250, 0, x0 + 300, y1), 735, rng, side=1)
-    lighthouse(art, x0 + 140, 740, 330)
-    gulls(art, (x0, 300, x1, 700), rng, 5, 600)
-    sparkles(art, (x0 + 300, 730, x1, 900), rng, 6)
-    cast = (
-        (Cast("sora", "happiness", 0, shot="bust", facing=-1), 1170, 690, 190),
-        (Cast("hina", "happiness", 0, shot="bust", facing=-1, pose="wave"), 1420, 800, 215),
-        (Cast("maru", "happiness", 0, shot="full", facing=-1), 960, 1060, 78),
+    horizon = 700
+    art.gradient_rect((x0, y0, x1, horizon), 0.3, 0.02)
+    clouds(art, (x0, 330, x1, 640), rng, 3, 560)
+    sea(art, front, horizon, rng, 0.12)
+    headland = [(x0, horizon - 10), (x0 + 120, horizon - 40), (x0 + 250, horizon - 36), (x0 + 330, horizon + 25), (x0, horizon + 40)]
+    art.polygon(headland, fill=PAPER, outline=INK, width=2)
+    art.tone_polygon(headland, 0.35)
+    lighthouse(art, x0 + 170, horizon - 36, 250)
+    gulls(art, (x0, 380, x1, 640), rng, 6, 600)
+    sparkles(art, (x0 + 340, horizon + 10, x1, horizon + 120), rng, 7)
+    cast = (  # both look out to sea toward the lighthouse; Sora waves, away from Hina's face
+        (Cast("sora", "happiness", 0, shot="bust", facing=-1, pose="wave"), 1085, 640, 175),
+        (Cast("hina", "happiness", 0, shot="bust", facing=-1), 1380, 760, 225),
+        (Cast("maru", "happiness", 0, shot="full", facing=-1), 905, 1095, 72),
     )
     for c, cx, cy, H in cast:
         layer = Canvas(PAGE_W, 0, PAGE_W, SPREAD_H, transparent=True)
         if c.who == "maru":
             fig = draw_dog(layer, c.emo, cx, cy, H, c.facing, "stand")
         else:
-            fig = draw_person(layer, c.who, c.emo, cx, cy, H, c.shot, c.facing, c.pose, None, rng)
+            fig = draw_person(layer, c.who, c.emo, cx, cy, H, c.shot, c.facing, c.pose, None)
         box = layer.ink_box()
         art.paste_canvas(layer)
         pa.items.append(Ann("body", box, CHARACTER_IDS[c.who]))
@@ -2156,21 +2201,27 @@ def draw_cover(cv: Canvas, pa: PageAnns) -> None:
     # title block: heavy sans with a white halo so it stands on the sky tone
     art.text((x0 + x1) / 2, 150, TITLE_JA, font("sans", 118), stroke=9, stroke_fill=PAPER)
     art.text((x0 + x1) / 2, 258, "SHIOKAZE  DAYS", font("sans", 34), stroke=4, stroke_fill=PAPER)
-    art.text(x1 - 40, 330, "m2m オリジナル", font("serif", 22), anchor="rm", stroke=3, stroke_fill=PAPER)
+    art.text(x1 - 40, 318, "m2m オリジナル", font("serif", 22), anchor="rm", stroke=3, stroke_fill=PAPER)
     cv.paste_canvas(art)
-    # back cover: quiet tone, the lighthouse at dusk, the blurb
+    # back cover: the lighthouse at dusk on its cliff, and the blurb
     back = Canvas(0, 0, PAGE_W, SPREAD_H)
-    back.gradient_rect((0, 0, PAGE_W, SPREAD_H), 0.08, 0.45)
-    sea(back, (0, 0, PAGE_W, SPREAD_H), 860, rng, 0.35)
-    lighthouse(back, 600, 870, 420)
+    bh = 820
+    back.gradient_rect((0, 0, PAGE_W, bh), 0.5, 0.08)
+    sea(back, (0, 0, PAGE_W, SPREAD_H), bh, rng, 0.3)
+    cliff_pts = [(330, SPREAD_H), (420, bh + 40), (480, bh - 60), (PAGE_W, bh - 80), (PAGE_W, SPREAD_H)]
+    back.polygon(cliff_pts, fill=PAPER, outline=INK, width=2)
+    back.tone_polygon(cliff_pts, 0.45)
+    lighthouse(back, 640, bh - 75, 430, night=True)
     gulls(back, (0, 200, PAGE_W, 600), rng, 4, 520)
-    bx0, by0, bx1, by1 = 110, 170, 420, 720
+    bx0, by0, bx1, by1 = 100, 150, 400, 690
+    back.rect((bx0 + 5, by0 + 5, bx1 + 5, by1 + 5), fill=INK)
     back.rect((bx0, by0, bx1, by1), fill=PAPER, outline=INK, width=2)
     blurb = ["夏の終わり、", "港町。", "ヒナとソラと", "犬のマルの、", "最後の夏休み。", "嵐の夜と、", "駅のホームと、", "約束の灯台。"]
     f = font("serif", 24)
     for i, col in enumerate(blurb):
         back.text(bx1 - 40 - i * 34, by0 + 40, col, f, anchor="mt", vertical=True)
-    back.text(PAGE_W / 2, SPREAD_H - 80, "m2m example book · drawn by examples/draw_example.py", font("serif_regular", 15))
+    back.rect((40, SPREAD_H - 100, PAGE_W - 40, SPREAD_H - 62), fill=PAPER, outline=INK, width=1.5)
+    back.text(PAGE_W / 2, SPREAD_H - 81, "m2m example book · drawn by examples/draw_example.py", font("serif_regular", 15))
     cv.paste_canvas(back)
     cv.line([(PAGE_W, 0), (PAGE_W, SPREAD_H)], 1.0, gray(120))  # the spine fold
 

@@ -63,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("--out", type=Path, required=True, help="the study folder (gets study.json, runs/, pages/)")
     prepare.add_argument("--engine", default="composer", help="music engine for every condition (default composer)")
     prepare.add_argument("--seed", type=int, default=0, help="seed for choosing pages and for the music")
+    prepare.add_argument("--library-clips", type=int, default=24,
+                         help="clips to make for the random condition's library when it has none (default 24)")
     prepare.add_argument("--llm", default="offline", choices=("offline", "openai"), help="the director")
     prepare.add_argument("--title", default=None, help="study title shown to participants")
     prepare.add_argument("--consent", type=Path, default=None, help="a text file with the consent statement")
@@ -117,6 +119,22 @@ def render_pages(book: Book, settings: object, pages: Sequence[int], progress: P
         pipeline.render_book(book, settings, progress, order=list(pages))  # type: ignore[arg-type]
 
 
+def ensure_library(settings: object, count: int, progress: Progress) -> None:
+    """The random condition draws from a clip library made by the same engine; make one if missing."""
+    from m2m import pipeline
+    from m2m.music import load_engine
+    from m2m.music.base import RenderOptions
+    from m2m.music.library import INDEX, build_library
+
+    folder = pipeline.library_dir(settings)  # type: ignore[arg-type]
+    if (folder / INDEX).is_file():
+        return
+    engine = load_engine(settings.engine)  # type: ignore[attr-defined]
+    print(f"building the random condition's library: {count} clips by {engine.name} in {folder}", flush=True)
+    build_library(engine, folder, count, RenderOptions(seed=settings.seed),  # type: ignore[attr-defined]
+                  lambda done, total: progress("library", done, total))
+
+
 def copy_pages(book: Book, pages: Sequence[int], folder: Path) -> None:
     """Page images into ``STUDY/pages/<book>/NNN.<ext>``, where the study API looks for them."""
     by_index = {page.index: page for page in book.pages}
@@ -132,6 +150,8 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     if args.scenes < 1:
         raise ValueError(f"--scenes must be a positive number of stimuli, got {args.scenes}")
+    if args.library_clips < 1:
+        raise ValueError(f"--library-clips must be a positive number, got {args.library_clips}")
     consent = args.consent.read_text(encoding="utf-8").strip() if args.consent else DEFAULT_CONSENT
     book = load_book(args.path, args.book)
     out: Path = args.out
@@ -142,6 +162,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     print(f"{book.title}: {len(scenes)} scenes; stimuli on pages "
           + ", ".join(f"{w[0] + 1}-{w[-1] + 1}" for w in windows), flush=True)
     for condition in CONDITIONS:
+        if condition == "random":
+            ensure_library(settings, args.library_clips, _say)
         print(f"rendering {len(needed)} pages: condition {condition}, engine {args.engine}", flush=True)
         render_pages(book, replace(settings, condition=condition), needed, _say)
     copy_pages(book, needed, out)

@@ -45,6 +45,10 @@ def book_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("design", ["within-scene", "between-scenes"])
 def test_prepare_writes_a_ready_study(book_root: Path, tmp_path: Path, fake_pipeline, design: str) -> None:
     out = tmp_path / "study"
+    # An existing clip library for the random condition (prepare builds one only when it is missing).
+    library = pipeline.library_dir(pipeline.Settings(runs_root=out / "runs"))
+    library.mkdir(parents=True)
+    (library / "library.json").write_text("{}", encoding="utf-8")
     assert main(["study", "prepare", str(book_root), "--design", design, "--scenes", "2", "--out", str(out),
                  "--seed", "3"]) == 0
     study = load_study(out / "study.json")

@@ -1,5 +1,8 @@
 """Stage 2 throughput: face crops per second for ViT-B-32 inference on CPU, batched and unbatched.
 
+Also prints the machine's matmul GFLOP/s and the model's GFLOP per crop, so a figure from a busy host
+can be read against the ceiling it implies.
+
 Random weights (``pretrained=None``) have the real cost of the real model. Prints crops/s for the
 fine-tuned classifier's forward pass (image tower + head) at batch 1 and batch N, the crop-and-
 preprocess cost alone, the dialogue backend's lines per second, and the process's peak memory.
@@ -61,6 +64,17 @@ def main() -> None:
     del clip
     print(f"build ViT-B-32 (random weights): {time.perf_counter() - t:.1f} s, peak RSS {peak_mb():.0f} MB "
           f"(before: {base_mb:.0f} MB)")
+
+    # The machine's own speed, so the crops/s below can be read against it on a shared or loaded host.
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    matmul = rate(lambda: a @ b, 1, repeat=20) * 2 * 1024**3 / 1e9
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(torch.zeros(1, 3, preprocess.size, preprocess.size))
+    per_crop = counter.get_total_flops() / 1e9
+    print(f"machine: {matmul:.1f} GFLOP/s (1024x1024 fp32 matmul); ViT-B-32 + head: {per_crop:.1f} GFLOP per crop "
+          f"-> at most {matmul / per_crop:.1f} crops/s at that rate")
 
     images = crops(args.crops)
     transform = Preprocess(size=preprocess.size).transform()

@@ -49,7 +49,7 @@ class FaceEmotion:
 
     A skipped face (unreadable image, empty box, no label) has empty ``probabilities`` and is left
     out of the page and scene averages. ``evidence`` says briefly what the label came from (e.g.
-    "2 lines by the speaker on this page"), for the side panels.
+    "2 lines by this character in the panel (1 emotive)", "face crop"), for the side panels.
     """
 
     page: int

@@ -336,9 +336,9 @@ def read_checkpoint(path: str | Path, expect_model: str | None = None) -> Loaded
 
 
 @lru_cache(maxsize=4)
-def _cached_checkpoint(path: str, mtime_ns: int, device: str, expect_model: str | None) -> LoadedClassifier:
+def _cached_checkpoint(path: str, mtime_ns: int, device: str) -> LoadedClassifier:
     """One loaded copy per (file version, device), shared by every request; mtime invalidates retrained files."""
-    loaded = read_checkpoint(path, expect_model)
+    loaded = read_checkpoint(path)
     loaded.model.to(device)
     return loaded
 
@@ -374,7 +374,9 @@ class FinetunedClipBackend:
             path = Path(found)
         self._device = pick_device(device)
         self._path = str(path.resolve())
-        self._loaded = _cached_checkpoint(self._path, path.stat().st_mtime_ns, self._device, model)
+        self._loaded = _cached_checkpoint(self._path, path.stat().st_mtime_ns, self._device)
+        if model and self._loaded.spec.name != model:
+            raise ValueError(f"checkpoint {path}: trained on model {self._loaded.spec.name!r}, but {model!r} was asked for")
         self._source = checkpoint
 
     @property

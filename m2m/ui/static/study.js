@@ -421,6 +421,8 @@ document.addEventListener('keydown', (e) => {
   if (S.screen !== 'listen' || !visible() || e.altKey || e.ctrlKey || e.metaKey) return;
   const tag = e.target && e.target.tagName;
   if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT') return;
+  // Space on a focused button presses that button; turning as well would move two pages.
+  if (tag === 'BUTTON' && e.key === ' ') return;
   // Manga read right to left: the left arrow goes forward, as in the reader.
   let step = 0;
   if (e.key === 'ArrowLeft' || e.key === ' ' || e.key === 'PageDown') step = 1;

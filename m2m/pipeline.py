@@ -19,7 +19,7 @@ from m2m.directives import CaptionSheet, DirectiveSheet
 from m2m.director import Director
 from m2m.emotions import EmotionReport
 from m2m.music.base import Clip, RenderOptions
-from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
+from m2m.runs import CONDITIONS, Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
 from m2m.soundtrack import Soundtrack, SoundtrackSettings, build_soundtrack
 
@@ -46,6 +46,16 @@ class Settings:
     crossfade_s: float = 1.5
     seconds_per_page: float = 20.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        # Frozen, so normalise through object.__setattr__: callers may pass runs_root as a str.
+        object.__setattr__(self, "runs_root", Path(self.runs_root))
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"condition: {self.condition!r} is not one of {', '.join(CONDITIONS)}")
+        if not 0.0 <= self.crossfade_s <= 30.0:
+            raise ValueError(f"crossfade_s: {self.crossfade_s} is outside 0..30 s")
+        if not 2.0 <= self.seconds_per_page <= 3600.0:
+            raise ValueError(f"seconds_per_page: {self.seconds_per_page} is outside 2..3600 s")
 
     def public(self) -> dict[str, Any]:
         """The settings that may be written to run files and shown in the browser (no key)."""

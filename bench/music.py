@@ -1,0 +1,150 @@
+"""Music engine figures: the composer's real-time factor, a 16-page book from a cold start, the first
+page's latency, and a randomly initialised model with musicgen-small's architecture on a few pages.
+
+Prints figures, asserts nothing about time. Wall time on a shared machine is noisy, so CPU time
+(this process, all threads) is printed beside it. Run: ``.venv/bin/python bench/music.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def book_cues(pages: int = 16):
+    from m2m.directives import CaptionSheet, Cue, Plan
+
+    scenes = [
+        ("A calm, gentle piano with soft strings", Plan(72, "D", "major", ("acoustic grand piano", "string ensemble 1", "flute"), 0.25, "calm")),
+        ("A tense, dark scene with tremolo strings", Plan(88, "C", "minor", ("tremolo strings", "cello", "timpani"), 0.55, "tense")),
+        ("An intense battle with brass and drums", Plan(144, "E", "minor", ("brass section", "string ensemble 1", "drums"), 0.9, "battle")),
+        ("A bright, playful guitar tune", Plan(112, "G", "major", ("acoustic guitar (nylon)", "glockenspiel", "drums"), 0.6, "playful")),
+    ]
+    cues = []
+    for page in range(1, pages + 1):
+        scene = (page - 1) * len(scenes) // pages
+        caption, plan = scenes[scene]
+        cues.append(Cue(page, scene, caption, plan))
+    return CaptionSheet(tuple(cues))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_composer(pages: int, clip_seconds: float) -> tuple[float, float]:
+    from m2m.music.base import RenderOptions
+    from m2m.music.composer import ComposerEngine
+    from m2m.runs import RunFolder
+    from m2m.soundtrack import SoundtrackSettings, build_soundtrack
+
+    sheet = book_cues(pages)
+    engine = ComposerEngine()
+    tracemalloc.start()
+    # first page alone, cold (the soundfont is loaded for the first time in this process)
+    w0, c0 = time.perf_counter(), time.process_time()
+    first = engine.render(sheet.cues[0], RenderOptions(seconds=clip_seconds))
+    print(f"composer first page: {time.perf_counter() - w0:.2f} s wall, {time.process_time() - c0:.2f} s CPU "
+          f"for {first.audio.seconds:.1f} s of audio (target < 1 s)")
+    # engine alone, every page: the real-time factor
+    w0, c0 = time.perf_counter(), time.process_time()
+    audio_seconds = 0.0
+    for cue in sheet.cues:
+        audio_seconds += engine.render(cue, RenderOptions(seconds=clip_seconds)).audio.seconds
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    print(f"composer engine: {audio_seconds:.0f} s of audio in {wall:.2f} s wall / {cpu:.2f} s CPU -> "
+          f"{audio_seconds / wall:.0f}x real time (wall), {audio_seconds / cpu:.0f}x per CPU second (target >= 50x)")
+    composer_rtf = audio_seconds / wall
+    # the whole book into a run folder, threads across pages, normalised and encoded, + the whole file
+    with tempfile.TemporaryDirectory() as tmp:
+        run = RunFolder(tmp, "bench", "m2m")
+        settings = SoundtrackSettings(clip_seconds=clip_seconds, pace_seconds=20.0)
+        firsts: list[float] = []
+        w0, c0 = time.perf_counter(), time.process_time()
+        soundtrack = build_soundtrack("bench", "m2m", sheet, run, "composer", settings, engine=ComposerEngine(),
+                                      on_clip=lambda clip: firsts.append(time.perf_counter() - w0))
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        print(f"{pages}-page book (render, normalise, OGG, cue sheet, whole file): {wall:.2f} s wall, {cpu:.2f} s CPU "
+              f"(target < 10 s); first page on disk after {firsts[0]:.2f} s")
+        measure_run(run, soundtrack)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"composer memory: Python peak {peak / 2**20:.0f} MB (tracemalloc), process peak RSS {peak_rss_mb():.0f} MB")
+    return composer_rtf, audio_seconds
+
+
+def measure_run(run, soundtrack) -> None:
+    """Listen as far as numbers go: length, loudness, peaks, silence and clipping of every file."""
+    import numpy as np
+
+    from m2m.soundtrack import loudness_lufs, read_audio, true_peak_db
+
+    print("page  seconds   LUFS   dBTP  silent%  clipped  backend")
+    for c in soundtrack.cues:
+        a = read_audio(run.path / c.file)
+        frames = a.samples.mean(axis=0)[: len(a.samples[0]) // 2205 * 2205].reshape(-1, 2205)
+        silent = float(np.mean(np.sqrt((frames**2).mean(axis=1)) < 10 ** (-50 / 20)))
+        clipped = int((np.abs(a.samples) >= 0.999).sum())
+        print(f"{c.page:4d}  {a.seconds:7.2f}  {loudness_lufs(a.samples, a.sample_rate):5.1f}  "
+              f"{true_peak_db(a.samples, a.sample_rate):5.1f}  {100 * silent:6.1f}  {clipped:7d}  {c.details.get('mood', '')}"
+              f" {c.details.get('tempo', '')} BPM")
+    whole = read_audio(run.path / soundtrack.file)
+    print(f"whole file: {whole.seconds:.1f} s, {loudness_lufs(whole.samples, whole.sample_rate):.1f} LUFS, "
+          f"{true_peak_db(whole.samples, whole.sample_rate):.1f} dBTP")
+
+
+def bench_musicgen(pages: int, seconds: float, threads: int | None) -> float:
+    import torch
+
+    from m2m.music.base import RenderOptions
+    from m2m.music.musicgen import MusicGenEngine
+    from m2m.music.random_model import MUSICGEN_SMALL, random_musicgen
+
+    if threads:
+        torch.set_num_threads(threads)
+    w0 = time.perf_counter()
+    loaded = random_musicgen(MUSICGEN_SMALL, model_id="random/musicgen-small-architecture")
+    params = sum(p.numel() for p in loaded.model.parameters()) / 1e6
+    print(f"random musicgen-small architecture: {params:.0f} M parameters, built in {time.perf_counter() - w0:.1f} s "
+          f"({torch.get_num_threads()} torch threads)")
+    engine = MusicGenEngine("musicgen-small", loader=lambda *a: loaded)
+    sheet = book_cues(16)
+    cues = sheet.cues[:pages]
+    tracemalloc.start()
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = engine.render_many(cues, RenderOptions(seconds=seconds, batch_size=pages),
+                             after={c.page: (c.page - 1 if i else None) for i, c in enumerate(cues)})
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    audio = sum(r.audio.seconds for r in out)
+    print(f"musicgen-small architecture: {audio:.1f} s of audio ({pages} chained pages) in {wall:.1f} s wall / "
+          f"{cpu:.1f} s CPU -> {audio / wall:.3f}x real time")
+    print(f"musicgen memory: Python peak {peak / 2**20:.0f} MB (tracemalloc), process peak RSS {peak_rss_mb():.0f} MB")
+    return audio / wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pages", type=int, default=16)
+    parser.add_argument("--clip-seconds", type=float, default=24.0)
+    parser.add_argument("--musicgen-pages", type=int, default=2)
+    parser.add_argument("--musicgen-seconds", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for the MusicGen part")
+    parser.add_argument("--skip-musicgen", action="store_true")
+    args = parser.parse_args()
+    composer_rtf, _ = bench_composer(args.pages, args.clip_seconds)
+    if not args.skip_musicgen:
+        musicgen_rtf = bench_musicgen(args.musicgen_pages, args.musicgen_seconds, args.threads)
+        print(f"composer / musicgen-small speed ratio: {composer_rtf / musicgen_rtf:.0f}x")
+
+
+if __name__ == "__main__":
+    main()

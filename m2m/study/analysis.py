@@ -183,13 +183,18 @@ def _summarise(means: pd.DataFrame, criterion: str, condition: str) -> Condition
 
 
 def _anova(means: pd.DataFrame, criterion: str) -> AnovaResult:
-    # With no within-participant variance at all F is 0/0; numpy warns and AnovaRM returns NaN,
-    # which the report prints as "n/a" rather than a made-up number.
+    # With no within-participant variance at all F is 0/0. AnovaRM then returns NaN or, through
+    # rounding, a meaningless F (even a negative one); report "n/a" rather than a made-up number.
+    spread = means[criterion] - means.groupby("participant")[criterion].transform("mean")
+    if not np.any(np.abs(spread.to_numpy(dtype=float)) > 1e-9):
+        nan = float("nan")
+        return AnovaResult(criterion, nan, nan, nan, nan, nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         table = AnovaRM(data=means, depvar=criterion, subject="participant", within=["condition"]).fit().anova_table
     row = table.loc["condition"]
     f_value, df_num, df_den = float(row["F Value"]), float(row["Num DF"]), float(row["Den DF"])
-    eta = f_value * df_num / (f_value * df_num + df_den) if math.isfinite(f_value) else float("nan")
+    denominator = f_value * df_num + df_den
+    eta = f_value * df_num / denominator if math.isfinite(f_value) and denominator > 0 else float("nan")
     return AnovaResult(criterion, f_value, df_num, df_den, float(row["Pr > F"]), eta)
 
 

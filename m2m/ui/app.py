@@ -11,6 +11,8 @@ from m2m.ui.config import AppConfig
 from m2m.ui.layout import CONDITIONS, DIRECTORS, Controls, ReaderApp, Session, choices_of
 from m2m.ui.reader import STATIC, Reader
 from m2m.ui.service import Service, default_service
+from m2m.ui.study_api import start_study_backup, study_app_kwargs
+from m2m.ui.study_tab import build_study_tab
 
 INTRO = """<div class="m2m-title"><span class="m2m-logo">m2m</span>
 <span class="m2m-sub">background music for manga, made from the book itself
@@ -36,13 +38,16 @@ def build_app(config: AppConfig | None = None, service: Service | None = None) -
         with gr.Row(elem_classes="m2m-top"):
             gr.HTML(INTRO, padding=False)
             status = gr.HTML(elem_classes="m2m-status-box", padding=False)
-        with gr.Row(equal_height=False, elem_classes="m2m-main"):
-            with gr.Column(scale=5, min_width=340):
-                reader = Reader(elem_id="m2m-reader")
-            with gr.Column(scale=2, min_width=320, elem_classes="m2m-side"):
-                c = _side_panels(reader, status)
-                settings = _settings_panel()
-                upload = _book_panel()
+        with gr.Tab("Read", elem_id="m2m-tab-read"):
+            with gr.Row(equal_height=False, elem_classes="m2m-main"):
+                with gr.Column(scale=5, min_width=340):
+                    reader = Reader(elem_id="m2m-reader")
+                with gr.Column(scale=2, min_width=320, elem_classes="m2m-side"):
+                    c = _side_panels(reader, status)
+                    settings = _settings_panel()
+                    upload = _book_panel()
+        with gr.Tab("Listening study", elem_id="m2m-tab-study"):
+            build_study_tab()  # the study in $M2M_STUDY_DIR, or how to prepare one
         timer = gr.Timer(config.tick_s, active=False)
         controls = Controls(reader=reader, status=status, timer=timer, **c)
         _wire(demo, app, controls, session, page, settings, upload, config)
@@ -122,6 +127,7 @@ def launch_kwargs(config: AppConfig | None = None) -> dict[str, Any]:
     for folder in (config.runs_root, config.uploads_root):
         folder.mkdir(parents=True, exist_ok=True)
     on_space = bool(os.environ.get("SPACE_ID"))
+    start_study_backup()  # pushes ratings to a Hugging Face dataset only when configured
     return {
         "server_name": os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0" if on_space else "127.0.0.1"),
         "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
@@ -133,4 +139,6 @@ def launch_kwargs(config: AppConfig | None = None) -> dict[str, Any]:
         "js": FORCE_DARK,
         "ssr_mode": False,
         "footer_links": ["api"],
+        # The listening study's HTTP API (empty when no study is configured).
+        "app_kwargs": study_app_kwargs(),
     }

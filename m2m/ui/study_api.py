@@ -46,6 +46,7 @@ from m2m.study import (
     load_questionnaire,
     load_study,
 )
+from m2m.study.hub import hub_config_from_env, start_hub_sync
 from m2m.study.questionnaire import CRITERIA, Questionnaire
 
 API_PREFIX = "/study/api"
@@ -466,3 +467,16 @@ def study_app_kwargs(study_dir: str | os.PathLike[str] | None = None, store: Rat
         return {}
     router = study_routes(folder, store or RatingsStore(default_store_path(env)), env=env)
     return {"routes": list(router.routes)}
+
+
+def start_study_backup(env: Mapping[str, str] | None = None) -> object | None:
+    """Push the study's ratings to a Hugging Face dataset on a schedule, when a repo and token are set.
+
+    Off (None) by default: no study configured, or no ``M2M_STUDY_HF_REPO`` and token.
+    """
+    config = hub_config_from_env(env)
+    folder = study_dir_from_env(env)
+    if config is None or folder is None or not manifest_path(folder).is_file():
+        return None
+    study = load_study(manifest_path(folder))
+    return start_hub_sync(RatingsStore(default_store_path(env)), config, study.id)

@@ -167,3 +167,16 @@ def test_store_ratings_feed_the_analysis(tmp_path: Path) -> None:
         frame = ratings_frame(store.ratings(study.id))
     result = analyse(frame)
     assert len(result.participants) == 6 and result.n_ratings == 6 * 18 and result.n_stimuli == 6
+
+
+def test_constant_ratings_give_no_f_instead_of_a_made_up_one() -> None:
+    import math
+
+    import pandas as pd
+
+    from m2m.study.analysis import _anova
+
+    means = pd.DataFrame([{"participant": f"p{i}", "condition": c, "relevancy": 3.0}
+                          for i in range(6) for c in ("m2m", "baseline", "random")])
+    result = _anova(means, "relevancy")
+    assert math.isnan(result.f_value) and math.isnan(result.p_value)

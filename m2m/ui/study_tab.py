@@ -47,7 +47,7 @@ NO_STUDY = f"""### No listening study is configured
 Prepare one from a book, then start the app with the study folder in `{STUDY_DIR_ENV}`:
 
 ```
-m2m study prepare examples/manga109 --book ShiokazeDays --design within-scene --scenes 6 --out studies/within
+m2m study prepare examples/manga109 --book ShiokazeDays --design within-scene --scenes 3 --out studies/within
 {STUDY_DIR_ENV}=studies/within {ADMIN_TOKEN_ENV}=<a long random secret> python app.py
 ```
 

@@ -198,3 +198,43 @@ def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progre
 def library_dir(settings: Settings) -> Path:
     """The random condition's clip library, made once per engine and shared by every book."""
     return settings.runs_root / ".library" / settings.engine
+
+
+def edit_caption(book: Book, settings: Settings, page: int, caption: str) -> None:
+    """Save a person's caption for one page; that page's music re-renders on the next render_book."""
+    text = caption.strip()
+    if not text:
+        raise ValueError("caption: empty; say what the music should sound like")
+    run = run_folder(book, settings)
+    record = run.read("captions", CaptionSheet)
+    if record is None:
+        raise ValueError("captions: the plan has not run yet")
+    if page not in {c.page for c in record.data.cues}:
+        raise ValueError(f"page: {page} has no caption in {run.file('captions')}")
+    cues = tuple(replace(c, caption=text) if c.page == page else c for c in record.data.cues)
+    run.save_edit("captions", CaptionSheet(cues))
+
+
+def edit_directive(book: Book, settings: Settings, scene: int, text: str) -> None:
+    """Save a person's directive for one scene and rewrite that scene's captions from it."""
+    text = text.strip()
+    if not text:
+        raise ValueError("directive: empty; say what the scene's music should do")
+    run = run_folder(book, settings)
+    record = run.read("directives", DirectiveSheet)
+    if record is None:
+        raise ValueError("directives: this run has none (the baseline), or the plan has not run yet")
+    if scene not in {d.scene for d in record.data.directives}:
+        raise ValueError(f"scene: {scene} has no directive in {run.file('directives')}")
+    run.save_edit("directives", DirectiveSheet(tuple(replace(d, text=text) if d.scene == scene else d
+                                                     for d in record.data.directives)))
+    plan = plan_book(book, settings)  # the captions follow from the directives; earlier stages are reused
+    captions = run.read("captions", CaptionSheet)
+    if captions is not None and captions.edited and plan.scenes is not None:
+        # The captions file holds a person's edits, so the plan kept it whole: keep those edits and
+        # rewrite only the edited scene's pages from the new directive.
+        director, _ = llm.director_for(settings.director, llm_settings(settings))
+        fresh = directives.write_captions(book, plan.scenes, plan.emotions, plan.directives, director).data
+        pages = set(plan.scenes.scenes[scene].pages)
+        run.save_edit("captions", CaptionSheet(tuple(fresh.cue(c.page) if c.page in pages else c
+                                                     for c in captions.data.cues)))

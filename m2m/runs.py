@@ -95,6 +95,16 @@ class RunFolder:
             "data": payload,
         })
 
+    def save_edit(self, stage: str, data: Any) -> None:
+        """Save a person's edit of a stage: the file keeps its provenance and is marked edited, so
+        the run keeps it and reruns every stage after it (as when the JSON is edited by hand)."""
+        path = self.file(stage)
+        if not path.is_file():
+            raise ValueError(f"{stage}: {path.name} doesn't exist yet; run the plan first")
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        write_json_atomic(path, {"provenance": raw["provenance"], "payload_hash": "edited",
+                                 "data": to_jsonable(data)})
+
     def read(self, stage: str, cls: type[T]) -> StageRecord[T] | None:
         """The stage's record, or None when the file is absent. A broken file is a ValueError."""
         path = self.file(stage)

@@ -62,3 +62,26 @@ def test_settings_are_checked_at_the_boundary(tmp_path: Path) -> None:
         Settings(crossfade_s=-1)
     assert "api_key" not in Settings(api_key="sk-secret").public()
     assert "sk-secret" not in repr(Settings(api_key="sk-secret"))
+
+
+def test_edits_through_the_api_are_kept(book: m2m.Book, tmp_path: Path) -> None:
+    from m2m.pipeline import edit_caption, edit_directive
+
+    settings = Settings(runs_root=tmp_path)
+    before = plan_book(book, settings)
+    last_scene = before.scenes.scenes[-1]
+    edit_caption(book, settings, 2, "  A solo harp, very slow, in A minor.  ")
+    edit_directive(book, settings, last_scene.index,
+                   "Please write bright brass fanfares in D major at 132 BPM, triumphant and loud.")
+    result = plan_book(book, settings)
+    assert result.computed == ()
+    assert result.directives.directives[-1].text.startswith("Please write bright brass fanfares")
+    assert result.captions.cue(2).caption == "A solo harp, very slow, in A minor."  # the person's edit stays
+    for page in last_scene.pages:  # the edited scene follows its new directive
+        assert result.captions.cue(page) != before.captions.cue(page)
+    untouched = [p for s in before.scenes.scenes[1:-1] for p in s.pages]
+    assert all(result.captions.cue(p) == before.captions.cue(p) for p in untouched)
+    with pytest.raises(ValueError, match="caption: empty"):
+        edit_caption(book, settings, 2, "   ")
+    with pytest.raises(ValueError, match="page: 99"):
+        edit_caption(book, settings, 99, "x")

@@ -25,6 +25,7 @@ from m2m.music.plans import DRUMS, ResolvedPlan, program_of, resolve_plan
 from m2m.music.synth import (
     SOUNDFONT_CANDIDATES,
     SoundFont,
+    SoundFontCache,
     find_soundfont,
     fold_loop,
     render_midi,
@@ -503,6 +504,8 @@ class ComposerEngine:
         self.soundfonts = tuple(soundfonts)
         self.sample_rate = sample_rate
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        # keeps the SoundFont's samples loaded between renders (a resource, not per-reader state)
+        self.soundfont_cache = SoundFontCache()
 
     def soundfont(self, options: RenderOptions) -> SoundFont:
         return find_soundfont(options.soundfont, self.soundfonts)
@@ -510,7 +513,7 @@ class ComposerEngine:
     def render(self, cue: Cue, options: RenderOptions) -> Rendered:
         soundfont = self.soundfont(options)  # fail before composing when there is none
         piece, resolved = compose(cue, options.seconds, options.seed)
-        raw = render_midi(piece.midi, soundfont, self.sample_rate, seconds=piece.seconds)
+        raw = render_midi(piece.midi, soundfont, self.sample_rate, seconds=piece.seconds, cache=self.soundfont_cache)
         loop_samples = int(round(piece.seconds * self.sample_rate))
         audio = fold_loop(raw, loop_samples)
         warnings = list(resolved.warnings)

@@ -3,13 +3,17 @@
 Each render gets its own synth: a synth holds playing voices, so sharing one between readers would
 mix their notes, and a reused synth does not return to a fresh state (``system_reset`` leaves voice
 state behind and the next render differs), which would break reproducible clips. FluidSynth keeps
-loaded SoundFont samples in a process-wide cache, so a fresh synth after the first costs about 0.1 s.
-FluidSynth computes audio outside the GIL, so renders in threads run in parallel.
+loaded SoundFont samples in a process-wide cache while any synth holds them; a ``SoundFontCache``
+keeps one idle synth holding each font, so a fresh synth loads FluidR3 in about 0.06 s of CPU
+instead of 0.2 s (reading and converting 142 MB of samples again). FluidSynth computes audio
+outside the GIL, so renders in threads run in parallel.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +77,9 @@ def _import_fluidsynth():
     return fluidsynth
 
 
-def _new_synth(fluidsynth, soundfont: SoundFont, sample_rate: int):
-    synth = fluidsynth.Synth(gain=0.35, samplerate=float(sample_rate))
+def _new_synth(fluidsynth, soundfont: SoundFont, sample_rate: int, gain: float = 0.35):
+    # 16 MIDI channels (pyfluidsynth's default of 256 makes every synth slower to make and free)
+    synth = fluidsynth.Synth(gain=gain, samplerate=float(sample_rate), channels=16)
     sfid = synth.sfload(str(soundfont.path))
     if sfid < 0:
         synth.delete()
@@ -82,14 +87,52 @@ def _new_synth(fluidsynth, soundfont: SoundFont, sample_rate: int):
     return synth, sfid
 
 
+class SoundFontCache:
+    """Keeps each SoundFont loaded in one idle synth, so FluidSynth's process-wide sample cache
+    stays warm between renders (a fresh synth then skips reading and converting the samples).
+    Holds the font's samples in memory (142 MB for FluidR3) until ``close()`` or collection.
+    Thread-safe; holds no per-reader state (the idle synth never plays)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[Path, object] = {}
+
+    def keep(self, soundfont: SoundFont) -> None:
+        with self._lock:
+            if soundfont.path not in self._held:
+                self._held[soundfont.path] = _new_synth(_import_fluidsynth(), soundfont, 44100)[0]
+
+    def close(self) -> None:
+        with self._lock:
+            held, self._held = self._held, {}
+        for synth in held.values():
+            synth.delete()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _write_float(fluidsynth):
+    """``fluid_synth_write_float`` (pyfluidsynth wraps only the 16-bit, dithered output)."""
+    prototype = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                                 ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int)
+    try:
+        return prototype(("fluid_synth_write_float", fluidsynth._fl))
+    except (AttributeError, OSError) as e:
+        raise RuntimeError("FluidSynth: this pyfluidsynth does not expose libfluidsynth "
+                           "(`pip install -U pyfluidsynth`)") from e
+
+
 def render_midi(midi: pretty_midi.PrettyMIDI, soundfont: SoundFont, sample_rate: int = 44100,
                 seconds: float | None = None, tail_seconds: float = TAIL_SECONDS,
-                gain: float = 0.35) -> np.ndarray:
+                gain: float = 0.35, cache: SoundFontCache | None = None) -> np.ndarray:
     """Synthesise ``midi`` to float32 stereo ``[2, samples]`` covering ``seconds`` plus the tail.
 
     Instruments go to their own channels (drums on channel 10) with their control changes, so the
-    piece is mixed inside one synth with its reverb and chorus. Rendering is in int16 (what
-    pyfluidsynth offers); if that clips, the piece is rendered again at half gain.
+    piece is mixed inside one synth with its reverb and chorus. FluidSynth renders in floating
+    point (no clipping, no dither) and its output is linear in the gain, so a piece whose peak
+    would pass -0.2 dBFS at ``gain`` is scaled down by 2 (or 4) rather than rendered again.
+    ``cache`` keeps the SoundFont's samples loaded between renders.
     """
     length = seconds if seconds is not None else midi.get_end_time()
     total = int(round((length + tail_seconds) * sample_rate))
@@ -114,32 +157,37 @@ def render_midi(midi: pretty_midi.PrettyMIDI, soundfont: SoundFont, sample_rate:
             events.append((end, 1, channel, note.pitch, 0))
             events.append((start, 2, channel, note.pitch, note.velocity))
     events.sort()
-    item = _new_synth(_import_fluidsynth(), soundfont, sample_rate)
+    fluidsynth = _import_fluidsynth()
+    if cache is not None:
+        cache.keep(soundfont)
+    item = _new_synth(fluidsynth, soundfont, sample_rate, gain)
     try:
-        for attempt_gain in (gain, gain / 2, gain / 4):
-            pcm = _run_synth(item, setup, events, total, attempt_gain)
-            if np.abs(pcm).max() < 32000:
-                break
-            item[0].delete()
-            item = _new_synth(_import_fluidsynth(), soundfont, sample_rate)
+        out = _run_synth(item, _write_float(fluidsynth), setup, events, total)
     finally:
         item[0].delete()
-    return (pcm.reshape(-1, 2).T.astype(np.float32) / 32768.0).copy()
+    peak = float(np.abs(out).max()) if out.size else 0.0
+    for scale in (1.0, 0.5, 0.25):  # the same steps the 16-bit renderer took when it clipped
+        if peak * scale < 32000 / 32768:
+            break
+    if scale != 1.0:
+        out *= np.float32(scale)
+    return out
 
 
-def _run_synth(item, setup, events, total: int, gain: float) -> np.ndarray:
+def _run_synth(item, write_float, setup, events, total: int) -> np.ndarray:
     synth, sfid = item
-    synth.setting("synth.gain", gain)
     synth.set_reverb(roomsize=0.72, damping=0.35, width=0.9, level=0.8)
     synth.set_chorus(nr=3, level=1.2, speed=0.3, depth=6.0, type=0)
     for channel, program, is_drum in setup:
         synth.program_select(channel, sfid, 128 if is_drum else 0, 0 if is_drum else program)
-    chunks: list[np.ndarray] = []
+    out = np.zeros((2, total), dtype=np.float32)
+    left, right = out[0].ctypes.data, out[1].ctypes.data
+    handle = synth.synth
     position = 0
     for sample, order, channel, number, value in events:
         sample = min(sample, total)
         if sample > position:
-            chunks.append(synth.get_samples(sample - position))
+            write_float(handle, sample - position, left, position, 1, right, position, 1)
             position = sample
         if order == 2:
             synth.noteon(channel, number, value)
@@ -148,8 +196,8 @@ def _run_synth(item, setup, events, total: int, gain: float) -> np.ndarray:
         else:
             synth.cc(channel, number, value)
     if total > position:
-        chunks.append(synth.get_samples(total - position))
-    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+        write_float(handle, total - position, left, position, 1, right, position, 1)
+    return out
 
 
 def fold_loop(audio: np.ndarray, loop_samples: int) -> np.ndarray:

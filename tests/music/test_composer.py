@@ -142,3 +142,18 @@ def test_caption_that_agrees_keeps_the_plan(composer):
             caption="A slow, melancholic piano piece in D minor with a cello", mood="sad")
     d = render(composer, c).info.details
     assert (d["tempo"], d["key"], d["mode"], d["energy"]) == (84, "D", "minor", 0.3)
+
+
+def test_warm_soundfont_cache_gives_the_same_audio(composer):
+    from m2m.music.composer import compose
+    from m2m.music.synth import SoundFontCache, render_midi
+
+    piece, _ = compose(cue(energy=0.8, instruments=("brass section", "drums")), 6.0, seed=3)
+    font = composer.soundfont(OPTIONS)
+    cold = render_midi(piece.midi, font, seconds=piece.seconds)
+    cache = SoundFontCache()
+    try:
+        warm = [render_midi(piece.midi, font, seconds=piece.seconds, cache=cache) for _ in range(2)]
+    finally:
+        cache.close()
+    assert np.array_equal(cold, warm[0]) and np.array_equal(warm[0], warm[1])

@@ -1,8 +1,10 @@
 """The reader's service over the pipeline's current API (plan_book, render_book with on_clip).
 
-``render_pages`` renders one page at a time: it asks ``render_book`` for the urgent pages first and
-stops it cooperatively when the first clip lands (the cue sheet is written after every clip, so
-nothing is lost). Each generation step is then short, and the next one follows the page on screen.
+``render_pages`` renders a few pages a step: the pipeline's soundtrack step is handed an engine that
+renders only the asked-for pages and then ends the step (the cue sheet is written after every clip,
+so nothing is lost, and no page is started only to be thrown away). Each generation step is then
+short, and the next one follows the page on screen. One step at a time per run folder: readers of
+the same book and condition share its files.
 ``open_run`` reads the run folder's files; the edits rewrite the stage files like a person would
 (the run keeps an edited file and reruns what follows it).
 """
@@ -10,7 +12,8 @@ nothing is lost). Each generation step is then short, and the next one follows t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
@@ -45,7 +48,33 @@ class RunView:
 
 
 class _Enough(Exception):
-    """Raised from render_book's on_clip to end a step once its page has landed."""
+    """Ends a render step once its pages have landed."""
+
+
+class _FirstPages:
+    """An engine that renders only the first ``count`` pages it is handed, then ends the step.
+
+    The soundtrack step hands the engine every pending page, the asked-for ones first. An engine that
+    renders in a pool starts the next page as soon as a worker is free, so stopping it from a clip
+    callback would throw away the pages in flight; this wrapper never starts them. When the slice is
+    all that is left, the step finishes normally (the complete cue sheet and whole file are written).
+    """
+
+    def __init__(self, engine: Any, count: int) -> None:
+        self._engine = engine
+        self._count = max(1, count)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def render_many(self, cues: Sequence[Any], options: Any, *, after: Mapping[int, int | None] | None = None,
+                    previous: Mapping[int, Any] | None = None,
+                    on_rendered: Callable[[Any], None] | None = None) -> list[Any]:
+        first = list(cues)[: self._count]
+        out = self._engine.render_many(first, options, after=after, previous=previous, on_rendered=on_rendered)
+        if len(cues) > len(first):
+            raise _Enough
+        return out
 
 
 def _quiet(message: str, done: int, total: int) -> None:
@@ -58,27 +87,40 @@ class PipelineAdapter:
     def __init__(self, pipeline: ModuleType) -> None:
         self.pipeline = pipeline
         self.Settings = pipeline.Settings
+        self._locks: dict[Path, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def _run(self, book: Book, settings: Any) -> RunFolder:
         return RunFolder(settings.runs_root, book.id, settings.condition)
 
+    def _lock(self, book: Book, settings: Any) -> threading.Lock:
+        """The run folder's lock: two readers of one run never write its files at once."""
+        key = self._run(book, settings).path.resolve()
+        with self._locks_lock:
+            return self._locks.setdefault(key, threading.Lock())
+
     def plan_book(self, book: Book, settings: Any, progress: ProgressFn = _quiet) -> RunView:
-        self.pipeline.plan_book(book, settings, progress)
+        with self._lock(book, settings):
+            self.pipeline.plan_book(book, settings, progress)
         return self.open_run(book, settings)
 
     def render_pages(self, book: Book, settings: Any, pages: Sequence[int], progress: ProgressFn = _quiet,
                      *, force: Sequence[int] = ()) -> RunView:
-        wanted = set(pages)
+        """Render ``len(pages)`` pages, ``pages`` first (pages already on disk give their turn to the
+        next missing ones in reading order); ``progress("music", done, total)`` as each lands."""
+        from m2m.music import RenderOptions, load_engine
+        from m2m.soundtrack import build_soundtrack
 
-        def landed(clip: Any) -> None:
-            wanted.discard(clip.page)
-            if not wanted:
-                raise _Enough
-
-        # _Enough: the pages asked for are on disk; the rest wait for the next step.
-        with contextlib.suppress(_Enough):
-            self.pipeline.render_book(book, settings, progress, order=list(pages), force=list(force),
-                                      on_clip=landed)
+        p = self.pipeline
+        with self._lock(book, settings):
+            # What pipeline.render_book does, with the engine wrapped so the step ends on time.
+            plan = p.plan_book(book, settings, progress)
+            name = p.engine_for(settings)
+            render = RenderOptions(library_dir=p.library_dir(settings)) if settings.condition == "random" else None
+            with contextlib.suppress(_Enough):
+                build_soundtrack(book.id, settings.condition, plan.captions, plan.run, name,
+                                 p.soundtrack_settings(settings), progress, render=render, order=list(pages),
+                                 force=list(force), engine=_FirstPages(load_engine(name), len(pages)))
         return self.open_run(book, settings)
 
     def open_run(self, book: Book, settings: Any) -> RunView:
@@ -108,7 +150,8 @@ class PipelineAdapter:
             raise ValueError("captions: the plan has not run yet")
         cues = tuple(Cue(c.page, c.scene, caption.strip(), c.plan) if c.page == page else c
                      for c in record.data.cues)
-        self._write_edited(run, "captions", CaptionSheet(cues), record.provenance)
+        with self._lock(book, settings):
+            self._write_edited(run, "captions", CaptionSheet(cues), record.provenance)
 
     def edit_directive(self, book: Book, settings: Any, scene: int, text: str) -> None:
         if not text.strip():
@@ -119,9 +162,10 @@ class PipelineAdapter:
             raise ValueError("directives: this run has none (the baseline), or the plan has not run yet")
         sheet = DirectiveSheet(tuple(Directive(d.scene, text.strip() if d.scene == scene else d.text)
                                      for d in record.data.directives))
-        self._write_edited(run, "directives", sheet, record.provenance)
-        # The captions follow from the directive: plan again (stages before it are reused).
-        self.pipeline.plan_book(book, settings, _quiet)
+        with self._lock(book, settings):
+            self._write_edited(run, "directives", sheet, record.provenance)
+            # The captions follow from the directive: plan again (stages before it are reused).
+            self.pipeline.plan_book(book, settings, _quiet)
 
     @staticmethod
     def _write_edited(run: RunFolder, stage: str, data: Any, provenance: Provenance) -> None:

@@ -11,7 +11,9 @@ on screen, and stops costing anything when the browser tab closes (a closed tab 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from m2m.ui.config import AppConfig
 from m2m.ui.manifest import reader_value, render_order
 from m2m.ui.panels import PanelTexts, panels
 from m2m.ui.reader import Reader
-from m2m.ui.service import Service
+from m2m.ui.service import ProgressFn, Service
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +129,25 @@ class ReaderApp:
         page = max(0, min(page, len(session.book.pages) - 1))
         return panel_values(panels(session.book, view, page))
 
-    def progress_message(self, session: Session, view: Any | None) -> str:
+    def progress_message(self, session: Session, view: Any | None, page: int = 0) -> str:
         if session.book is None:
             return "No book open."
         total = len(session.book.pages)
-        ready = len(getattr(view, "clips", {}) or {}) if view is not None else 0
+        clips = getattr(view, "clips", {}) or {} if view is not None else {}
+        ready = len(clips)
         if view is None or getattr(view, "captions", None) is None:
-            return f"{session.book.title}: planning the music…"
+            return f"{session.book.title}: planning the music (scenes, emotions, directives, captions)…"
+        if ready < total and page not in clips:
+            return (f"{session.book.title}: composing the music for page {page + 1} (on screen) first; "
+                    f"{ready} of {total} pages ready.")
         if ready < total:
             return f"{session.book.title}: music for {ready} of {total} pages ready; composing the rest in reading order."
         return f"{session.book.title}: music for all {total} pages is ready."
+
+    def first_tick(self) -> gr.Timer:
+        """The timer, due almost at once: the plan and the page on screen start without a wait (each
+        step then sets the usual interval back)."""
+        return gr.Timer(value=0.05, active=True)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -147,7 +158,7 @@ class ReaderApp:
         new = replace(session, book=book, settings=settings)
         view = self.view_of(new)
         return (new, 0, self.value_for(new, view, 0), status_html(self.progress_message(new, view)),
-                gr.Timer(active=True), *self.panels_for(new, view, 0))
+                self.first_tick(), *self.panels_for(new, view, 0))
 
     def load(self, session: Session, director: str, api_key: str, emotion_backend: str, engine: str,
              condition: str, crossfade_s: float) -> tuple[Any, ...]:
@@ -181,8 +192,8 @@ class ReaderApp:
             return tuple(gr.skip() for _ in range(4 + 7))
         new = replace(session, settings=settings)
         view = self.view_of(new)
-        return (new, self.value_for(new, view, page), status_html(self.progress_message(new, view)),
-                gr.Timer(active=True), *self.panels_for(new, view, page))
+        return (new, self.value_for(new, view, page), status_html(self.progress_message(new, view, page)),
+                self.first_tick(), *self.panels_for(new, view, page))
 
     def turn(self, evt: gr.EventData, session: Session) -> tuple[Any, ...]:
         try:
@@ -193,36 +204,76 @@ class ReaderApp:
             page = max(0, min(page, len(session.book.pages) - 1))
         return (page, *self.panels_for(session, self.view_of(session), page))
 
-    def tick(self, session: Session, page: int) -> tuple[Any, ...]:
-        """One generation step for this reader: plan if needed, else render the most urgent page."""
+    def tick(self, session: Session, page: int) -> Iterator[tuple[Any, ...]]:
+        """One generation step for this reader: plan if needed, then render the most urgent pages.
+
+        A generator: the reader gets each clip the moment it lands, not at the end of the step. A new
+        book's first step plans and goes straight on to the page on screen (no wait for the next tick).
+        """
         if session.book is None:
-            return (gr.skip(), gr.skip(), gr.Timer(active=False), *(gr.skip() for _ in range(7)))
+            yield (gr.skip(), gr.skip(), gr.Timer(active=False), *(gr.skip() for _ in range(7)))
+            return
         book, settings = session.book, session.settings
-        view = self.view_of(session)
+        timer = gr.Timer(value=self.config.tick_s, active=True)
         try:
+            view = self.view_of(session)
             if view is None or getattr(view, "captions", None) is None:
-                view = self.service.plan_book(book, settings, _quiet)
+                self.service.plan_book(book, settings, _quiet)
                 view = self.view_of(session)
-            else:
-                todo = render_order([p.index for p in book.pages], page, (view.clips or {}).keys())
-                if not todo:
-                    return (self.value_for(session, view, page), status_html(self.progress_message(session, view)),
-                            gr.Timer(active=False), *(gr.skip() for _ in range(7)))
-                # Two pages a step: the machine has two cores, and an engine may render them together.
-                self.service.render_pages(book, settings, todo[:2], _quiet)
-                view = self.view_of(session)
+                yield (self.value_for(session, view, page), status_html(self.progress_message(session, view, page)),
+                       timer, *self.panels_for(session, view, page))
+            todo = render_order([p.index for p in book.pages], page, (view.clips or {}).keys()) if view else []
+            if not todo:
+                yield (self.value_for(session, view, page), status_html(self.progress_message(session, view, page)),
+                       gr.Timer(active=False), *(gr.skip() for _ in range(7)))
+                return
+            # Two pages a step: the machine has two cores, and an engine may render them together.
+            for view in self._streamed(session, lambda progress: self.service.render_pages(
+                    book, settings, todo[:2], progress)):
+                yield (self.value_for(session, view, page), status_html(self.progress_message(session, view, page)),
+                       timer, *self.panels_for(session, view, page))
         except Exception as e:  # the UI boundary: say what failed, keep serving, stop this loop
             log.exception("generation failed for %s", book.id)
-            return (gr.skip(), status_html(f"Generation stopped: {type(e).__name__}: {e}", "error"),
-                    gr.Timer(active=False), *(gr.skip() for _ in range(7)))
-        return (self.value_for(session, view, page), status_html(self.progress_message(session, view)),
-                gr.Timer(active=True), *self.panels_for(session, view, page))
+            yield (gr.skip(), status_html(f"Generation stopped: {type(e).__name__}: {e}", "error"),
+                   gr.Timer(active=False), *(gr.skip() for _ in range(7)))
 
-    def edit_caption(self, session: Session, page: int, text: str) -> tuple[Any, ...]:
-        return self._edit(session, page, lambda book, s: self.service.edit_caption(book, s, page, text),
+    def _streamed(self, session: Session, work: Callable[[ProgressFn], Any]) -> Iterator[Any]:
+        """Run ``work(progress)`` in a thread; yield the run's view each time a page's clip lands (the
+        service reports ``progress("music", done, total)`` once the clip is on disk) and once at the end.
+        ``work``'s exception is raised here."""
+        events: queue.SimpleQueue[tuple[str, BaseException | None]] = queue.SimpleQueue()
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "music":
+                events.put(("clip", None))
+
+        def run() -> None:
+            try:
+                work(progress)
+            except BaseException as e:  # handed to the generator, which raises it in the handler
+                events.put(("error", e))
+            else:
+                events.put(("done", None))
+
+        threading.Thread(target=run, name="m2m-render-step", daemon=True).start()
+        shown: tuple[tuple[int, str], ...] | None = None
+        while True:
+            kind, error = events.get()
+            if error is not None:
+                raise error
+            view = self.view_of(session)
+            clips = tuple(sorted((p, c.version) for p, c in (getattr(view, "clips", {}) or {}).items()))
+            if kind == "done" or clips != shown:
+                shown = clips
+                yield view
+            if kind == "done":
+                return
+
+    def edit_caption(self, session: Session, page: int, text: str) -> Iterator[tuple[Any, ...]]:
+        yield from self._edit(session, page, lambda book, s: self.service.edit_caption(book, s, page, text),
                           lambda view: [page])
 
-    def edit_directive(self, session: Session, page: int, text: str) -> tuple[Any, ...]:
+    def edit_directive(self, session: Session, page: int, text: str) -> Iterator[tuple[Any, ...]]:
         def pages_of_scene(view: Any) -> list[int]:
             from m2m.ui.panels import scene_for
             scene = scene_for(view, page)
@@ -236,28 +287,35 @@ class ReaderApp:
                 raise ValueError("this page has no scene yet; wait for the plan to finish")
             self.service.edit_directive(book, settings, scene.index, text)
 
-        return self._edit(session, page, save, pages_of_scene)
+        yield from self._edit(session, page, save, pages_of_scene)
 
     def _edit(self, session: Session, page: int, save: Callable[[Book, Any], Any],
-              pages: Callable[[Any], list[int]]) -> tuple[Any, ...]:
+              pages: Callable[[Any], list[int]]) -> Iterator[tuple[Any, ...]]:
         if session.book is None:
             gr.Warning("Open a book first.")
-            return tuple(gr.skip() for _ in range(2 + 7))
+            yield tuple(gr.skip() for _ in range(2 + 7))
+            return
+        book, settings = session.book, session.settings
         try:
-            save(session.book, session.settings)
-            view = self.view_of(session)
-            self.service.render_pages(session.book, session.settings, pages(view), _quiet)
+            save(book, settings)
+            todo = pages(self.view_of(session))
+            yield (gr.skip(), status_html(f"Saved; composing the new music for page {page + 1}…"),
+                   *(gr.skip() for _ in range(7)))
+            # The new clip reaches the reader as soon as it lands (a scene's other pages follow).
+            for view in self._streamed(session, lambda progress: self.service.render_pages(
+                    book, settings, todo, progress)):
+                yield (self.value_for(session, view, page), status_html(self.progress_message(session, view, page)),
+                       *self.panels_for(session, view, page))
         except ValueError as e:
             gr.Warning(str(e))
-            return (gr.skip(), status_html(f"The edit was not applied: {e}", "error"), *(gr.skip() for _ in range(7)))
+            yield (gr.skip(), status_html(f"The edit was not applied: {e}", "error"), *(gr.skip() for _ in range(7)))
+            return
         except Exception as e:  # the UI boundary: the edit is on disk; say what failed
-            log.exception("regeneration failed for %s", session.book.id)
-            return (gr.skip(), status_html(f"Saved, but regeneration failed: {type(e).__name__}: {e}", "error"),
-                    *(gr.skip() for _ in range(7)))
-        view = self.view_of(session)
+            log.exception("regeneration failed for %s", book.id)
+            yield (gr.skip(), status_html(f"Saved, but regeneration failed: {type(e).__name__}: {e}", "error"),
+                   *(gr.skip() for _ in range(7)))
+            return
         gr.Info("Saved to the run file; the new music plays as soon as it is loaded.")
-        return (self.value_for(session, view, page), status_html(self.progress_message(session, view)),
-                *self.panels_for(session, view, page))
 
 
 def _quiet(message: str, done: int, total: int) -> None:

@@ -11,7 +11,6 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -29,10 +28,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def pipeline_service() -> ModuleType:
-    if os.environ.get("M2M_UI_PIPELINE") == "real":
-        from m2m import pipeline
-        return pipeline
+REAL = os.environ.get("M2M_UI_PIPELINE") == "real"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "manga109"
+
+
+def pipeline_service() -> object:
+    if REAL:
+        from m2m.ui.service import default_service
+        return default_service()
     return fake_pipeline
 
 
@@ -40,15 +43,17 @@ def pipeline_service() -> ModuleType:
 class Served:
     url: str
     config: object
-    service: ModuleType
+    service: object
 
 
 @pytest.fixture(scope="session")
 def example_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if REAL:  # the bundled example, as a reader opens it
+        return EXAMPLES
     return bookmaker.manga109_book(tmp_path_factory.mktemp("examples"), pages=8)
 
 
-def serve(example_root: Path, tmp: Path, service: ModuleType) -> Iterator[Served]:
+def serve(example_root: Path, tmp: Path, service: object) -> Iterator[Served]:
     from m2m.ui import AppConfig, build_app, launch_kwargs
     config = AppConfig(examples_root=example_root, runs_root=tmp / "runs", uploads_root=tmp / "uploads",
                        max_upload="20mb")

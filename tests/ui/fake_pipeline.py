@@ -95,7 +95,7 @@ def render_pages(book: Book, settings: Settings, pages: Sequence[int],
     sheet = run.read("captions", CaptionSheet)
     assert sheet is not None, "plan first"
     run.audio_dir.mkdir(parents=True, exist_ok=True)
-    for page in pages:
+    for done, page in enumerate(pages, 1):
         cue = sheet.data.cue(page)
         version = _version(cue.caption)
         root = 110.0 * 2 ** ((int(version, 16) % 12) / 12)
@@ -109,6 +109,8 @@ def render_pages(book: Book, settings: Settings, pages: Sequence[int],
             {"version": version, "seconds": settings.seconds_per_page, "caption": cue.caption, "scene": cue.scene}))
         if settings.render_delay_s:
             time.sleep(settings.render_delay_s)
+        if progress is not None:
+            progress("music", done, len(pages))
     return open_run(book, settings)
 
 

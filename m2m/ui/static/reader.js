@@ -39,7 +39,7 @@ const R = {
   ctx: null, bus: null, started: false, musicOn: true, muted: false, volume: 0.8,
   buffers: new Map(),   // "run|page|version" -> {page, version, buffer, promise, requestedAt, decodedAt, error}
   voices: [],           // {id, run, page, version, src, gain, curve, curveStart, curveDur, hold, target, startedAt}
-  prefetchLog: [], turns: [], fades: [], errors: [],
+  prefetchLog: [], turns: [], fades: [], errors: [], notes: [],
   startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0,
 };
 
@@ -378,6 +378,10 @@ function updateChrome() {
   else if (!status.planned) note = 'Planning the music (scenes, emotions, directives, captions)…';
   else if (!clip) note = 'Composing the music for this page… it starts the moment it is ready.';
   else if (R.started && !readyEntry(R.page)) note = 'Loading this page’s music…';
+  if (note !== noteEl.textContent) {
+    R.notes.push({ page: R.page, text: note, at: performance.now() });
+    if (R.notes.length > 200) R.notes.splice(0, R.notes.length - 200);
+  }
   noteEl.textContent = note;
   noteEl.hidden = !note || !R.book;
   engineEl.textContent = clip ? '♪ ' + clip.engine : (status.planned ? '♪ composing…' : '♪ planning…');
@@ -523,6 +527,7 @@ function state() {
     clips: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).map(([k, c]) => [k, c.version])) : {},
     status: R.value ? R.value.status : null,
     prefetch: R.prefetchLog.slice(), turns: R.turns.slice(), fades: R.fades.slice(), errors: R.errors.slice(),
+    notes: R.notes.slice(),
     startGestureAt: R.startGestureAt, firstAudibleAt: R.firstAudibleAt, animating: !!R.anim,
     now: performance.now(),
   };

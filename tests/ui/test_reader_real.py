@@ -1,0 +1,80 @@
+"""The reader over the REAL pipeline (offline director, composer engine) on the bundled example, from
+a cold runs folder: the music is not there yet when the reader opens, so the page says so, the music
+fades in when it lands, the next page's clip is fetched before the turn and the turn crossfades.
+
+Part of the default ``make test`` run (browser tests included). The fake pipeline's tests cover the
+fast, deterministic cases; this one proves the reader copes with a real composer's pace. Every wait
+is on the page's own audio state, never on a time budget: the machine may be busy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.ui.conftest import EXAMPLES, Served, serve
+from tests.ui.test_reader_browser import STATE, open_reader, settle, wait_decoded, wait_full
+
+pytestmark = pytest.mark.browser
+
+# The real composer takes seconds a page, more on a loaded machine.
+MUSIC_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture(scope="module")
+def served_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    from m2m.ui.service import default_service
+    yield from serve(EXAMPLES, tmp_path_factory.mktemp("real"), default_service())
+
+
+def test_cold_open_real_music_lands_then_turns_crossfade(browser, served_real, artifacts):
+    context, page, errors = open_reader(browser, served_real.url)
+    try:
+        # Start at once: nothing is composed yet on a cold runs folder.
+        first = page.evaluate(STATE)
+        assert "0" not in first["clips"], "cold: page 1's clip cannot exist before the plan"
+        assert page.is_visible(".m2m-pagenote"), "a page whose music isn't ready says so"
+        page.click(".m2m-start-btn")
+        page.wait_for_function("window.m2mReader.state().playingPage === 0", timeout=MUSIC_TIMEOUT_MS)
+        state = page.evaluate(STATE)
+        notes = [n["text"] for n in state["notes"] if n["page"] == 0]
+        assert any(t.startswith(("Planning", "Composing")) for t in notes), notes
+        # The music started with a fade when it landed, not at the start gesture.
+        fade = next(f for f in state["fades"] if f["hadBuffer"] and f["page"] == 0)
+        assert fade["reason"] in {"clip-ready", "update"}, fade
+        step = next(s for s in fade["fades"] if s["to"] == 1)
+        assert step["from"] == 0 and step["seconds"] == pytest.approx(state["crossfade"], rel=0.05)
+        wait_full(page, 0)
+        assert not page.is_visible(".m2m-pagenote"), "the note goes once the music plays"
+        assert state["voices"][0]["version"] == state["clips"]["0"]
+
+        # The next page's clip is composed, fetched and decoded while the reader is on page 1.
+        wait_decoded(page, [0, 1], timeout_ms=MUSIC_TIMEOUT_MS)
+        before = page.evaluate(STATE)
+        page.keyboard.press("ArrowLeft")  # right-to-left book: forward
+        state = settle(page, 0.2)
+        assert state["page"] == 1
+        turn = state["turns"][-1]
+        fade = next(f for f in state["fades"] if f["turnAt"] == turn["at"])
+        assert fade["hadBuffer"] and fade["count"] == 2, "one fade out, one fade in"
+        prefetched = [p for p in before["prefetch"] if p["page"] == 1 and p["decodedAt"]]
+        assert prefetched and prefetched[0]["decodedAt"] < turn["at"], "prefetched before the turn"
+        assert {v["page"] for v in state["voices"]} == {0, 1}, "mid-crossfade both sound"
+        state = settle(page, state["crossfade"] + 0.4)
+        assert state["audible"] == 1 and state["playingPage"] == 1
+        assert state["voices"][0]["gain"] == pytest.approx(1, abs=1e-3)
+        assert state["voices"][0]["version"] == state["clips"]["1"], "page 2's own clip plays"
+
+        # By click: the left zone goes forward once page 3's clip is there.
+        wait_decoded(page, [2], timeout_ms=MUSIC_TIMEOUT_MS)
+        page.click(".m2m-zone-left")
+        page.wait_for_function("window.m2mReader.state().page === 2")
+        state = settle(page, state["crossfade"] + 0.4)
+        assert state["turns"][-1]["how"] == "click"
+        assert state["playingPage"] == 2 and state["audible"] == 1
+        assert page.locator(".m2m-engine").inner_text().startswith("♪ composer")
+        page.screenshot(path=str(artifacts / "reader-real-laptop.png"))
+        assert not errors, errors
+    finally:
+        context.close()

@@ -84,9 +84,12 @@ def _quiet(message: str, done: int, total: int) -> None:
 class PipelineAdapter:
     """Implements m2m.ui.service.Service on top of ``m2m.pipeline``."""
 
-    def __init__(self, pipeline: ModuleType) -> None:
+    def __init__(self, pipeline: ModuleType, *, library_clips: int = 24) -> None:
+        """``library_clips``: how many clips the random condition's library gets when the reader has
+        to build it (the study's ``m2m study prepare`` builds the same folder with as many)."""
         self.pipeline = pipeline
         self.Settings = pipeline.Settings
+        self.library_clips = library_clips
         self._locks: dict[Path, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -95,9 +98,31 @@ class PipelineAdapter:
 
     def _lock(self, book: Book, settings: Any) -> threading.Lock:
         """The run folder's lock: two readers of one run never write its files at once."""
-        key = self._run(book, settings).path.resolve()
+        return self._lock_of(self._run(book, settings).path)
+
+    def _lock_of(self, folder: Path) -> threading.Lock:
         with self._locks_lock:
-            return self._locks.setdefault(key, threading.Lock())
+            return self._locks.setdefault(folder.resolve(), threading.Lock())
+
+    def ensure_library(self, settings: Any, progress: ProgressFn = _quiet) -> None:
+        """The random condition draws from a clip library made by the settings' engine, once per engine
+        and shared by every book: build it on first use, reporting ``progress("library", done, total)``.
+        It is built beside its place and moved in when complete, so a stopped build leaves no half library."""
+        import shutil
+
+        from m2m.music import RenderOptions, load_engine
+        from m2m.music.library import INDEX, build_library
+
+        folder = self.pipeline.library_dir(settings)
+        with self._lock_of(folder):
+            if (folder / INDEX).is_file():
+                return
+            partial = folder.with_name(folder.name + ".building")
+            shutil.rmtree(partial, ignore_errors=True)
+            build_library(load_engine(settings.engine), partial, self.library_clips, RenderOptions(seed=settings.seed),
+                          lambda done, total: progress("library", done, total))
+            shutil.rmtree(folder, ignore_errors=True)
+            partial.rename(folder)
 
     def plan_book(self, book: Book, settings: Any, progress: ProgressFn = _quiet) -> RunView:
         with self._lock(book, settings):
@@ -112,6 +137,8 @@ class PipelineAdapter:
         from m2m.soundtrack import build_soundtrack
 
         p = self.pipeline
+        if settings.condition == "random":
+            self.ensure_library(settings, progress)
         with self._lock(book, settings):
             # What pipeline.render_book does, with the engine wrapped so the step ends on time.
             plan = p.plan_book(book, settings, progress)
@@ -129,6 +156,10 @@ class PipelineAdapter:
         kinds = {"scenes": ScenePlan, "emotions": EmotionReport, "directives": DirectiveSheet,
                  "descriptions": dict, "captions": CaptionSheet, "soundtrack": Soundtrack}
         records = {stage: run.read(stage, cls) for stage, cls in kinds.items()}
+        if settings.condition == "random":
+            # The random condition has no plan of its own: its pages and scenes are the m2m plan's.
+            plan = RunFolder(settings.runs_root, book.id, "m2m")
+            records |= {stage: plan.read(stage, kinds[stage]) for stage in ("scenes", "emotions", "captions")}
         clips: dict[int, ClipInfo] = {}
         sheet = records["soundtrack"]
         if sheet is not None:

@@ -228,24 +228,26 @@ class ReaderApp:
                        gr.Timer(active=False), *(gr.skip() for _ in range(7)))
                 return
             # Two pages a step: the machine has two cores, and an engine may render them together.
-            for view in self._streamed(session, lambda progress: self.service.render_pages(
+            for view, note in self._streamed(session, lambda progress: self.service.render_pages(
                     book, settings, todo[:2], progress)):
-                yield (self.value_for(session, view, page), status_html(self.progress_message(session, view, page)),
+                yield (self.value_for(session, view, page, note),
+                       status_html(note or self.progress_message(session, view, page)),
                        timer, *self.panels_for(session, view, page))
         except Exception as e:  # the UI boundary: say what failed, keep serving, stop this loop
             log.exception("generation failed for %s", book.id)
             yield (gr.skip(), status_html(f"Generation stopped: {type(e).__name__}: {e}", "error"),
                    gr.Timer(active=False), *(gr.skip() for _ in range(7)))
 
-    def _streamed(self, session: Session, work: Callable[[ProgressFn], Any]) -> Iterator[Any]:
-        """Run ``work(progress)`` in a thread; yield the run's view each time a page's clip lands (the
-        service reports ``progress("music", done, total)`` once the clip is on disk) and once at the end.
+    def _streamed(self, session: Session, work: Callable[[ProgressFn], Any]) -> Iterator[tuple[Any, str]]:
+        """Run ``work(progress)`` in a thread; yield ``(view, note)`` each time a page's clip lands (the
+        service reports ``progress("music", done, total)`` once the clip is on disk), while a clip
+        library is built (``progress("library", done, total)``; the note says so) and at the end.
         ``work``'s exception is raised here."""
-        events: queue.SimpleQueue[tuple[str, BaseException | None]] = queue.SimpleQueue()
+        events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
 
         def progress(stage: str, done: int, total: int) -> None:
-            if stage == "music":
-                events.put(("clip", None))
+            if stage in ("music", "library"):
+                events.put((stage, (done, total)))
 
         def run() -> None:
             try:
@@ -258,14 +260,19 @@ class ReaderApp:
         threading.Thread(target=run, name="m2m-render-step", daemon=True).start()
         shown: tuple[tuple[int, str], ...] | None = None
         while True:
-            kind, error = events.get()
-            if error is not None:
-                raise error
+            kind, payload = events.get()
+            if kind == "error":
+                raise payload
             view = self.view_of(session)
+            if kind == "library":
+                done, total = payload
+                yield view, (f"Building the random condition's clip library first: {done} of {total} clips "
+                             f"(once per engine, shared by every book)…")
+                continue
             clips = tuple(sorted((p, c.version) for p, c in (getattr(view, "clips", {}) or {}).items()))
             if kind == "done" or clips != shown:
                 shown = clips
-                yield view
+                yield view, ""
             if kind == "done":
                 return
 
@@ -302,9 +309,10 @@ class ReaderApp:
             yield (gr.skip(), status_html(f"Saved; composing the new music for page {page + 1}…"),
                    *(gr.skip() for _ in range(7)))
             # The new clip reaches the reader as soon as it lands (a scene's other pages follow).
-            for view in self._streamed(session, lambda progress: self.service.render_pages(
+            for view, note in self._streamed(session, lambda progress: self.service.render_pages(
                     book, settings, todo, progress)):
-                yield (self.value_for(session, view, page), status_html(self.progress_message(session, view, page)),
+                yield (self.value_for(session, view, page, note),
+                       status_html(note or self.progress_message(session, view, page)),
                        *self.panels_for(session, view, page))
         except ValueError as e:
             gr.Warning(str(e))

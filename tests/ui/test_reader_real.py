@@ -20,12 +20,16 @@ pytestmark = pytest.mark.browser
 
 # The real composer takes seconds a page, more on a loaded machine.
 MUSIC_TIMEOUT_MS = 240_000
+# The random condition's library, built by the reader on first use: smaller than the app's 24 clips
+# so the test stays short; the code path is the same.
+LIBRARY_CLIPS = 6
 
 
 @pytest.fixture(scope="module")
 def served_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    from m2m.ui.service import default_service
-    yield from serve(EXAMPLES, tmp_path_factory.mktemp("real"), default_service())
+    from m2m import pipeline
+    from m2m.ui.adapter import PipelineAdapter
+    yield from serve(EXAMPLES, tmp_path_factory.mktemp("real"), PipelineAdapter(pipeline, library_clips=LIBRARY_CLIPS))
 
 
 def test_cold_open_real_music_lands_then_turns_crossfade(browser, served_real, artifacts):
@@ -75,6 +79,56 @@ def test_cold_open_real_music_lands_then_turns_crossfade(browser, served_real, a
         assert state["playingPage"] == 2 and state["audible"] == 1
         assert page.locator(".m2m-engine").inner_text().startswith("♪ composer")
         page.screenshot(path=str(artifacts / "reader-real-laptop.png"))
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def switch_condition(page, label: str) -> None:
+    """Settings → Condition → Apply, as a listener comparing conditions does."""
+    radio = page.get_by_label(label, exact=True)
+    if not radio.is_visible():
+        page.get_by_text("Settings", exact=True).click()
+    radio.check()
+    page.click("#m2m-apply")
+
+
+def wait_playing_run(page, condition: str) -> dict:
+    page.wait_for_function(
+        f"""(() => {{ const s = window.m2mReader.state();
+            return s.run.endsWith('/{condition}') && s.voices.some(v => v.run === s.run && v.page === s.page
+                   && v.target === 1 && v.version === s.clips[String(s.page)]); }})()""", timeout=MUSIC_TIMEOUT_MS)
+    state = page.evaluate(STATE)
+    return settle(page, state["crossfade"] + 0.4)
+
+
+def test_condition_switch_plays_the_other_runs_clip(browser, served_real, artifacts):
+    context, page, errors = open_reader(browser, served_real.url)
+    try:
+        page.click(".m2m-start-btn")
+        m2m = wait_playing_run(page, "m2m")
+        heard = {"m2m": m2m["voices"][0]["version"]}
+
+        switch_condition(page, "Baseline (page descriptions)")
+        state = wait_playing_run(page, "baseline")
+        assert state["audible"] == 1 and state["voices"][0]["run"].endswith("/baseline")
+        heard["baseline"] = state["voices"][0]["version"]
+        assert heard["baseline"] != heard["m2m"], "the baseline's own clip, not the m2m one"
+        # The baseline's clip came in with a full crossfade from silence.
+        fade = next(f for f in reversed(state["fades"]) if f["hadBuffer"] and f["count"])
+        step = next(s for s in fade["fades"] if s["to"] == 1)
+        assert step["from"] == 0 and step["seconds"] == pytest.approx(state["crossfade"], rel=0.05)
+
+        # The random condition builds its clip library on first use, and the page says so.
+        switch_condition(page, "Random clips (lower bound)")
+        state = wait_playing_run(page, "random")
+        notes = [n["text"] for n in state["notes"]]
+        assert any("clip library" in t for t in notes), notes
+        heard["random"] = state["voices"][0]["version"]
+        assert len(set(heard.values())) == 3, heard
+        assert state["audible"] == 1
+        assert page.locator(".m2m-engine").inner_text().startswith("♪ library")
+        page.screenshot(path=str(artifacts / "reader-real-random.png"))
         assert not errors, errors
     finally:
         context.close()

@@ -375,6 +375,7 @@ function updateChrome() {
   const status = (R.value && R.value.status) || {};
   let note = '';
   if (!R.musicOn) note = '';
+  else if (!clip && status.message) note = status.message;
   else if (!status.planned) note = 'Planning the music (scenes, emotions, directives, captions)…';
   else if (!clip) note = 'Composing the music for this page… it starts the moment it is ready.';
   else if (R.started && !readyEntry(R.page)) note = 'Loading this page’s music…';

@@ -7,13 +7,21 @@ page its file, start time at the chosen reading pace, length, loop flag, crossfa
 and scene. ``audio/soundtrack.ogg`` is the whole book at that pace, with equal-power crossfades
 between pages and longer ones at scene boundaries. Pages rendered before from the same cue, engine
 and settings are reused (each clip records the hash of what made it).
+
+Work overlaps so the pages land early and the book finishes sooner: the engine renders on its own
+thread(s), each page is normalised and encoded on a pool of two, and the whole-book file is mixed
+from the normalised clips in memory and encoded on one more thread as its pages arrive. Only the
+caller's thread writes the cue sheet and calls ``progress``/``on_clip``.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
+import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from math import gcd
 from pathlib import Path
@@ -23,7 +31,7 @@ import numpy as np
 import pyloudnorm
 import soundfile
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import firwin, resample_poly
+from scipy.signal import firwin, resample_poly, sosfilt, tf2sos
 
 from m2m.directives import CaptionSheet, Cue
 from m2m.music import DEFAULT_ENGINE, load_engine
@@ -177,10 +185,43 @@ def _peak_envelope(samples: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def loudness_lufs(samples: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness (ITU-R BS.1770) of ``[channels, samples]`` audio; -inf when silent."""
+    """Integrated loudness (ITU-R BS.1770) of ``[channels, samples]`` audio; -inf when silent.
+
+    pyloudnorm's K-weighting filters and gating, with the 400 ms blocks summed from a running sum
+    instead of one Python loop step per block: the same figure (within 0.001 LU) in a tenth of
+    the time, which matters because every clip is measured once or twice as it is normalised.
+    """
     if samples.shape[1] < int(0.4 * sample_rate):
         raise ValueError(f"audio: {samples.shape[1] / sample_rate:.2f} s is too short to measure (at least 0.4 s)")
-    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(samples.T))
+    if samples.shape[0] > 5:
+        raise ValueError(f"audio: {samples.shape[0]} channels; BS.1770 loudness is defined for up to 5")
+    stages = (pyloudnorm.IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf"),
+              pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass"))
+    # both biquads in one second-order-sections pass (float64): the same filter, in fewer passes
+    sos = np.vstack([tf2sos(*stage.generate_coefficients()) for stage in stages])
+    weighted = sosfilt(sos, np.asarray(samples, dtype=np.float64), axis=1)
+    weighted *= np.prod([stage.passband_gain for stage in stages])
+    n = weighted.shape[1]
+    block, step = 0.4, 0.25  # seconds, and the hop as a fraction of a block (75 % overlap)
+    blocks = int(np.round((n / sample_rate - block) / (block * step))) + 1
+    j = np.arange(blocks)
+    lower = (block * (j * step) * sample_rate).astype(np.int64)  # the same sample bounds as pyloudnorm
+    upper = np.minimum((block * (j * step + 1) * sample_rate).astype(np.int64), n)
+    running = np.zeros((weighted.shape[0], n + 1))
+    np.cumsum(np.square(weighted, out=weighted), axis=1, out=running[:, 1:])
+    z = (running[:, upper] - running[:, lower]) / (block * sample_rate)  # [channels, blocks] mean square
+    gains = np.array([1.0, 1.0, 1.0, 1.41, 1.41])[: z.shape[0], None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        power = (gains * z).sum(axis=0)
+        block_lufs = -0.691 + 10.0 * np.log10(power)
+        gated = block_lufs >= -70.0
+        if not gated.any():
+            return float("-inf")
+        relative = -0.691 + 10.0 * np.log10((gains[:, 0] * z[:, gated].mean(axis=1)).sum()) - 10.0
+        gated = (block_lufs > relative) & (block_lufs > -70.0)
+        if not gated.any():
+            return float("-inf")
+        return float(-0.691 + 10.0 * np.log10((gains[:, 0] * z[:, gated].mean(axis=1)).sum()))
 
 
 def _limit(samples: np.ndarray, envelope: np.ndarray, ceiling: float, sample_rate: int, loop: bool) -> np.ndarray:
@@ -313,28 +354,61 @@ def mix_pages(clips: Sequence[tuple[np.ndarray, bool]], crossfades: Sequence[flo
     loop)`` at ``sample_rate``; looping clips repeat to fill their page. Returns ``[2, samples]``."""
     if len(clips) != len(crossfades):
         raise ValueError("crossfades: one per clip expected")
-    pace = int(round(pace_seconds * sample_rate))
-    end_fade = int(round(end_fade_seconds * sample_rate))
-    total = pace * len(clips) + end_fade
-    out = np.zeros((2, total), dtype=np.float32)
-    half = [int(round(c * sample_rate / 2)) for c in crossfades]  # half of each transition
-    half[0] = 0
-    last = len(clips) - 1
-    for k, (samples, loop) in enumerate(clips):
-        begin = k * pace - half[k]
-        fade_in = 2 * half[k] if k else int(0.01 * sample_rate)
-        if k == last:
-            end, fade_out = total, end_fade
+    pieces: list[np.ndarray] = []
+    mixer = PageMixer(crossfades, pace_seconds, sample_rate, pieces.append, end_fade_seconds)
+    for samples, loop in clips:
+        mixer.add(samples, loop)
+    return np.concatenate(pieces, axis=1) if pieces else np.zeros((2, 0), dtype=np.float32)
+
+
+class PageMixer:
+    """``mix_pages`` as a stream: pages are added in order, and each stretch of the book is handed
+    to ``sink`` (``[2, samples]`` float32, in order) as soon as no later page can overlap it, so the
+    whole book is never held in memory and can be encoded while later pages still render."""
+
+    def __init__(self, crossfades: Sequence[float], pace_seconds: float, sample_rate: int,
+                 sink: Callable[[np.ndarray], None], end_fade_seconds: float = 3.0) -> None:
+        n = len(crossfades)
+        self.sample_rate, self.sink, self.next = sample_rate, sink, 0
+        self.pace = int(round(pace_seconds * sample_rate))
+        self.end_fade = int(round(end_fade_seconds * sample_rate))
+        self.total = self.pace * n + self.end_fade
+        self.half = [int(round(c * sample_rate / 2)) for c in crossfades]  # half of each transition
+        if n:
+            self.half[0] = 0
+        begins = [k * self.pace - self.half[k] for k in range(n)]
+        # everything before the earliest start of the pages still to come is final
+        self.final = [min(begins[k + 1:], default=self.total) for k in range(n)]
+        self.flushed = 0
+        self.buffer = np.zeros((2, 0), dtype=np.float32)  # the book from ``flushed`` on
+
+    def add(self, samples: np.ndarray, loop: bool) -> None:
+        k, n = self.next, len(self.half)
+        if k >= n:
+            raise ValueError(f"clips: more than the {n} pages the crossfades were given for")
+        begin = k * self.pace - self.half[k]
+        fade_in = 2 * self.half[k] if k else int(0.01 * self.sample_rate)
+        if k == n - 1:
+            end, fade_out = self.total, self.end_fade
         else:
-            end = (k + 1) * pace + half[k + 1]
-            fade_out = 2 * half[k + 1]
+            end = (k + 1) * self.pace + self.half[k + 1]
+            fade_out = 2 * self.half[k + 1]
         segment = _looped(samples, end - begin, loop).copy()
         if fade_in > 0:
             segment[:, :fade_in] *= equal_power(fade_in)[0]
         if fade_out > 0:
             segment[:, -fade_out:] *= equal_power(fade_out)[1]
-        out[:, begin:end] += segment
-    return out
+        if end - self.flushed > self.buffer.shape[1]:
+            grown = np.zeros((2, end - self.flushed), dtype=np.float32)
+            grown[:, :self.buffer.shape[1]] = self.buffer
+            self.buffer = grown
+        self.buffer[:, begin - self.flushed:end - self.flushed] += segment
+        self.next += 1
+        cut = self.final[k] - self.flushed
+        if cut > 0:
+            self.sink(self.buffer[:, :cut])
+            self.buffer = self.buffer[:, cut:].copy()
+            self.flushed += cut
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,23 +492,190 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
         if before is not None and before in done:
             previous[before] = read_audio(run.path / done[before].file)
 
-    def landed(rendered: Rendered) -> None:
-        cue = next(c for c in sheet if c.page == rendered.page)
-        done[cue.page] = _write_clip(run, cue, rendered, settings, hashes[cue.page])
-        _write_sheet(run, book_id, condition, sheet, done, settings, hashes, complete=False)
-        progress("music", len(done), total)
-        if on_clip is not None:
-            on_clip(_clip_of(done[cue.page], settings))
+    # The whole-book file is mixed and encoded on its own thread while pages still render; pages
+    # kept from an earlier run are read back from their files when the mix reaches them.
+    whole = _WholeFile(run, sheet, settings, {p: (run.path / c.file, c.loop) for p, c in done.items()}) \
+        if settings.whole_file else None
+    try:
+        if pending:
+            def write(rendered: Rendered) -> SoundtrackCue:
+                cue = next(c for c in sheet if c.page == rendered.page)
+                return _write_clip(run, cue, rendered, settings, hashes[cue.page], whole)
 
-    if pending:
-        engine.render_many(pending, render, after={c.page: after[c.page] for c in pending},
-                           previous=previous, on_rendered=landed)
-    soundtrack = _write_sheet(run, book_id, condition, sheet, done, settings, hashes, complete=True)
-    if settings.whole_file:
-        progress("soundtrack", 0, 1)
-        soundtrack = _write_whole(run, soundtrack)
-        progress("soundtrack", 1, 1)
+            def written(clip: SoundtrackCue) -> None:
+                done[clip.page] = clip
+                _write_sheet(run, book_id, condition, sheet, done, settings, hashes, complete=False)
+                progress("music", len(done), total)
+                if on_clip is not None:
+                    on_clip(_clip_of(clip, settings))
+
+            _render_and_write(engine, pending, render, {c.page: after[c.page] for c in pending}, previous,
+                              write, written)
+        soundtrack = _write_sheet(run, book_id, condition, sheet, done, settings, hashes, complete=True)
+        if whole is not None:
+            progress("soundtrack", 0, 1)
+            soundtrack = whole.finish(soundtrack)
+            progress("soundtrack", 1, 1)
+    finally:
+        if whole is not None:
+            whole.close()
     return soundtrack
+
+
+# Page clips are normalised and encoded on two threads (libvorbis, scipy and hashlib run outside
+# the GIL) while the engine renders the next pages; the cue sheet is written only by the caller.
+_WRITERS = 2
+
+
+def _render_and_write(engine: Engine, pending: Sequence[Cue], render: RenderOptions,
+                      after: Mapping[int, int | None], previous: Mapping[int, Audio],
+                      write: Callable[[Rendered], SoundtrackCue], written: Callable[[SoundtrackCue], None]) -> None:
+    """Run ``engine.render_many`` on a thread, ``write`` each rendered page on a small pool, and call
+    ``written`` on this thread as each page's files land. On a failure, pages already rendered are
+    still written and recorded before the error is raised (no work is lost)."""
+    events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def landed(rendered: Rendered) -> None:
+        if stop.is_set():
+            raise _Stopped
+        events.put(("rendered", rendered))
+
+    def run() -> None:
+        try:
+            engine.render_many(pending, render, after=after, previous=previous, on_rendered=landed)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread, raised there
+            events.put(("failed", e))
+        else:
+            events.put(("finished", None))
+
+    failure: BaseException | None = None
+    rendering, outstanding = True, 0
+
+    def take(future: Future) -> None:
+        nonlocal failure
+        error = future.exception()
+        if error is None:
+            written(future.result())
+        else:
+            failure = failure or error
+            stop.set()
+
+    renderer = threading.Thread(target=run, name="m2m-render", daemon=True)
+    with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="m2m-write") as pool:
+        renderer.start()
+        try:
+            while rendering or outstanding:
+                kind, item = events.get()
+                if kind == "rendered" and failure is None:
+                    outstanding += 1
+                    pool.submit(write, item).add_done_callback(lambda f: events.put(("written", f)))
+                elif kind == "written":
+                    outstanding -= 1
+                    take(item)
+                elif kind in ("finished", "failed"):
+                    rendering = False
+                    if kind == "failed" and not isinstance(item, _Stopped):
+                        failure = failure or item
+        except BaseException as e:  # an interrupt or a failing callback: stop, keep what is written
+            stop.set()
+            failure = failure or e
+            while outstanding:
+                kind, item = events.get()
+                if kind == "written":
+                    outstanding -= 1
+                    if item.exception() is None:
+                        written(item.result())
+    if failure is not None:
+        raise failure
+    renderer.join()
+
+
+class _Stopped(Exception):
+    """Raised inside the engine's callback to stop rendering after a failure elsewhere."""
+
+
+class _WholeFile:
+    """The whole book at the reading pace, mixed (``PageMixer``) and encoded as OGG on one thread
+    while pages arrive in any order; written to a temporary file and renamed when complete."""
+
+    def __init__(self, run: RunFolder, sheet: Sequence[Cue], settings: SoundtrackSettings,
+                 on_disk: Mapping[int, tuple[Path, bool]]) -> None:
+        self.run, self.settings = run, settings
+        self.pages = [c.page for c in sheet]
+        fades = [0.0 if k == 0 else settings.transition(new_scene=sheet[k - 1].scene != c.scene)
+                 for k, c in enumerate(sheet)]
+        self.on_disk = dict(on_disk)
+        self.arrived: dict[int, tuple[np.ndarray, bool]] = {}
+        self.lock = threading.Lock()
+        self.path = run.audio_dir / "soundtrack.ogg"
+        self.tmp = self.path.with_name(".soundtrack.tmp.ogg")
+        self.mp3: list[np.ndarray] | None = [] if settings.mp3 else None
+        self.file: soundfile.SoundFile | None = None
+        self.mixer = PageMixer(fades, settings.pace_seconds, settings.sample_rate, self._sink)
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2m-whole")
+        self.work: list[Future] = [self.worker.submit(self._advance)]  # pages kept from before
+
+    def add(self, page: int, samples: np.ndarray, loop: bool) -> None:
+        """A page's normalised ``[2, samples]`` clip at the settings' rate (any thread, any order)."""
+        with self.lock:
+            self.arrived[page] = (samples, loop)
+            self.work.append(self.worker.submit(self._advance))
+
+    def _advance(self) -> None:
+        while self.mixer.next < len(self.pages):
+            page = self.pages[self.mixer.next]
+            with self.lock:
+                item = self.arrived.pop(page, None)
+            if item is None and page in self.on_disk:
+                path, loop = self.on_disk.pop(page)
+                item = (_to_rate(read_audio(path), self.settings.sample_rate), loop)
+            if item is None:
+                return
+            self.mixer.add(*item)
+
+    def _sink(self, samples: np.ndarray) -> None:
+        if self.file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = soundfile.SoundFile(self.tmp, "w", self.settings.sample_rate, 2, format="OGG",
+                                            subtype="VORBIS")
+        data = np.clip(samples, -1.0, 1.0).T
+        for i in range(0, data.shape[0], 65536):  # libsndfile 1.2's Vorbis encoder: small writes
+            self.file.write(data[i:i + 65536])
+        if self.mp3 is not None:
+            self.mp3.append(samples.copy())
+
+    def finish(self, soundtrack: Soundtrack) -> Soundtrack:
+        """Wait for the mix, put the files in place and record the whole file in the cue sheet."""
+        with self.lock:
+            work = list(self.work)
+        for future in work:
+            future.result()
+        self.worker.submit(self._advance).result()
+        if self.mixer.next < len(self.pages) or self.file is None:
+            raise RuntimeError(f"soundtrack: page {self.pages[self.mixer.next]} never reached the whole-book mix")
+        self.file.close()
+        self.file = None
+        os.replace(self.tmp, self.path)
+        if self.mp3 is not None:
+            write_audio_atomic(self.path.with_suffix(".mp3"), np.concatenate(self.mp3, axis=1),
+                               self.settings.sample_rate)
+        settings = self.settings
+        done = replace(soundtrack, file="audio/soundtrack.ogg")
+        self.run.write("soundtrack", done, Provenance(
+            stage="soundtrack", backend=settings.engine,
+            input_hash=hash_inputs(sorted((c.page, c.hash) for c in done.cues)),
+            settings=_settings_json(settings),
+            warnings=tuple(dict.fromkeys(w for c in done.cues for w in c.warnings))))
+        return done
+
+    def close(self) -> None:
+        """Stop the worker; an unfinished file is removed (never half a file on disk)."""
+        self.worker.shutdown(wait=True, cancel_futures=True)
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        self.tmp.unlink(missing_ok=True)
 
 
 def _existing_cues(run: RunFolder) -> dict[int, SoundtrackCue]:
@@ -450,8 +691,10 @@ def _intact(path: Path, expected: str) -> bool:
 
 
 def _write_clip(run: RunFolder, cue: Cue, rendered: Rendered, settings: SoundtrackSettings,
-                clip_hash: str) -> SoundtrackCue:
+                clip_hash: str, whole: _WholeFile | None = None) -> SoundtrackCue:
     samples, loudness = _finish(rendered, settings)
+    if whole is not None:
+        whole.add(cue.page, samples, rendered.loop)
     name = f"page-{cue.page:03d}"
     ogg = run.audio_dir / f"{name}.ogg"
     write_audio_atomic(ogg, samples, settings.sample_rate)
@@ -503,18 +746,3 @@ def _settings_json(settings: SoundtrackSettings) -> dict[str, Any]:
     from m2m.jsonio import to_jsonable
 
     return to_jsonable(settings)
-
-
-def _write_whole(run: RunFolder, soundtrack: Soundtrack) -> Soundtrack:
-    settings = soundtrack.settings
-    clips = [(_to_rate(read_audio(run.path / c.file), settings.sample_rate), c.loop) for c in soundtrack.cues]
-    fades = [c.crossfade for c in soundtrack.cues]
-    mixed = mix_pages(clips, fades, settings.pace_seconds, settings.sample_rate)
-    write_audio_atomic(run.audio_dir / "soundtrack.ogg", mixed, settings.sample_rate)
-    if settings.mp3:
-        write_audio_atomic(run.audio_dir / "soundtrack.mp3", mixed, settings.sample_rate)
-    done = replace(soundtrack, file="audio/soundtrack.ogg")
-    run.write("soundtrack", done, Provenance(
-        stage="soundtrack", backend=settings.engine, input_hash=hash_inputs(sorted((c.page, c.hash) for c in done.cues)),
-        settings=_settings_json(settings), warnings=tuple(dict.fromkeys(w for c in done.cues for w in c.warnings))))
-    return done

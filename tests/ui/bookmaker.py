@@ -76,3 +76,13 @@ def simple_zip(path: Path, pages: int = 3, *, transcript: dict | None = None, im
         for name, data in (extra or {}).items():
             z.writestr(name, data)
     return path
+
+
+def manga109_zip(path: Path, title: str = "ZipBook", pages: int = 3) -> Path:
+    """A Manga109-layout book (``books.txt``, ``annotations/``, ``images/``, ``glosses/``) as one .zip."""
+    root = manga109_book(path.with_name(path.stem + "-src"), title, pages)
+    with zipfile.ZipFile(path, "w") as z:
+        for file in sorted(root.rglob("*")):
+            if file.is_file():
+                z.write(file, file.relative_to(root).as_posix())
+    return path

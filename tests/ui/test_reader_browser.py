@@ -167,3 +167,50 @@ def test_phone_layout_and_swipe(browser, served, artifacts):
         assert not errors, errors
     finally:
         context.close()
+
+
+def upload_book(page, archive) -> None:
+    """Open your own book → the file input, as a reader does."""
+    field = page.locator("#m2m-upload input[type=file]")
+    if field.count() == 0 or not page.locator("#m2m-upload").is_visible():
+        page.get_by_text("Open your own book", exact=True).click()
+    page.locator("#m2m-upload input[type=file]").set_input_files(str(archive))
+
+
+def wait_opened_and_planned(page, before_run: str, pages: int, timeout_ms: int = 120_000) -> dict:
+    page.wait_for_function(
+        f"""(() => {{ const s = window.m2mReader.state();
+            return s.run !== {before_run!r} && s.pages === {pages} && s.status && s.status.planned; }})()""",
+        timeout=timeout_ms)
+    return page.evaluate(STATE)
+
+
+@pytest.mark.parametrize("kind", ["manga109.zip", "simple.cbz"])
+def test_upload_opens_the_book_and_plans_it(browser, served, tmp_path, kind):
+    check_upload(browser, served, tmp_path, kind)
+
+
+def check_upload(browser, served, tmp_path, kind: str) -> None:
+    """Upload a book through the page: it opens at page 1, its plan is made, its first clip lands."""
+    from tests.ui import bookmaker
+    archive = (bookmaker.manga109_zip(tmp_path / "book.zip", "ZipBook", pages=3) if kind == "manga109.zip"
+               else bookmaker.simple_zip(tmp_path / "book.cbz", pages=2))
+    title, pages = ("ZipBook", 3) if kind == "manga109.zip" else ("Upload Test", 2)
+    context, page, errors = open_reader(browser, served.url)
+    try:
+        before = page.evaluate(STATE)["run"]
+        upload_book(page, archive)
+        state = wait_opened_and_planned(page, before, pages)
+        assert state["page"] == 0 and state["direction"] == ("rtl" if kind == "manga109.zip" else "ltr")
+        page.wait_for_function("window.m2mReader.state().status.ready >= 1", timeout=120_000)
+        assert title in page.locator(".m2m-status").first.inner_text()
+        # The plan's caption for page 1 is in the side panel, ready to edit.
+        assert page.locator("#m2m-caption textarea").input_value().strip()
+        # Page 1 on screen is the uploaded book's first image, and the server serves it.
+        status = page.locator(".m2m-book .m2m-layer").first.evaluate("""async el => {
+            const url = getComputedStyle(el).backgroundImage.slice(5, -2);
+            return [url, (await fetch(url)).status]; }""")
+        assert "gradio_api/file=" in status[0] and status[1] == 200, status
+        assert not errors, errors
+    finally:
+        context.close()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.ui.conftest import EXAMPLES, Served, serve
-from tests.ui.test_reader_browser import STATE, open_reader, settle, wait_decoded, wait_full
+from tests.ui.test_reader_browser import STATE, check_upload, open_reader, settle, wait_decoded, wait_full
 
 pytestmark = pytest.mark.browser
 
@@ -132,3 +132,9 @@ def test_condition_switch_plays_the_other_runs_clip(browser, served_real, artifa
         assert not errors, errors
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("kind", ["manga109.zip", "simple.cbz"])
+def test_upload_real_plan(browser, served_real, tmp_path, kind):
+    """The real stages plan an uploaded book (Manga109 layout with faces; simple format without)."""
+    check_upload(browser, served_real, tmp_path, kind)

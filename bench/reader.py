@@ -7,7 +7,8 @@ Figures:
   open (cold)      navigation -> reader shown; start gesture -> first page audible (target < 1.5 s)
   turn latency     input event -> crossfade scheduled, median and worst (target < 50 ms)
   prefetch hits    turning a page every --every seconds through the whole book, the share of turns whose
-                   clip was decoded before the turn (target 100 % with the composer)
+                   clip was decoded before the turn (target 100 % with the composer): from a cold start
+                   (right after the first page sounds, while the rest is being composed) and warm
   server memory    RSS of the server process with --readers readers open at once
 
 The server runs as a subprocess (``bench/reader.py serve``) on a fresh runs folder, so "cold" is cold.
@@ -87,28 +88,38 @@ def open_page(browser, url: str):
     return context, page, time.perf_counter() - t0
 
 
-def bench_open(browser, url: str) -> dict[str, float]:
+def bench_open(browser, url: str, every: float) -> dict[str, float]:
+    """Cold: open, press start at once, and once page 1 sounds read on, a turn every ``every`` s, while
+    the server is still composing the rest of the book."""
     context, page, opened = open_page(browser, url)
     page.click(".m2m-start-btn")
     page.wait_for_function("window.m2mReader.state().firstAudibleAt !== null", timeout=120_000)
     s = page.evaluate(STATE)
+    first = {"open_s": opened, "first_audible_s": (s["firstAudibleAt"] - s["startGestureAt"]) / 1000}
+    cold = read_through(page, every)
     context.close()
-    return {"open_s": opened, "first_audible_s": (s["firstAudibleAt"] - s["startGestureAt"]) / 1000}
+    return first | {f"cold_{k}": v for k, v in cold.items()}
 
 
 def bench_read_through(browser, url: str, every: float) -> dict[str, float]:
+    """Warm: every clip composed before the first turn."""
     context, page, _ = open_page(browser, url)
     page.wait_for_function("(() => { const s = window.m2mReader.state(); return s.status && s.status.ready === "
                            "s.status.total; })()", timeout=300_000)
     page.click(".m2m-start-btn")
     page.wait_for_function("window.m2mReader.state().playingPage === 0", timeout=30_000)
+    figures = read_through(page, every)
+    context.close()
+    return figures
+
+
+def read_through(page, every: float) -> dict[str, float]:
     pages = page.evaluate(STATE)["pages"]
     for _ in range(pages - 1):
         time.sleep(every)
         page.keyboard.press("ArrowLeft" if page.evaluate(STATE)["direction"] == "rtl" else "ArrowRight")
     time.sleep(0.5)
     s = page.evaluate(STATE)
-    context.close()
     turns = [t for t in s["turns"] if t["how"] == "key"]
     fades = {f["turnAt"]: f for f in s["fades"] if f["reason"] == "turn"}
     latencies = [fades[t["at"]]["at"] - t["at"] for t in turns if t["at"] in fades]
@@ -154,7 +165,7 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             figures: dict[str, float] = {}
-            figures |= bench_open(browser, url)
+            figures |= bench_open(browser, url, args.every)
             figures |= bench_read_through(browser, url, args.every)
             figures |= bench_memory(browser, url, proc.pid, args.readers)
         finally:
@@ -166,7 +177,10 @@ def main() -> None:
           f"{figures['first_audible_s']:.2f} s after the start gesture (target < 1.5 s)")
     print(f"turn -> crossfade: median {figures['latency_median_ms']:.1f} ms, worst {figures['latency_worst_ms']:.1f} ms "
           f"over {figures['turns']} turns (target < 50 ms)")
-    print(f"prefetch hit rate turning every {args.every:g} s: {100 * figures['prefetch_hit_rate']:.0f}% "
+    print(f"prefetch hit rate turning every {args.every:g} s from a cold start (composing while reading): "
+          f"{100 * figures['cold_prefetch_hit_rate']:.0f}% (reached page {figures['cold_reached_page']} of "
+          f"{figures['cold_pages']}); turn -> crossfade median {figures['cold_latency_median_ms']:.1f} ms")
+    print(f"prefetch hit rate turning every {args.every:g} s, all clips composed: {100 * figures['prefetch_hit_rate']:.0f}% "
           f"(reached page {figures['reached_page']} of {figures['pages']})")
     print(f"server RSS: {figures['rss_idle_mb']:.0f} MB idle after the runs above, "
           f"{figures[f'rss_{args.readers}_readers_mb']:.0f} MB with {args.readers} readers at once")

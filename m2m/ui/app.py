@@ -14,9 +14,9 @@ from m2m.ui.service import Service, default_service
 from m2m.ui.study_api import start_study_backup, study_app_kwargs
 from m2m.ui.study_tab import build_study_tab
 
-INTRO = """<div class="m2m-title"><span class="m2m-logo">m2m</span>
-<span class="m2m-sub">background music for manga, made from the book itself
-(<a href="https://arxiv.org/abs/2410.09928" target="_blank" rel="noopener">M2M-Gen</a>)</span></div>"""
+INTRO = ('<div class="m2m-title"><span class="m2m-logo">m2m</span><span class="m2m-sub">background music for '
+         'manga, made from the book itself (<a href="https://arxiv.org/abs/2410.09928" target="_blank" '
+         'rel="noopener">M2M-Gen</a>)</span></div>')
 
 UPLOAD_HELP = """Upload a **.zip** or **.cbz**: either page images with a `transcript.json`
 (the simple format) or one book in the **Manga109 layout** (`books.txt`, `annotations/`, `images/`).
@@ -121,6 +121,34 @@ def _wire(demo: gr.Blocks, app: ReaderApp, c: Controls, session: gr.State, page:
                         outputs=[c.reader, c.status, *panels], concurrency_id="generate", api_name="edit_directive")
 
 
+def theme() -> gr.themes.Base:
+    """Gradio's dark theme in the reader's palette: near-black panels, warm amber accents (the stock
+    slate neutrals read blue-grey beside the pages)."""
+    return gr.themes.Base(
+        primary_hue="amber", neutral_hue="zinc",
+        font=[gr.themes.Font("Noto Sans"), gr.themes.Font("Noto Sans CJK JP"), "system-ui", "sans-serif"],
+    ).set(
+        body_background_fill_dark="#0c0e11",
+        background_fill_primary_dark="#14171c",
+        background_fill_secondary_dark="#171a20",
+        block_background_fill_dark="#14171c",
+        block_border_color_dark="#262b33",
+        border_color_primary_dark="#262b33",
+        input_background_fill_dark="#1b1f26",
+        input_background_fill_focus_dark="#1f242c",
+        input_border_color_dark="#2e343e",
+        input_border_color_focus_dark="#c9a86a",
+        button_secondary_background_fill_dark="#232830",
+        button_secondary_background_fill_hover_dark="#2c323c",
+        button_secondary_border_color_dark="#2e343e",
+        button_secondary_text_color_dark="#d9dde4",
+        checkbox_label_background_fill_dark="#1b1f26",
+        checkbox_label_background_fill_hover_dark="#232830",
+        checkbox_label_background_fill_selected_dark="#2a2620",
+        checkbox_label_border_color_dark="#2e343e",
+    )
+
+
 def launch_kwargs(config: AppConfig | None = None) -> dict[str, Any]:
     """What ``demo.launch`` needs: where to listen, what may be served, the look."""
     config = config or AppConfig.from_env()
@@ -133,8 +161,7 @@ def launch_kwargs(config: AppConfig | None = None) -> dict[str, Any]:
         "server_port": int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         "allowed_paths": config.served_paths(),
         "max_file_size": config.max_upload,
-        "theme": gr.themes.Base(primary_hue="amber", neutral_hue="slate",
-                                font=[gr.themes.Font("Noto Sans"), gr.themes.Font("Noto Sans CJK JP"), "system-ui", "sans-serif"]),
+        "theme": theme(),
         "css": (STATIC / "app.css").read_text(encoding="utf-8"),
         "js": FORCE_DARK,
         "ssr_mode": False,

@@ -505,7 +505,21 @@ musicBtn.addEventListener('click', () => {
 muteBtn.addEventListener('click', () => { R.muted = !R.muted; setBus(); updateChrome(); });
 volumeEl.addEventListener('input', () => { R.volume = Number(volumeEl.value) / 100; setBus(); });
 
-new ResizeObserver(() => { if (R.book && !R.anim) fitBook(R.book.pages[R.page]); }).observe(stage);
+// On a wide screen the reader fills the window below whatever sits above it (title, tabs) and above
+// Gradio's footer, so the page never scrolls; the side column takes the same height (app.css).
+let belowReader = null;  // px of page under the reader (Gradio's footer, margins), measured when it overflows
+function fitHeight() {
+  if (!visible()) return;
+  const doc = document.documentElement;
+  if (window.matchMedia('(max-width: 720px)').matches) { doc.style.removeProperty('--m2m-reader-height'); return; }
+  const rect = root.getBoundingClientRect();
+  // Only an overflowing page tells how much sits below the reader; until then a guess (a slight gap).
+  if (doc.scrollHeight > window.innerHeight + 1) belowReader = doc.scrollHeight - (rect.bottom + window.scrollY);
+  const h = Math.max(320, Math.floor(window.innerHeight - (rect.top + window.scrollY) - (belowReader ?? 64)));
+  if (doc.style.getPropertyValue('--m2m-reader-height') !== h + 'px') doc.style.setProperty('--m2m-reader-height', h + 'px');
+}
+window.addEventListener('resize', fitHeight);
+new ResizeObserver(() => { fitHeight(); if (R.book && !R.anim) fitBook(R.book.pages[R.page]); }).observe(stage);
 setInterval(pruneVoices, 250);
 setupMediaSession();
 
@@ -545,3 +559,5 @@ if (props.reader_css && !document.getElementById('m2m-reader-css')) {
 }
 watch('value', () => applyValue(props.value));
 applyValue(props.value);
+fitHeight();
+requestAnimationFrame(fitHeight);  // once Gradio has laid out the rest of the page

@@ -227,9 +227,11 @@ class ReaderApp:
                 yield (self.value_for(session, view, page), status_html(self.progress_message(session, view, page)),
                        gr.Timer(active=False), *(gr.skip() for _ in range(7)))
                 return
-            # Two pages a step: the machine has two cores, and an engine may render them together.
+            # Two pages a step (two cores; an engine may render them together), except when the page on
+            # screen has no music yet: then it renders alone, with the whole machine, and sounds sooner.
+            step = todo[:1] if todo[0] == page else todo[:2]
             for view, note in self._streamed(session, lambda progress: self.service.render_pages(
-                    book, settings, todo[:2], progress)):
+                    book, settings, step, progress)):
                 yield (self.value_for(session, view, page, note),
                        status_html(note or self.progress_message(session, view, page)),
                        timer, *self.panels_for(session, view, page))

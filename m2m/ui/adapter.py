@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from m2m.book import Book
-from m2m.directives import CaptionSheet, Cue, Directive, DirectiveSheet
+from m2m.directives import CaptionSheet, DirectiveSheet
 from m2m.emotions import EmotionReport
 from m2m.runs import Provenance, RunFolder
 from m2m.scenes import ScenePlan
@@ -173,40 +173,9 @@ class PipelineAdapter:
                        {stage: r.provenance for stage, r in records.items() if r}, clips)
 
     def edit_caption(self, book: Book, settings: Any, page: int, caption: str) -> None:
-        if not caption.strip():
-            raise ValueError("caption: empty; say what the music should sound like")
-        run = self._run(book, settings)
-        record = run.read("captions", CaptionSheet)
-        if record is None:
-            raise ValueError("captions: the plan has not run yet")
-        cues = tuple(Cue(c.page, c.scene, caption.strip(), c.plan) if c.page == page else c
-                     for c in record.data.cues)
         with self._lock(book, settings):
-            self._write_edited(run, "captions", CaptionSheet(cues), record.provenance)
+            self.pipeline.edit_caption(book, settings, page, caption)
 
     def edit_directive(self, book: Book, settings: Any, scene: int, text: str) -> None:
-        if not text.strip():
-            raise ValueError("directive: empty; say what the scene's music should do")
-        run = self._run(book, settings)
-        record = run.read("directives", DirectiveSheet)
-        if record is None:
-            raise ValueError("directives: this run has none (the baseline), or the plan has not run yet")
-        sheet = DirectiveSheet(tuple(Directive(d.scene, text.strip() if d.scene == scene else d.text)
-                                     for d in record.data.directives))
         with self._lock(book, settings):
-            self._write_edited(run, "directives", sheet, record.provenance)
-            # The captions follow from the directive: plan again (stages before it are reused).
-            self.pipeline.plan_book(book, settings, _quiet)
-
-    @staticmethod
-    def _write_edited(run: RunFolder, stage: str, data: Any, provenance: Provenance) -> None:
-        """Write like a person editing the file: the stored payload hash stays the old one, so the run
-        sees the file as edited and keeps it."""
-        import json
-        path = run.file(stage)
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        run.write(stage, data, replace(provenance))
-        new = json.loads(path.read_text(encoding="utf-8"))
-        new["payload_hash"] = raw.get("payload_hash", "")
-        from m2m.jsonio import write_json_atomic
-        write_json_atomic(path, new)
+            self.pipeline.edit_directive(book, settings, scene, text)

@@ -30,7 +30,7 @@ class Reader(gr.HTML):
             value=value,
             html_template=_asset("reader.html"),
             css_template="",
-            js_on_load=_asset("reader.js"),
+            js_on_load=_asset("crossfade.js") + _asset("reader.js"),
             apply_default_css=False,
             padding=False,
             reader_css=_asset("reader.css"),

@@ -70,7 +70,7 @@ class StudyPanel(gr.HTML):
             value=None,
             html_template=TEMPLATE,
             css_template="",
-            js_on_load=_asset("study.js"),
+            js_on_load=_asset("crossfade.js") + _asset("study.js"),
             apply_default_css=False,
             padding=False,
             study_css=_asset("study.css"),

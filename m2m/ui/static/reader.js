@@ -23,11 +23,8 @@ const muteBtn = $('.m2m-mute');
 const volumeEl = $('.m2m-volume');
 const progressFill = $('.m2m-progress-fill');
 
-const EPS = 0.003;          // s: curves start just after the hold point (no overlapping events)
-const CURVE_POINTS = 96;
 const KEEP_AROUND = 2;      // decoded buffers kept this many pages either side of the page on screen
 const TURN_MS = 620;
-const HALF_PI = Math.PI / 2;
 const SPEAKER = '<path d="M3 9v6h4l5 4V5L7 9H3z" fill="currentColor"/>';
 const ICON_SOUND = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">' + SPEAKER +
   '<path d="M15.5 8.5a5 5 0 0 1 0 7M18 6a8.5 8.5 0 0 1 0 12" stroke="currentColor" stroke-width="1.8" fill="none" stroke-linecap="round"/></svg>';
@@ -67,44 +64,7 @@ function setBus() {
   R.bus.gain.setTargetAtTime(busLevel(), now, 0.05);  // ~150 ms glide: no click on mute or volume
 }
 
-function gainAt(v, t) {
-  // The voice's gain at ctx time t, from the curve we scheduled (the same linear interpolation the
-  // spec uses for setValueCurveAtTime), so a new fade can start exactly where the old one is.
-  if (!v.curve || t <= v.curveStart) return v.hold;
-  const x = (t - v.curveStart) / v.curveDur;
-  if (x >= 1) return v.curve[v.curve.length - 1];
-  const f = x * (v.curve.length - 1), i = Math.floor(f);
-  return v.curve[i] + (v.curve[i + 1] - v.curve[i]) * (f - i);
-}
 
-function fadeVoice(v, to, seconds) {
-  const ctx = R.ctx, p = v.gain.gain, now = ctx.currentTime;
-  const g0 = Math.min(1, Math.max(0, gainAt(v, now)));
-  // Hold the gain where it is. cancelAndHoldAtTime keeps a running curve's current value; where it
-  // is missing, cancelScheduledValues plus setValueAtTime does the same from our own estimate.
-  if (p.cancelAndHoldAtTime) p.cancelAndHoldAtTime(now); else p.cancelScheduledValues(now);
-  p.setValueAtTime(g0, now);
-  // Equal power: in = sin(theta), out = cos(theta). Start theta where the gain is now and keep the
-  // rate of the full fade, so a half-faded voice finishes in half the time.
-  const th0 = to > 0 ? Math.asin(g0) : Math.acos(g0);
-  const left = (HALF_PI - th0) / HALF_PI;
-  const dur = Math.max(0.02, seconds * left);
-  const curve = new Float32Array(CURVE_POINTS);
-  for (let i = 0; i < CURVE_POINTS; i++) {
-    const th = th0 + (HALF_PI - th0) * (i / (CURVE_POINTS - 1));
-    curve[i] = to > 0 ? Math.sin(th) : Math.cos(th);
-  }
-  curve[0] = g0; curve[CURVE_POINTS - 1] = to;
-  v.hold = g0; v.target = to;
-  try {
-    p.setValueCurveAtTime(curve, now + EPS, dur);
-    v.curve = curve; v.curveStart = now + EPS; v.curveDur = dur;
-  } catch (err) {
-    p.linearRampToValueAtTime(to, now + EPS + dur);
-    v.curve = Float32Array.of(g0, to); v.curveStart = now + EPS; v.curveDur = dur;
-  }
-  return { from: g0, to, start: now + EPS, seconds: dur };
-}
 
 function startVoice(entry) {
   const ctx = R.ctx;
@@ -158,18 +118,18 @@ function musicFor(page, turnAt, reason) {
   let keep = null;
   for (const v of R.voices) {
     if (entry && v.run === R.run && v.page === page && v.version === entry.version) keep = v;
-    else if (v.target !== 0) fades.push(fadeVoice(v, 0, R.fade));
+    else if (v.target !== 0) fades.push(fadeVoice(R.ctx, v, 0, R.fade));
   }
   if (entry) {
     if (!keep) keep = startVoice(entry);
-    if (keep.target !== 1) fades.push(fadeVoice(keep, 1, R.fade));
+    if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, R.fade));
     if (R.firstAudibleAt === null && R.ctx.state === 'running') R.firstAudibleAt = performance.now();
   }
   // Very fast turns: at most two voices keep fading out; older ones finish in 120 ms (from a gain
   // that is already low, so no click), which bounds the number of live sources at three.
   const leaving = R.voices.filter((v) => v.target === 0 && v !== keep);
   for (const v of leaving.slice(0, Math.max(0, leaving.length - 2))) {
-    if (v.curveStart + v.curveDur - R.ctx.currentTime > 0.15) fades.push(fadeVoice(v, 0, 0.12));
+    if (v.curveStart + v.curveDur - R.ctx.currentTime > 0.15) fades.push(fadeVoice(R.ctx, v, 0, 0.12));
   }
   R.fades.push({ page, reason, turnAt, at: performance.now(), ctxTime: R.ctx.currentTime,
                  hadBuffer: !!entry, count: fades.length, fades });

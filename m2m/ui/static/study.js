@@ -13,9 +13,6 @@
 const root = element.querySelector('.st-root');
 const body = root.querySelector('.st-body');
 const API = String(props.api_root || 'study/api').replace(/\/+$/, '');
-const HALF_PI = Math.PI / 2;
-const CURVE_POINTS = 64;
-const EPS = 0.003;
 
 const S = {
   info: null, pid: null, session: null, rated: new Map(), screen: 'loading',
@@ -64,39 +61,7 @@ function ensureContext() {
   return S.ctx;
 }
 
-function gainAt(v, t) {
-  if (!v.curve || t <= v.curveStart) return v.hold;
-  const x = (t - v.curveStart) / v.curveDur;
-  if (x >= 1) return v.curve[v.curve.length - 1];
-  const f = x * (v.curve.length - 1), i = Math.floor(f);
-  return v.curve[i] + (v.curve[i + 1] - v.curve[i]) * (f - i);
-}
 
-function fadeVoice(v, to, seconds) {
-  const p = v.gain.gain, now = S.ctx.currentTime;
-  const g0 = Math.min(1, Math.max(0, gainAt(v, now)));
-  if (p.cancelAndHoldAtTime) p.cancelAndHoldAtTime(now); else p.cancelScheduledValues(now);
-  p.setValueAtTime(g0, now);
-  // Equal power from where the gain is now, at the full fade's rate (a half-faded voice takes half the time).
-  const th0 = to > 0 ? Math.asin(g0) : Math.acos(g0);
-  const dur = Math.max(0.02, seconds * (HALF_PI - th0) / HALF_PI);
-  const curve = new Float32Array(CURVE_POINTS);
-  for (let i = 0; i < CURVE_POINTS; i++) {
-    const th = th0 + (HALF_PI - th0) * (i / (CURVE_POINTS - 1));
-    curve[i] = to > 0 ? Math.sin(th) : Math.cos(th);
-  }
-  curve[0] = g0; curve[CURVE_POINTS - 1] = to;
-  v.hold = g0; v.target = to;
-  try {
-    p.setValueCurveAtTime(curve, now + EPS, dur);
-    v.curve = curve;
-  } catch (err) {
-    p.linearRampToValueAtTime(to, now + EPS + dur);
-    v.curve = Float32Array.of(g0, to);
-  }
-  v.curveStart = now + EPS; v.curveDur = dur;
-  return { token: v.token, from: g0, to, seconds: dur };
-}
 
 function stopVoice(v) {
   try { v.src.stop(); } catch (err) { /* already stopped: nothing to release */ }
@@ -130,7 +95,7 @@ function loadClip(token) {
 async function playClip(token, reason) {
   if (!ensureContext()) return;
   const fades = [];
-  for (const v of S.voices) if (v.token !== token && v.target !== 0) fades.push(fadeVoice(v, 0, S.fade));
+  for (const v of S.voices) if (v.token !== token && v.target !== 0) fades.push({ token: v.token, ...fadeVoice(S.ctx, v, 0, S.fade) });
   S.fades.push({ reason, token, at: performance.now(), fades });
   if (!token) return;
   let buffer;
@@ -149,12 +114,12 @@ async function playClip(token, reason) {
     v = { token, src, gain, curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0 };
     S.voices.push(v);
   }
-  if (v.target !== 1) S.fades.push({ reason, token, at: performance.now(), fades: [fadeVoice(v, 1, S.fade)] });
+  if (v.target !== 1) S.fades.push({ reason, token, at: performance.now(), fades: [fadeVoice(S.ctx, v, 1, S.fade)] });
 }
 
 function silence(reason) {
   if (!S.ctx) return;
-  for (const v of S.voices) if (v.target !== 0) fadeVoice(v, 0, S.fade);
+  for (const v of S.voices) if (v.target !== 0) fadeVoice(S.ctx, v, 0, S.fade);
   S.fades.push({ reason, token: null, at: performance.now(), fades: [] });
 }
 

@@ -7,8 +7,10 @@ from typing import Any
 
 import gradio as gr
 
+from m2m.emotions import available_emotion_backends
+from m2m.music import available_engines
 from m2m.ui.config import AppConfig
-from m2m.ui.layout import CONDITIONS, DIRECTORS, Controls, ReaderApp, Session, choices_of
+from m2m.ui.layout import CONDITIONS, DIRECTORS, Controls, ReaderApp, Session
 from m2m.ui.reader import STATIC, Reader
 from m2m.ui.service import Service, default_service
 from m2m.ui.study_api import start_study_backup, study_app_kwargs
@@ -80,10 +82,9 @@ def _settings_panel() -> dict[str, Any]:
         director = gr.Radio(DIRECTORS, value="offline", label="Director (scenes, directives, captions)")
         api_key = gr.Textbox(label="OpenAI API key (kept for this session only; never stored)",
                              type="password", placeholder="sk-…", max_lines=1)
-        emotion_backend = gr.Dropdown(choices_of(("m2m.emotions:available_emotion_backends",), ("dialogue",)),
+        emotion_backend = gr.Dropdown(list(available_emotion_backends()),
                                       value="dialogue", label="Emotion backend")
-        engine = gr.Dropdown(choices_of(("m2m.music:available_engines", "m2m.music.base:available_engines"),
-                                        ("composer",)), value="composer", label="Music engine")
+        engine = gr.Dropdown(list(available_engines()), value="composer", label="Music engine")
         crossfade = gr.Slider(0.2, 6.0, value=1.5, step=0.1, label="Crossfade between pages (seconds)")
         apply_btn = gr.Button("Apply settings", size="sm", variant="primary", elem_id="m2m-apply")
     return {"director": director, "api_key": api_key, "emotion_backend": emotion_backend, "engine": engine,

@@ -74,20 +74,6 @@ def status_html(message: str, kind: str = "info") -> str:
     return f'<div class="m2m-status m2m-status-{kind}">{escape(message)}</div>'
 
 
-def choices_of(fn_names: tuple[str, ...], default: tuple[str, ...]) -> list[str]:
-    """A registry's names (first importable ``module:function`` that answers), else the default."""
-    import importlib
-    for target in fn_names:
-        module_name, fn = target.split(":")
-        try:
-            names = getattr(importlib.import_module(module_name), fn)()
-        except (ImportError, AttributeError):
-            continue
-        if names:
-            return list(names)
-    return list(default)
-
-
 class ReaderApp:
     """Builds the Blocks and holds what the handlers share: the config and the pipeline service."""
 

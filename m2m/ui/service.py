@@ -50,15 +50,9 @@ class Service(Protocol):
 
 
 def default_service() -> Any:
-    """The real pipeline (imported here, not at module import, so the UI package stays light).
-
-    The module itself when it offers the reader's functions; otherwise an adapter over its
-    plan_book/render_book.
-    """
+    """The reader's service over the real pipeline (imported here, not at module import, so the UI
+    package stays light): page-by-page rendering, the run as it stands, and edits."""
     from m2m import pipeline
-
-    if all(hasattr(pipeline, name) for name in ("render_pages", "open_run", "edit_caption", "edit_directive")):
-        return pipeline
     from m2m.ui.adapter import PipelineAdapter
 
     return PipelineAdapter(pipeline)

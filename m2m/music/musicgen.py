@@ -81,6 +81,10 @@ def load_pretrained(model_id: str, device: str, allow_download: bool = False) ->
     )
 
     melody = "melody" in model_id
+    if melody and importlib.util.find_spec("torchaudio") is None:
+        # transformers' MusicgenMelodyFeatureExtractor computes its chroma with torchaudio.
+        raise ModelMissingError(f"engine: {model_id} needs torchaudio (the melody model's chroma features); "
+                                "install the torchaudio release that matches your torch")
     cls = MusicgenMelodyForConditionalGeneration if melody else MusicgenForConditionalGeneration
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     try:

@@ -95,3 +95,13 @@ def test_missing_weights_say_how_to_fetch_them(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelMissingError, match="huggingface-cli download facebook/musicgen-small"):
         load_pretrained.__wrapped__("facebook/musicgen-small", "cpu", False)
+
+
+def test_melody_without_torchaudio_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchaudio" else real(name, *a))
+    load_pretrained.cache_clear()
+    with pytest.raises(ModelMissingError, match="torchaudio"):
+        load_pretrained("facebook/musicgen-melody", "cpu", False)

@@ -254,20 +254,14 @@ def aggregate(book: Book, scenes: ScenePlan, faces: Sequence[FaceEmotion]
 # Text
 
 
-def render_distribution(probabilities: Mapping[str, float], top: int = 3) -> str:
-    """The paper's text form, e.g. "57% neutral, 13% surprise, 13% fear".
-
-    Percentages use largest-remainder rounding so the full set sums to 100, except that equal
-    values always get equal percentages (the leftover points go to a whole group of tied
-    remainders or to none of it). The top ``top`` classes are shown, plus any class tied with the
-    last one shown, so equal classes are never split arbitrarily; ties are listed in EMOTIONS order.
-    No weight at all renders as "100% neutral".
-    """
-    if top < 1:
-        raise ValueError(f"top: {top!r} must be at least 1")
+def percentages(probabilities: Mapping[str, float]) -> dict[str, int]:
+    """Whole percentages per class (EMOTIONS order) that sum to 100: largest-remainder rounding,
+    except that equal values always get equal percentages (the leftover points go to a whole group
+    of tied remainders or to none of it). No weight at all is 100% neutral. The reader's bars and
+    the paper's text line both use these, so they agree."""
     total = sum(max(0.0, float(probabilities.get(e, 0.0))) for e in EMOTIONS)
     if total <= 0 or not math.isfinite(total):
-        return "100% neutral"
+        return {e: 100 if e == "neutral" else 0 for e in EMOTIONS}
     exact = {e: 100.0 * max(0.0, float(probabilities.get(e, 0.0))) / total for e in EMOTIONS}
     rounded = {e: math.floor(v + 1e-9) for e, v in exact.items()}
     leftover = 100 - sum(rounded.values())
@@ -282,6 +276,21 @@ def render_distribution(probabilities: Mapping[str, float], top: int = 3) -> str
             rounded[e] += 1
         leftover -= len(group)
         i += len(group)
+    return rounded
+
+
+def render_distribution(probabilities: Mapping[str, float], top: int = 3) -> str:
+    """The paper's text form, e.g. "57% neutral, 13% surprise, 13% fear".
+
+    Percentages use largest-remainder rounding so the full set sums to 100, except that equal
+    values always get equal percentages (the leftover points go to a whole group of tied
+    remainders or to none of it). The top ``top`` classes are shown, plus any class tied with the
+    last one shown, so equal classes are never split arbitrarily; ties are listed in EMOTIONS order.
+    No weight at all renders as "100% neutral".
+    """
+    if top < 1:
+        raise ValueError(f"top: {top!r} must be at least 1")
+    rounded = percentages(probabilities)
     ranked = sorted((e for e in EMOTIONS if rounded[e] > 0), key=lambda e: (-rounded[e], EMOTIONS.index(e)))
     shown = ranked[:top]
     if shown:

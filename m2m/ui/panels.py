@@ -12,7 +12,7 @@ from html import escape
 from typing import Any
 
 from m2m.book import Book, Page
-from m2m.emotions import EMOTIONS, render_distribution
+from m2m.emotions import EMOTIONS, percentages, render_distribution
 from m2m.scenes import Scene
 
 STAGE_LABELS: dict[str, str] = {
@@ -90,13 +90,12 @@ def _page_range(pages: tuple[int, ...]) -> str:
 
 
 def distribution_bars(probabilities: Mapping[str, float]) -> str:
-    total = sum(max(0.0, probabilities.get(e, 0.0)) for e in EMOTIONS) or 1.0
+    shares = percentages(probabilities)  # the same whole percentages as the paper's text line
     bars = []
     for e in EMOTIONS:
-        share = 100.0 * max(0.0, probabilities.get(e, 0.0)) / total
         bars.append(f'<div class="m2m-bar"><span class="m2m-bar-label">{e}</span>'
                     f'<span class="m2m-bar-track"><span class="m2m-bar-fill m2m-emo-{e}" '
-                    f'style="width:{share:.1f}%"></span></span><span class="m2m-bar-pct">{share:.0f}%</span></div>')
+                    f'style="width:{shares[e]}%"></span></span><span class="m2m-bar-pct">{shares[e]}%</span></div>')
     return "".join(bars)
 
 

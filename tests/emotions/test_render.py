@@ -77,3 +77,14 @@ def test_aggregate_pages_and_scenes_weighted_by_faces(tmp_path):
     assert scenes[1].faces == 0  # a scene with no faces
     assert describe_distribution(scenes[1]) == "no faces"
     assert orphans == (3,)
+
+
+def test_bars_and_text_use_the_same_percentages() -> None:
+    from m2m.emotions import percentages, render_distribution
+    from m2m.ui.panels import distribution_bars
+
+    probabilities = {"neutral": 0.875, "surprise": 0.125 - 1e-4, "fear": 1e-4}
+    shares = percentages(probabilities)
+    assert sum(shares.values()) == 100
+    assert render_distribution(probabilities).startswith(f"{shares['neutral']}% neutral")
+    assert f">{shares['neutral']}%<" in distribution_bars(probabilities)

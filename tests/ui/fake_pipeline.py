@@ -20,6 +20,7 @@ from m2m.directives import CaptionSheet, Cue, Directive, DirectiveSheet, Plan
 from m2m.emotions import Distribution, EmotionReport
 from m2m.runs import Provenance, RunFolder
 from m2m.scenes import Scene, ScenePlan
+from m2m.ui.adapter import ClipInfo, RunView  # the views the real service returns
 
 SAMPLE_RATE = 22050
 
@@ -35,26 +36,6 @@ class Settings:
     crossfade_s: float = 1.5
     seconds_per_page: float = 4.0
     render_delay_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class ClipInfo:
-    path: Path
-    seconds: float
-    engine: str
-    caption: str
-    scene: int
-    version: str
-
-
-@dataclass(frozen=True)
-class RunView:
-    scenes: ScenePlan | None
-    emotions: EmotionReport | None
-    directives: DirectiveSheet | None
-    captions: CaptionSheet | None
-    provenance: dict[str, Provenance]
-    clips: dict[int, ClipInfo]
 
 
 def _run(book: Book, settings: Settings) -> RunFolder:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,10 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "manga109"
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium; Playwright's own browser download fails here
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync")
 
 SPREAD = (400, 300)  # width x height: wider than tall, so a two-page spread
 
@@ -98,3 +105,24 @@ def write_simple(folder: Path, transcript: dict | None = None, images: int = 2) 
 @pytest.fixture
 def simple_folder(tmp_path: Path) -> Path:
     return write_simple(tmp_path / "comic")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def chromium(extra_args: Sequence[str] = ()) -> Iterator[object]:
+    """Headless Debian Chromium through Playwright; skips the test where either is missing."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()

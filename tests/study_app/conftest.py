@@ -6,7 +6,6 @@ condition (so a test can check which audio a token serves without the token sayi
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -72,12 +71,6 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def store(tmp_path: Path) -> Iterator[RatingsStore]:
     with RatingsStore(tmp_path / "data" / "study.sqlite3") as s:
         yield s
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)

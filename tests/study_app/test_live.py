@@ -18,8 +18,9 @@ from fastapi import FastAPI
 
 from m2m.study import RatingsStore, load_study
 from m2m.ui.study_api import API_PREFIX, study_routes
+from tests.conftest import free_port
 
-from .conftest import free_port, serve_in_thread
+from .conftest import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENING = {"manga_interest": 3, "music_interest": 4, "japanese": "native"}

@@ -8,15 +8,13 @@ from pathlib import Path
 import pytest
 
 from m2m.study import RatingsStore, load_study
+from tests.conftest import chromium, free_port
 
-from .conftest import ADMIN_TOKEN, free_port, make_study_dir
+from .conftest import ADMIN_TOKEN, make_study_dir
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "study"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 STATE = "window.studyPlayer.state()"
 
 
@@ -44,13 +42,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Rati
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium(["--autoplay-policy=no-user-gesture-required"]) as b:
         yield b
-        b.close()
 
 
 def wait_screen(page, screen: str) -> None:

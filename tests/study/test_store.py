@@ -223,7 +223,7 @@ WRITER = textwrap.dedent(
                 score = (i + len(stimulus.id) + ord(label)) % 5 + 1
                 store.submit(study, pid, stimulus.id, label, Scores(score, score, score))
                 # The acknowledgement goes out only after submit returned, i.e. after COMMIT.
-                print(pid, stimulus.id, label, score, flush=True)
+                print("ACK", pid, stimulus.id, label, score, sep="\t", flush=True)
     print("DONE", flush=True)
     """
 )
@@ -242,10 +242,15 @@ def test_killed_writer_loses_no_acknowledged_rating(tmp_path: Path, study) -> No
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     acked: dict[tuple[str, str, str], int] = {}
+    other_output: list[str] = []  # anything a library prints must not break the protocol
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
-            pid, stimulus, label, score = line.split()
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 5 or fields[0] != "ACK":
+                other_output.append(line)
+                continue
+            _, pid, stimulus, label, score = fields
             acked[(pid, stimulus, label)] = int(score)
             if len(acked) == 200:
                 break
@@ -253,7 +258,7 @@ def test_killed_writer_loses_no_acknowledged_rating(tmp_path: Path, study) -> No
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read() if proc.stderr else ""
-    assert len(acked) == 200  # killed mid-stream: 40 x 18 = 720 were planned
+    assert len(acked) == 200, other_output  # killed mid-stream: 40 x 18 = 720 were planned
     with RatingsStore(store_path) as store:
         with sqlite3.connect(store_path) as raw:
             assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

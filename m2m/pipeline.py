@@ -46,6 +46,8 @@ class Settings:
     crossfade_s: float = 1.5
     seconds_per_page: float = 20.0
     seed: int = 0
+    device: str | None = None  # None: the GPU when there is one (MusicGen, CLIP)
+    allow_download: bool = False  # may MusicGen weights download into the Hugging Face cache
 
     def __post_init__(self) -> None:
         # Frozen, so normalise through object.__setattr__: callers may pass runs_root as a str.
@@ -189,7 +191,8 @@ def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progre
                 on_clip: Callable[[Clip], None] | None = None) -> Soundtrack:
     """Stages 1-6: plan the book, then render every page's music (``order`` first) and the soundtrack."""
     plan = plan_book(book, settings, progress)
-    render = RenderOptions(library_dir=library_dir(settings)) if settings.condition == "random" else None
+    render = RenderOptions(device=settings.device, allow_download=settings.allow_download,
+                           library_dir=library_dir(settings) if settings.condition == "random" else None)
     return build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
                             soundtrack_settings(settings), progress, render=render, order=order,
                             force=force, on_clip=on_clip)

@@ -23,7 +23,6 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from math import gcd
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from scipy.signal import firwin, resample_poly, sosfilt, tf2sos
 
 from m2m.directives import CaptionSheet, Cue
 from m2m.music import DEFAULT_ENGINE, load_engine
-from m2m.music.base import Audio, Clip, Engine, Rendered, RenderOptions, stable_seed
+from m2m.music.base import Audio, Clip, Engine, Rendered, RenderOptions, resample, stable_seed
 from m2m.runs import Condition, Provenance, RunFolder, file_hash, hash_inputs
 
 Progress = Callable[[str, int, int], None]
@@ -275,10 +274,7 @@ def _to_rate(audio: Audio, sample_rate: int) -> np.ndarray:
     samples = audio.samples.astype(np.float32)
     if samples.shape[0] == 1:
         samples = np.repeat(samples, 2, axis=0)  # mono engines (MusicGen) play centred in stereo
-    if audio.sample_rate != sample_rate:
-        g = gcd(audio.sample_rate, sample_rate)
-        samples = resample_poly(samples, sample_rate // g, audio.sample_rate // g, axis=1).astype(np.float32)
-    return samples
+    return resample(samples, audio.sample_rate, sample_rate)
 
 
 def write_audio_atomic(path: Path, samples: np.ndarray, sample_rate: int) -> None:

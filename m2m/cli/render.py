@@ -24,13 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--emotions", default="dialogue", help="emotion backend")
     parser.add_argument("--pace", type=float, default=20.0, help="reading pace, seconds per page")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the GPU when there is one)")
+    parser.add_argument("--allow-download", action="store_true", help="let MusicGen fetch missing weights")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     book = load_book(args.path, args.book)
     settings = Settings(director=args.llm, engine=args.engine, condition=args.condition,
-                        emotion_backend=args.emotions, runs_root=args.out, seconds_per_page=args.pace)
+                        emotion_backend=args.emotions, runs_root=args.out, seconds_per_page=args.pace,
+                        device=args.device, allow_download=args.allow_download)
     with tqdm(total=1, unit="step", dynamic_ncols=True) as bar:
         def progress(stage: str, done: int, total: int) -> None:
             bar.set_description(stage)

@@ -162,3 +162,16 @@ def stable_seed(*parts: Any) -> int:
 
     text = json.dumps(parts, sort_keys=True, default=str)
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 1
+
+
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """``samples`` (time on the last axis) from ``rate`` to ``target`` Hz as float32, by polyphase
+    filtering (scipy's ``resample_poly``, whose anti-aliasing filter is built in)."""
+    if rate == target:
+        return np.asarray(samples, dtype=np.float32)
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(rate, target)
+    return resample_poly(samples, target // g, rate // g, axis=-1).astype(np.float32)

@@ -18,12 +18,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from m2m.directives import Cue
-from m2m.music.base import Audio, EngineInfo, Rendered, RenderOptions, stable_seed
+from m2m.music.base import Audio, EngineInfo, Rendered, RenderOptions, resample, stable_seed
+from m2m.music.melody import ChromaSettings, MelodyProcessor
 from m2m.music.plans import MAX_CAPTION_CHARS
 
 MODEL_IDS: dict[str, str] = {
@@ -81,20 +83,31 @@ def load_pretrained(model_id: str, device: str, allow_download: bool = False) ->
     )
 
     melody = "melody" in model_id
-    if melody and importlib.util.find_spec("torchaudio") is None:
-        # transformers' MusicgenMelodyFeatureExtractor computes its chroma with torchaudio.
-        raise ModelMissingError(f"engine: {model_id} needs torchaudio (the melody model's chroma features); "
-                                "install the torchaudio release that matches your torch")
     cls = MusicgenMelodyForConditionalGeneration if melody else MusicgenForConditionalGeneration
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     try:
-        processor = AutoProcessor.from_pretrained(model_id, local_files_only=not allow_download)
+        processor = _melody_processor(model_id, allow_download) if melody else \
+            AutoProcessor.from_pretrained(model_id, local_files_only=not allow_download)
         model = cls.from_pretrained(model_id, local_files_only=not allow_download, dtype=dtype)
     except OSError as e:
         raise ModelMissingError(
             f"engine: {model_id} is not in the Hugging Face cache; fetch it with "
             f"`huggingface-cli download {model_id}` (or allow downloads: --allow-download)") from e
     return LoadedModel(model.to(device).eval(), processor, model_id, device, melody)
+
+
+def _melody_processor(model_id: str, allow_download: bool) -> MelodyProcessor:
+    """The melody checkpoint's tokenizer and chroma settings, with chroma computed here
+    (``m2m.music.melody``): transformers' own feature extractor needs torchaudio."""
+    from huggingface_hub import hf_hub_download
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_id, local_files_only=not allow_download)
+    if Path(model_id).is_dir():  # a saved checkpoint, as from_pretrained accepts
+        config = Path(model_id) / "preprocessor_config.json"
+    else:
+        config = Path(hf_hub_download(model_id, "preprocessor_config.json", local_files_only=not allow_download))
+    return MelodyProcessor(tokenizer, ChromaSettings.from_config(config))
 
 
 def _gpu(fn):
@@ -216,14 +229,7 @@ class MusicGenEngine:
         order = [c.page for c in cues]
 
         def tail_of(audio: Audio) -> np.ndarray:
-            mono = audio.samples.mean(axis=0)
-            if audio.sample_rate != rate:
-                from math import gcd
-
-                from scipy.signal import resample_poly
-
-                g = gcd(audio.sample_rate, rate)
-                mono = resample_poly(mono, rate // g, audio.sample_rate // g)
+            mono = resample(audio.samples.mean(axis=0), audio.sample_rate, rate)
             keep = len(mono) if loaded.melody else int(prompt_seconds * rate)
             return mono[-keep:].astype(np.float32)
 
@@ -276,9 +282,13 @@ class MusicGenEngine:
             for page in ready:
                 if page.audio.shape[1] >= page.target:
                     audio = _seam_loop(page.audio[:, :page.target], clip_samples)
+                    source = after.get(page.cue.page)
                     info = EngineInfo(engine=self.name, model=f"{loaded.model_id} ({loaded.device})",
-                                      details={"prompt_seconds": prompt_seconds if after.get(page.cue.page) else 0.0,
-                                               "continues_from": after.get(page.cue.page),
+                                      details={"prompt_seconds": prompt_seconds if source and not loaded.melody else 0.0,
+                                               "continues_from": source,
+                                               "conditioning": "text" if source is None else
+                                               "text + melody (chroma) of the previous page" if loaded.melody
+                                               else "text + the previous page's tail",
                                                "sample_rate": rate})
                     finished[page.cue.page] = Rendered(page.cue.page, Audio(audio, rate), True, info)
                     if on_rendered is not None:

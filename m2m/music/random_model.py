@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from m2m.music.melody import ChromaSettings, MelodyProcessor
 from m2m.music.musicgen import LoadedModel
 
 _WORDS = ["a", "calm", "gentle", "soft", "slow", "fast", "epic", "intense", "sad", "happy", "dark", "bright", "piano", "strings", "drums", "guitar", "flute", "synth", "bass", "music", "melody", "with", "and", "the", "of", "in", "tempo", "bpm", "minor", "major", "orchestral", "ambient"]
@@ -57,8 +58,10 @@ def offline_tokenizer(words: tuple[str, ...] = tuple(_WORDS)):
 
 
 def random_musicgen(architecture: dict[str, dict[str, Any]] = TINY, seed: int = 0,
-                    model_id: str = "random/musicgen-tiny", device: str = "cpu") -> LoadedModel:
-    """A MusicGen with random weights and the given architecture, its processor, ready for the engine."""
+                    model_id: str = "random/musicgen-tiny", device: str = "cpu", melody: bool = False,
+                    dtype: Any = None) -> LoadedModel:
+    """A MusicGen (``melody``: a MusicGen-Melody, chroma-conditioned) with random weights and the given
+    architecture, and its processor, ready for the engine. ``dtype``: e.g. ``torch.float16``."""
     import torch
     from transformers import (
         EncodecConfig,
@@ -67,6 +70,9 @@ def random_musicgen(architecture: dict[str, dict[str, Any]] = TINY, seed: int = 
         MusicgenConfig,
         MusicgenDecoderConfig,
         MusicgenForConditionalGeneration,
+        MusicgenMelodyConfig,
+        MusicgenMelodyDecoderConfig,
+        MusicgenMelodyForConditionalGeneration,
         MusicgenProcessor,
         T5Config,
     )
@@ -76,16 +82,24 @@ def random_musicgen(architecture: dict[str, dict[str, Any]] = TINY, seed: int = 
     text.setdefault("vocab_size", len(tokenizer))
     audio = EncodecConfig(**architecture["audio_encoder"])
     codes = architecture["decoder"]["vocab_size"]  # the pad/start token sits just past the codebook
-    decoder = MusicgenDecoderConfig(**architecture["decoder"], pad_token_id=codes, bos_token_id=codes,
-                                    decoder_start_token_id=codes)
-    config = MusicgenConfig(text_encoder=T5Config(**text).to_dict(), audio_encoder=audio.to_dict(),
-                            decoder=decoder.to_dict())
+    decoder_cls = MusicgenMelodyDecoderConfig if melody else MusicgenDecoderConfig
+    decoder = decoder_cls(**architecture["decoder"], pad_token_id=codes, bos_token_id=codes,
+                          decoder_start_token_id=codes)
+    config_cls = MusicgenMelodyConfig if melody else MusicgenConfig
+    config = config_cls(text_encoder=T5Config(**text).to_dict(), audio_encoder=audio.to_dict(),
+                        decoder=decoder.to_dict())
+    model_cls = MusicgenMelodyForConditionalGeneration if melody else MusicgenForConditionalGeneration
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = MusicgenForConditionalGeneration(config).eval().to(device)
+        model = model_cls(config).eval().to(device)
+    if dtype is not None:
+        model = model.to(dtype)
     model.generation_config = GenerationConfig(
         decoder_start_token_id=codes, pad_token_id=codes, bos_token_id=codes, do_sample=True,
         guidance_scale=3.0, max_length=1500, top_k=250)
-    features = EncodecFeatureExtractor(feature_size=1, sampling_rate=audio.sampling_rate, padding_value=0.0)
-    processor = MusicgenProcessor(feature_extractor=features, tokenizer=tokenizer)
-    return LoadedModel(model, processor, model_id, device)
+    if melody:
+        processor: Any = MelodyProcessor(tokenizer, ChromaSettings(sampling_rate=audio.sampling_rate))
+    else:
+        features = EncodecFeatureExtractor(feature_size=1, sampling_rate=audio.sampling_rate, padding_value=0.0)
+        processor = MusicgenProcessor(feature_extractor=features, tokenizer=tokenizer)
+    return LoadedModel(model, processor, model_id, device, melody)

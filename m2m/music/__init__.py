@@ -29,9 +29,12 @@ def load_engine(name: str) -> Engine:
 
         return ComposerEngine()
     if name.startswith("musicgen-") and name in ENGINES:
+        import os
+
         from m2m.music.musicgen import MusicGenEngine
 
-        return MusicGenEngine(name)
+        # which library runs MusicGen: transformers (always installed) or audiocraft (optional)
+        return MusicGenEngine(name, backend=os.environ.get("M2M_MUSICGEN_BACKEND", "transformers"))
     if name == "library":
         from m2m.music.library import LibraryEngine
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -62,8 +62,58 @@ class LoadedModel:
         hop = int(np.prod(config.upsampling_ratios))
         return config.sampling_rate / hop
 
+    @property
+    def num_codebooks(self) -> int:
+        return int(self.model.decoder.num_codebooks)
 
-Loader = Callable[[str, str, bool], LoadedModel]  # (model id, device, allow download) -> model
+    @property
+    def max_seconds(self) -> float:
+        """The longest window the decoder's positions allow (prompt included), one second spare."""
+        return self.model.config.decoder.max_position_embeddings / self.frame_rate - 1
+
+    @property
+    def backend(self) -> str:
+        return "transformers"
+
+    def generate(self, texts: list[str], prompts: list[np.ndarray] | None, new_tokens: int,
+                 guidance_scale: float, seed: int, on_step: Callable[[], None]) -> list[np.ndarray]:
+        return _generate(self, texts, prompts, new_tokens, guidance_scale, seed, on_step)
+
+
+class MusicGenModel(Protocol):
+    """What the engine needs of a loaded MusicGen, whichever library runs it (transformers here,
+    audiocraft in ``m2m.music.audiocraft_backend``)."""
+
+    model_id: str
+    device: str
+    melody: bool
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def frame_rate(self) -> float: ...
+
+    @property
+    def num_codebooks(self) -> int: ...
+
+    @property
+    def max_seconds(self) -> float: ...
+
+    @property
+    def backend(self) -> str: ...
+
+    def generate(self, texts: list[str], prompts: list[np.ndarray] | None, new_tokens: int,
+                 guidance_scale: float, seed: int, on_step: Callable[[], None]) -> list[np.ndarray]:
+        """Per text, float32 ``[channels, samples]`` of new audio (a continuation's prompt stripped).
+        ``prompts``: mono float32 arrays of equal length at ``sample_rate``, the audio each text
+        continues (or, for a melody model, the melody it follows). ``new_tokens`` counts decoding
+        steps including the delay pattern's ``num_codebooks - 1``; ``on_step`` is called per step."""
+        ...
+
+
+Loader = Callable[[str, str, bool], MusicGenModel]  # (model id, device, allow download) -> model
+BACKENDS = ("transformers", "audiocraft")
 
 
 def default_device() -> str:
@@ -110,7 +160,13 @@ def _melody_processor(model_id: str, allow_download: bool) -> MelodyProcessor:
     return MelodyProcessor(tokenizer, ChromaSettings.from_config(config))
 
 
-def _gpu(fn):
+def _audiocraft_loader() -> Loader:
+    from m2m.music.audiocraft_backend import load_audiocraft
+
+    return load_audiocraft
+
+
+def gpu_function(fn):
     """``spaces.GPU`` on a ZeroGPU Space (a GPU is attached only while ``fn`` runs); else ``fn``."""
     if os.environ.get("SPACES_ZERO_GPU") and importlib.util.find_spec("spaces") is not None:
         import spaces
@@ -157,7 +213,7 @@ def _generate_impl(loaded: LoadedModel, texts: list[str], prompts: list[np.ndarr
     return [a for a in audio]
 
 
-_generate = _gpu(_generate_impl)
+_generate = gpu_function(_generate_impl)
 
 
 def _seam_loop(audio: np.ndarray, loop_samples: int) -> np.ndarray:
@@ -183,21 +239,25 @@ class _Page:
 
 
 class MusicGenEngine:
-    """A MusicGen engine. ``loader`` replaces how the model is found (tests build a tiny one)."""
+    """A MusicGen engine run by ``backend`` (transformers, or audiocraft when it is installed).
+    ``loader`` replaces how the model is found (tests build a tiny one)."""
 
     continues = True
-    version = "musicgen-1"
 
-    def __init__(self, name: str, loader: Loader = load_pretrained, model_id: str | None = None,
-                 window_seconds: float = WINDOW_SECONDS) -> None:
+    def __init__(self, name: str, loader: Loader | None = None, model_id: str | None = None,
+                 window_seconds: float = WINDOW_SECONDS, backend: str = "transformers") -> None:
         if name not in MODEL_IDS and model_id is None:
             raise ValueError(f"engine: {name!r} is not one of {', '.join(MODEL_IDS)}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
         self.name = name
         self.model_id = model_id or MODEL_IDS[name]
-        self.loader = loader
+        self.backend = backend
+        self.loader = loader or (load_pretrained if backend == "transformers" else _audiocraft_loader())
         self.window_seconds = window_seconds
+        self.version = f"musicgen-1/{backend}"  # clips made by another backend are not reused
 
-    def load(self, options: RenderOptions) -> LoadedModel:
+    def load(self, options: RenderOptions) -> MusicGenModel:
         return self.loader(self.model_id, options.device or default_device(), options.allow_download)
 
     def render(self, cue: Cue, options: RenderOptions) -> Rendered:
@@ -218,7 +278,7 @@ class MusicGenEngine:
             return []
         loaded = self.load(options)
         rate, frame_rate = loaded.sample_rate, loaded.frame_rate
-        window = min(self.window_seconds, loaded.model.config.decoder.max_position_embeddings / frame_rate - 1)
+        window = min(self.window_seconds, loaded.max_seconds)
         prompt_seconds = min(options.prompt_seconds, window / 2)
         after = dict(after or {})
         previous = dict(previous or {})
@@ -239,7 +299,7 @@ class MusicGenEngine:
             while remaining > 0:
                 room = window - (prompt_seconds if first and not loaded.melody else 0.0)
                 seconds = min(remaining / rate, room)
-                out.append(int(np.ceil(seconds * frame_rate)) + loaded.model.decoder.num_codebooks - 1)
+                out.append(int(np.ceil(seconds * frame_rate)) + loaded.num_codebooks - 1)
                 remaining -= int(seconds * rate)
                 first = True  # windows after the first continue from the page so far
             return out
@@ -283,7 +343,7 @@ class MusicGenEngine:
                 if page.audio.shape[1] >= page.target:
                     audio = _seam_loop(page.audio[:, :page.target], clip_samples)
                     source = after.get(page.cue.page)
-                    info = EngineInfo(engine=self.name, model=f"{loaded.model_id} ({loaded.device})",
+                    info = EngineInfo(engine=self.name, model=f"{loaded.model_id} via {loaded.backend} ({loaded.device})",
                                       details={"prompt_seconds": prompt_seconds if source and not loaded.melody else 0.0,
                                                "continues_from": source,
                                                "conditioning": "text" if source is None else
@@ -295,7 +355,7 @@ class MusicGenEngine:
                         on_rendered(finished[page.cue.page])
         return [finished[p] for p in order]
 
-    def _window(self, loaded: LoadedModel, group: list[_Page], options: RenderOptions, window: float,
+    def _window(self, loaded: MusicGenModel, group: list[_Page], options: RenderOptions, window: float,
                 prompt_seconds: float, on_step: Callable[[int], None]) -> None:
         """Generate the next window of every page in ``group`` (pages whose prompts are alike)."""
         if not group:
@@ -306,13 +366,13 @@ class MusicGenEngine:
         remaining = max(p.target - p.audio.shape[1] for p in group)
         seconds = min(remaining / rate, room)
         # the delay pattern costs num_codebooks - 1 steps before the last codebook's frame lands
-        new_tokens = int(np.ceil(seconds * frame_rate)) + loaded.model.decoder.num_codebooks - 1
+        new_tokens = int(np.ceil(seconds * frame_rate)) + loaded.num_codebooks - 1
         seed = stable_seed(options.seed, "musicgen", [p.cue.page for p in group], group[0].audio.shape[1])
         prompts = None
         if prompted:
             length = min(len(p.prompt) for p in group)
             prompts = [p.prompt[-length:] for p in group]
-        outputs = _generate(loaded, [p.cue.caption for p in group], prompts, new_tokens,
+        outputs = loaded.generate([p.cue.caption for p in group], prompts, new_tokens,
                             options.guidance_scale, seed % (2**31), lambda: on_step(len(group)))
         for page, audio in zip(group, outputs, strict=True):
             page.audio = audio if page.audio.size == 0 else np.concatenate([page.audio, audio], axis=1)

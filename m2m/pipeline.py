@@ -191,11 +191,15 @@ def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progre
                 on_clip: Callable[[Clip], None] | None = None) -> Soundtrack:
     """Stages 1-6: plan the book, then render every page's music (``order`` first) and the soundtrack."""
     plan = plan_book(book, settings, progress)
-    render = RenderOptions(device=settings.device, allow_download=settings.allow_download,
-                           library_dir=library_dir(settings) if settings.condition == "random" else None)
     return build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
-                            soundtrack_settings(settings), progress, render=render, order=order,
-                            force=force, on_clip=on_clip)
+                            soundtrack_settings(settings), progress, render=render_options(settings),
+                            order=order, force=force, on_clip=on_clip)
+
+
+def render_options(settings: Settings) -> RenderOptions:
+    """The engine options the settings choose (the clip length and seed come from the soundtrack)."""
+    return RenderOptions(device=settings.device, allow_download=settings.allow_download,
+                         library_dir=library_dir(settings) if settings.condition == "random" else None)
 
 
 def library_dir(settings: Settings) -> Path:

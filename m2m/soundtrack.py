@@ -35,7 +35,7 @@ from scipy.signal import firwin, resample_poly, sosfilt, tf2sos
 from m2m.directives import CaptionSheet, Cue
 from m2m.music import DEFAULT_ENGINE, load_engine
 from m2m.music.base import Audio, Clip, Engine, Rendered, RenderOptions, resample, stable_seed
-from m2m.runs import Condition, Provenance, RunFolder, file_hash, hash_inputs
+from m2m.runs import Condition, Provenance, RunFolder, StageRecord, file_hash, hash_inputs
 
 Progress = Callable[[str, int, int], None]
 FORMATS = ("ogg", "mp3", "wav")
@@ -130,6 +130,7 @@ class Soundtrack:
     file: str = ""
     seconds: float = 0.0
     complete: bool = True
+    file_hash: str = ""  # of ``file``: a whole-book file made from the same pages is kept, not redone
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,7 +473,8 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     for cue in sheet:
         hashes[cue.page] = hash_inputs(cue, *common, hashes.get(after[cue.page] or -1, ""))
 
-    existing = _existing_cues(run)
+    record = _existing(run)
+    existing = _existing_cues(record)
     done: dict[int, SoundtrackCue] = {}
     for cue in sheet:
         old = existing.get(cue.page)
@@ -489,9 +491,11 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
             previous[before] = read_audio(run.path / done[before].file)
 
     # The whole-book file is mixed and encoded on its own thread while pages still render; pages
-    # kept from an earlier run are read back from their files when the mix reaches them.
+    # kept from an earlier run are read back from their files when the mix reaches them. When every
+    # page is kept and the file was made from them with these settings, it is kept too.
+    kept = _kept_whole_file(record, run, hashes, settings) if settings.whole_file and not pending else None
     whole = _WholeFile(run, sheet, settings, {p: (run.path / c.file, c.loop) for p, c in done.items()}) \
-        if settings.whole_file else None
+        if settings.whole_file and kept is None else None
     try:
         if pending:
             def write(rendered: Rendered) -> SoundtrackCue:
@@ -507,7 +511,8 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
 
             _render_and_write(engine, pending, render, {c.page: after[c.page] for c in pending}, previous,
                               write, written)
-        soundtrack = _write_sheet(run, book_id, condition, sheet, done, settings, hashes, complete=True)
+        soundtrack = _write_sheet(run, book_id, condition, sheet, done, settings, hashes, complete=True,
+                                  whole=kept)
         if whole is not None:
             progress("soundtrack", 0, 1)
             soundtrack = whole.finish(soundtrack)
@@ -657,10 +662,10 @@ class _WholeFile:
             write_audio_atomic(self.path.with_suffix(".mp3"), np.concatenate(self.mp3, axis=1),
                                self.settings.sample_rate)
         settings = self.settings
-        done = replace(soundtrack, file="audio/soundtrack.ogg")
+        done = replace(soundtrack, file="audio/soundtrack.ogg", file_hash=file_hash(self.path))
         self.run.write("soundtrack", done, Provenance(
             stage="soundtrack", backend=settings.engine,
-            input_hash=hash_inputs(sorted((c.page, c.hash) for c in done.cues)),
+            input_hash=_whole_file_key({c.page: c.hash for c in done.cues}),
             settings=_settings_json(settings),
             warnings=tuple(dict.fromkeys(w for c in done.cues for w in c.warnings))))
         return done
@@ -674,12 +679,29 @@ class _WholeFile:
         self.tmp.unlink(missing_ok=True)
 
 
-def _existing_cues(run: RunFolder) -> dict[int, SoundtrackCue]:
+def _existing(run: RunFolder) -> StageRecord[Soundtrack] | None:
     try:
-        record = run.read("soundtrack", Soundtrack)
+        return run.read("soundtrack", Soundtrack)
     except ValueError:
-        return {}  # an unreadable cue sheet only costs re-rendering; the new one replaces it
+        return None  # an unreadable cue sheet only costs re-rendering; the new one replaces it
+
+
+def _existing_cues(record: StageRecord[Soundtrack] | None) -> dict[int, SoundtrackCue]:
     return {} if record is None else {c.page: c for c in record.data.cues}
+
+
+def _whole_file_key(hashes: Mapping[int, str]) -> str:
+    return hash_inputs(sorted(hashes.items()))
+
+
+def _kept_whole_file(record: StageRecord[Soundtrack] | None, run: RunFolder, hashes: Mapping[int, str],
+                     settings: SoundtrackSettings) -> Soundtrack | None:
+    """The previous whole-book file when it was made from these very clips with these settings."""
+    if record is None or not record.data.file or record.edited:
+        return None
+    same = record.provenance.input_hash == _whole_file_key(hashes) \
+        and record.provenance.settings == _settings_json(settings)
+    return record.data if same and _intact(run.path / record.data.file, record.data.file_hash) else None
 
 
 def _intact(path: Path, expected: str) -> bool:
@@ -719,7 +741,8 @@ def _clip_of(cue: SoundtrackCue, settings: SoundtrackSettings) -> Clip:
 
 def _write_sheet(run: RunFolder, book_id: str, condition: Condition, sheet: Sequence[Cue],
                  done: Mapping[int, SoundtrackCue], settings: SoundtrackSettings, hashes: Mapping[int, str],
-                 complete: bool) -> Soundtrack:
+                 complete: bool, whole: Soundtrack | None = None) -> Soundtrack:
+    """Write ``soundtrack.json`` for the pages done so far; ``whole``: a whole-book file kept as it is."""
     cues = []
     previous_scene = None
     for k, cue in enumerate(sheet):
@@ -730,10 +753,11 @@ def _write_sheet(run: RunFolder, book_id: str, condition: Condition, sheet: Sequ
                             crossfade=0.0 if k == 0 else fade))
         previous_scene = cue.scene
     soundtrack = Soundtrack(book_id, condition, tuple(cues), tuple(_clip_of(c, settings) for c in cues),
-                            settings, seconds=round(len(sheet) * settings.pace_seconds, 4), complete=complete)
+                            settings, seconds=round(len(sheet) * settings.pace_seconds, 4), complete=complete,
+                            file=whole.file if whole else "", file_hash=whole.file_hash if whole else "")
     warnings = tuple(dict.fromkeys(w for c in cues for w in c.warnings))
     run.write("soundtrack", soundtrack, Provenance(
-        stage="soundtrack", backend=settings.engine, input_hash=hash_inputs(sorted((c.page, c.hash) for c in cues)),
+        stage="soundtrack", backend=settings.engine, input_hash=_whole_file_key({c.page: c.hash for c in cues}),
         settings=_settings_json(settings), warnings=warnings))
     return soundtrack
 

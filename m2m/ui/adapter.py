@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -133,7 +133,7 @@ class PipelineAdapter:
                      *, force: Sequence[int] = ()) -> RunView:
         """Render ``len(pages)`` pages, ``pages`` first (pages already on disk give their turn to the
         next missing ones in reading order); ``progress("music", done, total)`` as each lands."""
-        from m2m.music import RenderOptions, load_engine
+        from m2m.music import load_engine
         from m2m.soundtrack import build_soundtrack
 
         p = self.pipeline
@@ -143,10 +143,12 @@ class PipelineAdapter:
             # What pipeline.render_book does, with the engine wrapped so the step ends on time.
             plan = p.plan_book(book, settings, progress)
             name = p.engine_for(settings)
-            render = RenderOptions(library_dir=p.library_dir(settings)) if settings.condition == "random" else None
+            # The reader plays page clips; the whole-book file is the command line's (m2m render), so
+            # the app's CPU goes to the pages a reader is about to see.
+            soundtrack = replace(p.soundtrack_settings(settings), whole_file=False)
             with contextlib.suppress(_Enough):
-                build_soundtrack(book.id, settings.condition, plan.captions, plan.run, name,
-                                 p.soundtrack_settings(settings), progress, render=render, order=list(pages),
+                build_soundtrack(book.id, settings.condition, plan.captions, plan.run, name, soundtrack,
+                                 progress, render=p.render_options(settings), order=list(pages),
                                  force=list(force), engine=_FirstPages(load_engine(name), len(pages)))
         return self.open_run(book, settings)
 

@@ -120,6 +120,29 @@ def test_unchanged_pages_are_reused_and_an_edited_caption_rerenders_one(built, c
     assert forced.pages == [3]
 
 
+def test_the_whole_file_is_kept_when_its_pages_and_settings_are(tmp_path, composer):
+    from dataclasses import replace
+
+    run = RunFolder(tmp_path, "book", "m2m")
+    first = build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS, engine=composer)
+    whole = run.path / first.file
+    made = whole.stat().st_mtime_ns
+    again = build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS, engine=composer)
+    assert whole.stat().st_mtime_ns == made and again.file == first.file and again.file_hash == first.file_hash
+    # another reading pace: the pages are kept, the whole file is mixed again
+    slower = replace(SETTINGS, pace_seconds=5.0)
+    paced = build_soundtrack("book", "m2m", sheet(), run, "composer", slower, engine=composer)
+    assert paced.file_hash != first.file_hash
+    assert read_audio(whole).seconds == pytest.approx(3 * 5.0 + 3.0, abs=0.05)
+    # a damaged file is made again, not trusted
+    whole.write_bytes(b"OggS" + b"\0" * 100)
+    repaired = build_soundtrack("book", "m2m", sheet(), run, "composer", slower, engine=composer)
+    from m2m.runs import file_hash
+
+    assert repaired.file_hash == file_hash(whole)
+    assert read_audio(whole).seconds == pytest.approx(18.0, abs=0.05)
+
+
 def test_a_crash_midway_leaves_finished_pages_and_no_partial_files(tmp_path, composer):
     run = RunFolder(tmp_path, "book", "m2m")
     with pytest.raises(RuntimeError):

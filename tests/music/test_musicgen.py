@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -138,6 +140,21 @@ def test_chroma_matches_librosa_frame_by_frame():
     theirs = librosa.feature.chroma_stft(S=power, sr=rate, n_fft=16384, tuning=0.0).argmax(axis=0)
     assert ours.shape == theirs.shape
     assert (ours == theirs).mean() > 0.98
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchaudio") is None, reason="torchaudio is not installed")
+def test_chroma_equals_transformers_own_extractor_where_torchaudio_exists():
+    from transformers import MusicgenMelodyFeatureExtractor
+
+    from m2m.music.melody import melody_chroma
+
+    rate = 32000
+    notes = [261.63, 329.63, 392.0, 440.0, 493.88, 349.23] * 10  # exactly the 30-second window
+    melody = np.concatenate([tone([f, 2 * f], 0.5, rate) for f in notes])
+    theirs = MusicgenMelodyFeatureExtractor()(melody, sampling_rate=rate, return_tensors="np")["input_features"][0]
+    ours = melody_chroma(melody, rate)
+    assert ours.shape == theirs.shape
+    assert (ours.argmax(axis=1) == theirs.argmax(axis=1)).mean() > 0.99
 
 
 def test_a_short_melody_is_repeated_to_fill_the_window():

@@ -48,6 +48,7 @@ class Settings:
     seed: int = 0
     device: str | None = None  # None: the GPU when there is one (MusicGen, CLIP)
     allow_download: bool = False  # may MusicGen weights download into the Hugging Face cache
+    whole_file: bool = True  # also write the whole book as one file at the reading pace
 
     def __post_init__(self) -> None:
         # Frozen, so normalise through object.__setattr__: callers may pass runs_root as a str.
@@ -178,7 +179,7 @@ def stage_provenance(book: Book, settings: Settings, stage: str) -> Provenance |
 def soundtrack_settings(settings: Settings) -> SoundtrackSettings:
     return SoundtrackSettings(engine=engine_for(settings), pace_seconds=settings.seconds_per_page,
                               crossfade_seconds=min(settings.crossfade_s, settings.seconds_per_page),
-                              seed=settings.seed)
+                              seed=settings.seed, whole_file=settings.whole_file)
 
 
 def engine_for(settings: Settings) -> str:

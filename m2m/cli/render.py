@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the GPU when there is one)")
     parser.add_argument("--allow-download", action="store_true", help="let MusicGen fetch missing weights")
+    parser.add_argument("--no-whole-file", dest="whole_file", action="store_false",
+                        help="write the page clips and the cue sheet only, not the whole book as one file")
     parser.set_defaults(func=run)
 
 
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     book = load_book(args.path, args.book)
     settings = Settings(director=args.llm, engine=args.engine, condition=args.condition,
                         emotion_backend=args.emotions, runs_root=args.out, seconds_per_page=args.pace,
-                        device=args.device, allow_download=args.allow_download)
+                        device=args.device, allow_download=args.allow_download, whole_file=args.whole_file)
     with tqdm(total=1, unit="step", dynamic_ncols=True) as bar:
         def progress(stage: str, done: int, total: int) -> None:
             bar.set_description(stage)

@@ -145,7 +145,7 @@ class PipelineAdapter:
             name = p.engine_for(settings)
             # The reader plays page clips; the whole-book file is the command line's (m2m render), so
             # the app's CPU goes to the pages a reader is about to see.
-            soundtrack = replace(p.soundtrack_settings(settings), whole_file=False)
+            soundtrack = p.soundtrack_settings(replace(settings, whole_file=False))
             with contextlib.suppress(_Enough):
                 build_soundtrack(book.id, settings.condition, plan.captions, plan.run, name, soundtrack,
                                  progress, render=p.render_options(settings), order=list(pages),

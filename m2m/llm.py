@@ -71,7 +71,7 @@ class LLMSettings:
     max_retries: int = 3
     backoff_s: float = 1.0
     cache_dir: Path | None = DEFAULT_CACHE_DIR
-    temperature: float = 0.2
+    temperature: float | None = 0.2  # None: not sent (reasoning models accept only their default)
     image_max_side: int = 1024
     window_lines: int = 240
     prompts_dir: Path = PROMPTS_DIR
@@ -131,10 +131,14 @@ class Meter:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: int = 0
+    without_temperature: int = 0  # calls sent without a temperature (the model refused one)
 
     def as_usage(self) -> dict[str, int]:
-        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "cached": self.cached}
+        usage = {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                 "completion_tokens": self.completion_tokens, "cached": self.cached}
+        if self.without_temperature:
+            usage["without_temperature"] = self.without_temperature
+        return usage
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,9 @@ class LLMClient:
         # The SDK's own retries are off: ours count every attempt and scrub the key from errors.
         self._client = openai.OpenAI(api_key=key, base_url=settings.base_url, timeout=settings.timeout_s,
                                      max_retries=0)
+        # Reasoning models (o1, o3, gpt-5 ...) refuse any temperature but their own; after the first
+        # such refusal this client stops sending one, and each run file counts the calls without it.
+        self._send_temperature = settings.temperature is not None
 
     def __repr__(self) -> str:
         return f"LLMClient(model={self.settings.model!r}, host={self.settings.host!r})"
@@ -286,18 +293,29 @@ class LLMClient:
         attempts = self.settings.max_retries + 1
         failure = LLMError(f"{step}: no request was made")
         cause: Exception | None = None
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        while attempt < attempts:
+            attempt += 1
             meter.calls += 1
+            extra: dict[str, Any] = {"temperature": self.settings.temperature} if self._send_temperature else {}
+            if not self._send_temperature:
+                meter.without_temperature += 1
             try:
                 response = self._client.chat.completions.create(
                     model=self.settings.model,
                     messages=list(messages),  # type: ignore[arg-type]
                     response_format={"type": "json_schema",
                                      "json_schema": {"name": step, "schema": schema, "strict": True}},
-                    temperature=self.settings.temperature,
                     timeout=self.settings.timeout_s,
+                    **extra,
                 )
             except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as e:
+                if extra and isinstance(e, openai.BadRequestError) and getattr(e, "param", None) == "temperature":
+                    log.warning("%s: %s refuses temperature %s; sending requests without it", step,
+                                self.settings.model, self.settings.temperature)
+                    self._send_temperature = False
+                    attempt -= 1  # not the server's fault: this try does not count as one
+                    continue
                 status = getattr(e, "status_code", None)
                 retryable = status is None or status in _RETRYABLE_STATUS
                 reason = self._describe(e)

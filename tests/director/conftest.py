@@ -179,6 +179,7 @@ class Reply:
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     echo_auth: bool = False  # an error that quotes the Authorization header back, as a careless server might
+    error: dict[str, Any] | None = None  # the error body's fields (message, type, code, param), as OpenAI sends
 
 
 @dataclass
@@ -221,9 +222,8 @@ def _build_app(state: FakeOpenAI) -> FastAPI:
             message = f"scripted error {reply.status}"
             if reply.echo_auth:
                 message += f"; you sent {request.headers.get('authorization')}"
-            return JSONResponse({"error": {"message": message, "type": "server_error",
-                                           "code": None, "param": None}},
-                                status_code=reply.status, headers=reply.headers)
+            error = {"message": message, "type": "server_error", "code": None, "param": None} | (reply.error or {})
+            return JSONResponse({"error": error}, status_code=reply.status, headers=reply.headers)
         content = reply.content if isinstance(reply.content, str) else json.dumps(reply.content, ensure_ascii=False)
         return JSONResponse({
             "id": f"chatcmpl-{len(state.requests)}", "object": "chat.completion", "created": int(time.time()),

@@ -83,6 +83,40 @@ def test_a_client_error_is_not_retried(book, fake_openai, llm_settings):
     assert len(fake_openai.requests) == 1
 
 
+# OpenAI's answer when a reasoning model gets a temperature it does not support
+REFUSED_TEMPERATURE = Reply(status=400, error={
+    "message": "Unsupported value: 'temperature' does not support 0.2 with this model. "
+               "Only the default (1) value is supported.",
+    "type": "invalid_request_error", "param": "temperature", "code": "unsupported_value"})
+
+
+def test_a_model_that_refuses_temperature_gets_requests_without_it(book, fake_openai, llm_settings):
+    settings = replace(llm_settings, model="gpt-5", cache_dir=None)
+    director = load_director("openai", settings)
+    fake_openai.push(REFUSED_TEMPERATURE, GOOD_SCENES, GOOD_SCENES)
+    staged = detect_scenes(book, director)
+    assert len(staged.data.scenes) == 3
+    assert fake_openai.requests[0]["temperature"] == 0.2 and "temperature" not in fake_openai.requests[1]
+    assert staged.provenance.usage["calls"] == 2 and staged.provenance.usage["without_temperature"] == 1
+    again = detect_scenes(book, director)  # the same client remembers: no refused request first
+    assert len(fake_openai.requests) == 3 and "temperature" not in fake_openai.requests[2]
+    assert again.provenance.usage == {"calls": 1, "prompt_tokens": 100, "completion_tokens": 20, "cached": 0,
+                                      "without_temperature": 1}
+
+
+def test_temperature_none_is_never_sent(book, fake_openai, llm_settings):
+    fake_openai.push(GOOD_SCENES)
+    detect_scenes(book, load_director("openai", replace(llm_settings, temperature=None)))
+    assert "temperature" not in fake_openai.requests[0]
+
+
+def test_another_bad_request_is_reported_not_retried(book, fake_openai, llm_settings):
+    fake_openai.push(Reply(status=400, error={"message": "Invalid schema", "param": "response_format"}))
+    with pytest.raises(LLMError, match="HTTP 400 .*Invalid schema"):
+        detect_scenes(book, load_director("openai", llm_settings))
+    assert len(fake_openai.requests) == 1
+
+
 def test_timeout_is_retried_then_reported(book, fake_openai, llm_settings):
     settings = replace(llm_settings, timeout_s=0.3, max_retries=1)
     fake_openai.push(Reply(content=GOOD_SCENES, delay_s=1.0), Reply(content=GOOD_SCENES, delay_s=1.0))

@@ -71,6 +71,7 @@ class LLMSettings:
     max_retries: int = 3
     backoff_s: float = 1.0
     cache_dir: Path | None = DEFAULT_CACHE_DIR
+    cache_max_entries: int = 20_000  # least recently used answers beyond this are removed (a few KB each)
     temperature: float | None = 0.2  # None: not sent (reasoning models accept only their default)
     image_max_side: int = 1024
     window_lines: int = 240
@@ -83,6 +84,8 @@ class LLMSettings:
             raise ValueError(f"model: {self.model!r} is empty")
         if self.timeout_s <= 0:
             raise ValueError(f"timeout_s: {self.timeout_s} must be positive")
+        if self.cache_max_entries < 1:
+            raise ValueError(f"cache_max_entries: {self.cache_max_entries} must be 1 or more")
         if self.max_retries < 0:
             raise ValueError(f"max_retries: {self.max_retries} must be 0 or more")
         if self.window_lines < 20:
@@ -389,19 +392,43 @@ class LLMClient:
         if path is None or not path.is_file():
             return None
         try:
-            return _parse(path.read_text(encoding="utf-8"), answer, check)
+            parsed = _parse(path.read_text(encoding="utf-8"), answer, check)
+            os.utime(path)  # recently used: the last to be pruned
+            return parsed
         except (OSError, ValueError) as e:
             log.info("ignoring unusable cache entry %s: %s", path, e)
             return None
 
     def _write_cache(self, path: Path | None, parsed: BaseModel) -> None:
-        if path is None:
+        if path is None or self.settings.cache_dir is None:
             return
         try:
             write_json_atomic(path, parsed.model_dump(mode="json"))
+            prune_cache(self.settings.cache_dir, self.settings.cache_max_entries)
         except OSError as e:
             # A read-only cache costs calls next time, not this answer.
             log.warning("could not write the LLM cache at %s: %s", path, e)
+
+
+def prune_cache(cache_dir: Path, max_entries: int) -> int:
+    """Keep the ``max_entries`` most recently used answers (by modification time, which a cache hit
+    refreshes); remove the rest. Returns how many were removed. Listing a full cache takes a few
+    milliseconds, small beside the LLM call that preceded the write."""
+    entries = list(cache_dir.glob("*/*.json"))
+    if len(entries) <= max_entries:
+        return 0
+
+    def last_used(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return 0.0  # removed meanwhile by another process
+
+    entries.sort(key=last_used)
+    stale = entries[: len(entries) - max_entries]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def _parse(raw: str, answer: type[M], check: Check | None) -> M:

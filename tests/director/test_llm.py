@@ -62,6 +62,30 @@ def test_the_cache_makes_a_reopened_book_free(book, fake_openai, llm_settings):
     assert len(fake_openai.requests) == 2 and fake_openai.requests[1]["model"] == "llama3"
 
 
+def test_the_cache_keeps_the_most_recently_used_answers(book, fake_openai, llm_settings):
+    import os
+
+    from m2m.llm import prune_cache
+
+    settings = replace(llm_settings, cache_max_entries=2)
+    fake_openai.responder = smart_answer
+    for model in ("m-a", "m-b", "m-c"):  # another model is another entry
+        detect_scenes(book, load_director("openai", replace(settings, model=model)))
+        time.sleep(0.02)
+    entries = list(settings.cache_dir.glob("*/*.json"))
+    assert len(entries) == 2
+    calls = len(fake_openai.requests)
+    detect_scenes(book, load_director("openai", replace(settings, model="m-b")))  # kept: a hit
+    detect_scenes(book, load_director("openai", replace(settings, model="m-a")))  # pruned: asked again
+    assert len(fake_openai.requests) == calls + 1
+    # the least recently used went: m-c (used before m-b's hit and m-a's new answer), so m-b still hits
+    detect_scenes(book, load_director("openai", replace(settings, model="m-b")))
+    assert len(fake_openai.requests) == calls + 1
+    survivors = sorted(settings.cache_dir.glob("*/*.json"), key=os.path.getmtime)
+    assert len(survivors) == 2 and prune_cache(settings.cache_dir, 1) == 1
+    assert list(settings.cache_dir.glob("*/*.json")) == survivors[1:]
+
+
 def test_429_then_success(book, fake_openai, llm_settings):
     fake_openai.push(Reply(status=429, headers={"retry-after": "0"}), GOOD_SCENES)
     staged = detect_scenes(book, load_director("openai", llm_settings))

@@ -161,15 +161,36 @@ def _flat(text: str) -> str:
     return "".join(text.split())  # speech bubbles break lines anywhere; MeCab wants one sentence
 
 
+# Parts of speech (IPADIC) of a word used as a discourse marker: いや as "no, ..." (接続詞), いやいや
+# as "no, no" (副詞), いやあ as "well" (感動詞). ML-Ask's dictionary lists いや as dislike (嫌), which
+# is right only for the noun/adjective (いやだ, いやな予感); as a marker the line has no dislike in it.
+_MARKER_POS = ("接続詞", "副詞", "感動詞")
+
+
+def _marker_only(analyzer: _Analyzer, flat: str) -> set[str]:
+    """Surface forms that MeCab tags only as discourse markers in ``flat`` (いや、いやだ: not いや,
+    which is also a noun there). The caller holds the analyzer's lock."""
+    markers, others = set(), set()
+    for line in analyzer.mlask.mecab.parse(flat).splitlines():
+        surface, _, features = line.partition("\t")
+        (markers if features.split(",", 1)[0] in _MARKER_POS else others).add(surface)
+    return markers - others
+
+
 def mlask_emotions(text: str) -> dict[str, tuple[str, ...]]:
-    """ML-Ask's raw answer for a line: its class names (as pymlask spells them) -> matched words."""
+    """ML-Ask's answer for a line: its class names (as pymlask spells them) -> matched words, less
+    the dislike (``iya``) words that the line uses as discourse markers."""
     flat = _flat(text)
     if not flat:
         return {}
     analyzer = _analyzer()
     with analyzer.lock:
         result = analyzer.mlask.analyze(flat)
-    return {str(k): tuple(v) for k, v in (result.get("emotion") or {}).items()}
+        found = {str(k): tuple(v) for k, v in (result.get("emotion") or {}).items()}
+        if "iya" in found:
+            markers = _marker_only(analyzer, flat)
+            found["iya"] = tuple(w for w in found["iya"] if w not in markers)
+    return {k: v for k, v in found.items() if v}
 
 
 def line_emotion(text: str, table: MappingTable | None = None, cues: CueTable | None = None) -> LineEmotion:

@@ -40,6 +40,19 @@ def test_mlask_lines_give_the_expected_class(line, expected):
     assert top(line) == expected
 
 
+@pytest.mark.parametrize("line, dislike", [
+    ("いや、違うよ", False),  # "no, ..." (a conjunction): no dislike in the line
+    ("いやいや、大丈夫だって", False),  # "no, no" (an adverb)
+    ("いやだ！", True),  # "I don't want to" (嫌だ)
+    ("いやな予感がする", True),  # "a bad feeling"
+    ("いや、いやだよ", True),  # the marker, then the dislike
+    ("いや、嫌だよ", True),
+])
+def test_iya_as_a_discourse_marker_is_not_dislike(line, dislike):
+    assert ("iya" in mlask_emotions(line)) is dislike
+    assert (top(line) == "disgust") is dislike
+
+
 def test_every_mlask_class_maps_as_the_table_says():
     table = load_mapping()
     # one line per ML-Ask class, checked against ML-Ask itself so the test also covers pymlask's spellings

@@ -95,6 +95,35 @@ def test_open_start_and_turn_with_crossfade(browser, served, artifacts):
         context.close()
 
 
+def test_a_clip_the_browser_cannot_decode_is_explained_and_reading_goes_on(browser, served, artifacts):
+    context, page, errors = open_reader(browser, served.url)
+    try:
+        # page index 2's clip arrives broken, as it would in a browser without an OGG Vorbis decoder
+        page.route("**/page-002.ogg*", lambda route: route.fulfill(status=200, body=b"OggS not really",
+                                                                   content_type="audio/ogg"))
+        wait_all_clips(page)
+        page.click(".m2m-start-btn")
+        page.wait_for_function("window.m2mReader.state().playingPage === 0", timeout=10_000)
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("window.m2mReader.state().page === 2")
+        page.wait_for_function("document.querySelector('.m2m-pagenote').innerText.includes('could not be played')",
+                               timeout=15_000)
+        note = page.inner_text(".m2m-pagenote")
+        assert "the music file could not be decoded" in note, note
+        assert page.is_visible(".m2m-pagenote")
+        page.screenshot(path=str(artifacts / "reader-undecodable-clip.png"))
+        state = page.evaluate(STATE)
+        assert any("could not be decoded" in e for e in state["errors"])
+        # the next page plays as usual
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("window.m2mReader.state().playingPage === 3", timeout=10_000)
+        assert page.inner_text(".m2m-pagenote").strip() == ""
+        assert not errors, errors
+    finally:
+        context.close()
+
+
 def test_fast_turns_leave_one_source(browser, served):
     context, page, errors = open_reader(browser, served.url)
     try:

@@ -35,6 +35,7 @@ const R = {
   value: null, book: null, run: null, page: 0, dir: 'rtl', fade: 1.5,
   ctx: null, bus: null, started: false, musicOn: true, muted: false, volume: 0.8,
   buffers: new Map(),   // "run|page|version" -> {page, version, buffer, promise, requestedAt, decodedAt, error}
+  failed: new Map(),    // "run|page|version" -> why the clip could not be fetched or decoded (cleared on success)
   voices: [],           // {id, run, page, version, src, gain, curve, curveStart, curveDur, hold, target, startedAt}
   prefetchLog: [], turns: [], fades: [], errors: [], notes: [],
   startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0,
@@ -155,9 +156,14 @@ async function fetchClip(page) {
       const res = await fetch(clip.url);
       if (!res.ok) throw new Error('HTTP ' + res.status + ' for page ' + (page + 1));
       const bytes = await res.arrayBuffer();
-      entry.buffer = await R.ctx.decodeAudioData(bytes);
+      try {
+        entry.buffer = await R.ctx.decodeAudioData(bytes);
+      } catch (err) {
+        throw new Error(cannotDecode(err));
+      }
       entry.decodedAt = log.decodedAt = performance.now();
       log.ok = true;
+      R.failed.delete(key);
       // A clip that arrives for the page on screen starts now, with a fade.
       if (R.run === run && R.page === page && R.started) musicFor(page, null, 'clip-ready');
       updateChrome();
@@ -166,12 +172,24 @@ async function fetchClip(page) {
       entry.error = String(err && err.message || err);
       log.error = entry.error;
       R.buffers.delete(key);  // let a later prefetch try again
+      R.failed.set(key, entry.error);
       R.errors.push(entry.error);
+      if (R.run === run && R.page === page) updateChrome();
       return null;
     }
   })();
   R.buffers.set(key, entry);
   return entry.promise;
+}
+
+// What to tell a reader whose browser cannot decode a clip (OGG Vorbis: older Safari can't).
+function cannotDecode(err) {
+  const probe = document.createElement('audio');
+  if (!probe.canPlayType || !probe.canPlayType('audio/ogg; codecs="vorbis"')) {
+    return 'this browser cannot play OGG Vorbis audio, so the music stays silent here; ' +
+           'a current Chrome, Firefox or Edge plays it';
+  }
+  return 'the music file could not be decoded (' + String(err && err.message || err) + ')';
 }
 
 function neighbours(page) {
@@ -338,7 +356,9 @@ function updateChrome() {
   else if (!clip && status.message) note = status.message;
   else if (!status.planned) note = 'Planning the music (scenes, emotions, directives, captions)…';
   else if (!clip) note = 'Composing the music for this page… it starts the moment it is ready.';
-  else if (R.started && !readyEntry(R.page)) note = 'Loading this page’s music…';
+  else if (R.started && !readyEntry(R.page) && R.failed.has(bufferKey(R.page, clip.version))) {
+    note = 'This page’s music could not be played: ' + R.failed.get(bufferKey(R.page, clip.version)) + '.';
+  } else if (R.started && !readyEntry(R.page)) note = 'Loading this page’s music…';
   if (note !== noteEl.textContent) {
     R.notes.push({ page: R.page, text: note, at: performance.now() });
     if (R.notes.length > 200) R.notes.splice(0, R.notes.length - 200);

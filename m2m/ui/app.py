@@ -10,6 +10,7 @@ import gradio as gr
 from m2m.emotions import available_emotion_backends
 from m2m.music import available_engines
 from m2m.ui.config import AppConfig
+from m2m.ui.fallback_audio import fallback_routes
 from m2m.ui.layout import CONDITIONS, DIRECTORS, Controls, ReaderApp, Session
 from m2m.ui.reader import STATIC, Reader
 from m2m.ui.service import Service, default_service
@@ -191,6 +192,7 @@ def launch_kwargs(config: AppConfig | None = None) -> dict[str, Any]:
         "js": FORCE_DARK,
         "ssr_mode": False,
         "footer_links": ["api"],
-        # The listening study's HTTP API (empty when no study is configured).
-        "app_kwargs": study_app_kwargs(),
+        # FLAC copies of clips for browsers without OGG Vorbis, and the listening study's HTTP API
+        # (when a study is configured): FastAPI routes that Gradio's app serves before its own.
+        "app_kwargs": {"routes": fallback_routes([config.runs_root]) + study_app_kwargs().get("routes", [])},
     }

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from m2m.book import Book
+from m2m.ui.fallback_audio import fallback_url
 
 FILE_ROUTE = "gradio_api/file="
 """Relative to the page, so the app also works below a path prefix (a Space, a proxy)."""
@@ -36,9 +37,10 @@ def book_manifest(book: Book) -> dict[str, Any]:
 
 
 def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
-    """page -> {url, version, engine, seconds}; JSON object keys are strings."""
-    return {str(page): {"url": file_url(c.path, c.version), "version": c.version, "engine": c.engine,
-                        "seconds": round(float(c.seconds), 3)}
+    """page -> {url, fallback, version, engine, seconds}; JSON object keys are strings. ``fallback``
+    is the clip as FLAC, for a browser that cannot decode the OGG (``fallback_audio``)."""
+    return {str(page): {"url": file_url(c.path, c.version), "fallback": fallback_url(c.path, c.version),
+                        "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3)}
             for page, c in sorted(clips.items())}
 
 

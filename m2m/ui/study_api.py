@@ -48,6 +48,7 @@ from m2m.study import (
 )
 from m2m.study.hub import hub_config_from_env, start_hub_sync
 from m2m.study.questionnaire import CRITERIA, Questionnaire
+from m2m.ui.fallback_audio import flac_copy
 
 API_PREFIX = "/study/api"
 MANIFEST_NAME = "study.json"
@@ -63,7 +64,7 @@ MAX_BODY_BYTES = 16_384
 SESSION_CACHE_SIZE = 2048
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
 MEDIA_TYPES: Mapping[str, str] = {
-    ".ogg": "audio/ogg", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+    ".ogg": "audio/ogg", ".flac": "audio/flac", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
 }
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -339,7 +340,7 @@ def _router(s: StudyServer) -> APIRouter:
                             headers=NO_STORE)
 
     @router.get("/asset/{participant_id}/{token}")
-    async def asset(participant_id: str, token: str) -> Response:
+    async def asset(participant_id: str, token: str, format: str | None = None) -> Response:  # noqa: A002
         try:
             session = await call(session_of, participant_id, not_found=True)
             item = session.asset(token)
@@ -349,9 +350,18 @@ def _router(s: StudyServer) -> APIRouter:
             return _error(404, "unknown asset")
         if not item.path.is_file():
             return _error(404, "this asset is missing on the server")
-        media_type = MEDIA_TYPES.get(item.path.suffix.lower(), "application/octet-stream")
+        path = item.path
+        if format == "flac" and path.suffix.lower() == ".ogg":
+            # a browser that could not decode the OGG asks for the same clip as FLAC (fallback_audio)
+            try:
+                path = await run_in_threadpool(flac_copy, path)
+            except (OSError, RuntimeError):
+                return _error(500, "this clip could not be converted")
+        elif format is not None:
+            return _error(404, "unknown format")
+        media_type = MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
         # No filename: a Content-Disposition would name the file, and file names can hint at the source.
-        return FileResponse(item.path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
 
     # --- researcher ---
 

@@ -150,6 +150,25 @@ def test_assets_by_token_and_404s(client: TestClient, store, study_dir: Path, tm
     assert client.get(f"{API_PREFIX}/asset/nobody/{token}").status_code == 404
 
 
+def test_a_clip_comes_as_flac_for_browsers_without_ogg(client: TestClient, study_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    pid = register(client)
+    version = client.get(f"{API_PREFIX}/session/{pid}").json()["stimuli"][0]["versions"][0]
+    token, image = version["audio"][0], version["pages"][0]
+    ogg = client.get(f"{API_PREFIX}/asset/{pid}/{token}")
+    flac = client.get(f"{API_PREFIX}/asset/{pid}/{token}?format=flac")
+    assert flac.status_code == 200 and flac.headers["content-type"] == "audio/flac"
+    assert "content-disposition" not in flac.headers
+    (tmp_path / "a.ogg").write_bytes(ogg.content)
+    (tmp_path / "a.flac").write_bytes(flac.content)
+    a, b = sf.read(tmp_path / "a.ogg", dtype="float32"), sf.read(tmp_path / "a.flac", dtype="float32")
+    assert a[0].shape == b[0].shape and np.abs(a[0] - b[0]).max() < 2 / 32768
+    assert client.get(f"{API_PREFIX}/asset/{pid}/{token}?format=mp4").status_code == 404
+    # an image has no FLAC; a format asked of it is refused, not served as something else
+    assert client.get(f"{API_PREFIX}/asset/{pid}/{image}?format=flac").status_code == 404
+
+
 def test_blinding_no_response_names_a_condition_or_file(client: TestClient, store, study_dir: Path) -> None:
     pid = register(client)
     bodies: list[str] = [client.get(f"{API_PREFIX}/info").text]

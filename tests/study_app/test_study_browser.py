@@ -50,16 +50,24 @@ def wait_screen(page, screen: str) -> None:
     page.wait_for_selector(f'.st-root[data-screen="{screen}"]', timeout=30_000)
 
 
+def open_study(browser, url: str, routes: tuple = ()) -> tuple:
+    """A new browser context on the study page (``routes`` installed first); its page errors collected."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    for matcher, handler in routes:
+        context.route(matcher, handler)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    return context, page, errors
+
+
 def test_consent_screening_listen_and_rate(browser, served) -> None:
     url, store, folder = served
     study = load_study(folder / "study.json")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    context, page, errors = open_study(browser, url)
     try:
-        page.goto(url)
         wait_screen(page, "consent")
         assert page.is_disabled("#st-consent-go")
         page.check("#st-agree")
@@ -130,5 +138,37 @@ def test_consent_screening_listen_and_rate(browser, served) -> None:
         page.goto(url + "?__theme=dark")
         wait_screen(page, "intro")
         page.screenshot(path=str(ARTIFACTS / "study-dark.png"))
+    finally:
+        context.close()
+
+
+def test_clips_play_from_flac_where_ogg_does_not_decode(browser, served) -> None:
+    """As in a Safari without OGG Vorbis: every OGG clip arrives undecodable; the player asks for
+    FLAC and the stimulus plays."""
+    url, _, _ = served
+
+    def break_ogg(route) -> None:
+        response = route.fetch()
+        if response.headers.get("content-type") == "audio/ogg":
+            route.fulfill(status=200, body=b"OggS not really", content_type="audio/ogg")
+        else:
+            route.fulfill(response=response)
+
+    context, page, errors = open_study(browser, url, routes=(("**/study/api/asset/**", break_ogg),))
+    try:
+        wait_screen(page, "consent")
+        page.check("#st-agree")
+        page.click("#st-consent-go")
+        wait_screen(page, "screening")
+        page.click('label[for="st-manga_interest-3"]')
+        page.click('label[for="st-music_interest-3"]')
+        page.click('label[for="st-japanese-none"]')
+        page.click("#st-register")
+        wait_screen(page, "intro")
+        page.click("#st-play")
+        wait_screen(page, "listen")
+        page.wait_for_function("window.studyPlayer.state().voices.some(v => v.gain > 0.99)", timeout=20_000)
+        assert any("trying FLAC" in e for e in page.evaluate(STATE)["errors"])
+        assert errors == []
     finally:
         context.close()

@@ -15,9 +15,14 @@ pytestmark = pytest.mark.browser
 STATE = "window.m2mReader.state()"
 
 
-def open_reader(browser, url: str, width: int = 1366, height: int = 800, *, autoplay: bool = True):
+def open_reader(browser, url: str, width: int = 1366, height: int = 800, *, autoplay: bool = True,
+                routes: tuple = ()):
+    """``routes``: (url matcher, handler) pairs installed before the page loads (clips are fetched
+    as soon as the reader opens when they are ready)."""
     context = browser.new_context(viewport={"width": width, "height": height},
                                   is_mobile=width < 600, has_touch=width < 600)
+    for matcher, handler in routes:
+        context.route(matcher, handler)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -95,26 +100,52 @@ def test_open_start_and_turn_with_crossfade(browser, served, artifacts):
         context.close()
 
 
-def test_a_clip_the_browser_cannot_decode_is_explained_and_reading_goes_on(browser, served, artifacts):
-    context, page, errors = open_reader(browser, served.url)
+BROKEN_OGG = {"status": 200, "body": b"OggS not really", "content_type": "audio/ogg"}
+
+
+def page_2_ogg(url: str) -> bool:
+    """The OGG clip of page index 2 itself (its FLAC copy's URL names it too, in the query)."""
+    return "page-002.ogg" in url and "/m2m/flac" not in url
+
+
+def start_and_turn_twice(page) -> None:
+    """Start with music on page index 0, then turn forward twice (to page index 2)."""
+    wait_all_clips(page)
+    page.click(".m2m-start-btn")
+    page.wait_for_function("window.m2mReader.state().playingPage === 0", timeout=10_000)
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+
+
+def test_a_clip_the_browser_cannot_decode_plays_from_its_flac_copy(browser, served):
+    """As in a Safari without OGG Vorbis: the clip fails to decode, its FLAC copy plays (and loops)."""
+    broken_ogg = (page_2_ogg, lambda route: route.fulfill(**BROKEN_OGG))
+    context, page, errors = open_reader(browser, served.url, routes=(broken_ogg,))
     try:
-        # page index 2's clip arrives broken, as it would in a browser without an OGG Vorbis decoder
-        page.route("**/page-002.ogg*", lambda route: route.fulfill(status=200, body=b"OggS not really",
-                                                                   content_type="audio/ogg"))
-        wait_all_clips(page)
-        page.click(".m2m-start-btn")
-        page.wait_for_function("window.m2mReader.state().playingPage === 0", timeout=10_000)
-        page.keyboard.press("ArrowLeft")
-        page.keyboard.press("ArrowLeft")
+        start_and_turn_twice(page)
+        page.wait_for_function("window.m2mReader.state().playingPage === 2", timeout=20_000)
+        state = page.evaluate(STATE)
+        used = [p for p in state["prefetch"] if p["page"] == 2 and p["ok"]]
+        assert used and used[-1].get("fallback") is True
+        assert page.inner_text(".m2m-pagenote").strip() == ""
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_a_clip_no_format_decodes_is_explained_and_reading_goes_on(browser, served, artifacts):
+    broken_ogg = (page_2_ogg, lambda route: route.fulfill(**BROKEN_OGG))
+    broken_flac = (lambda url: "/m2m/flac" in url and "page-002" in url,
+                   lambda route: route.fulfill(status=200, body=b"fLaC nope", content_type="audio/flac"))
+    context, page, errors = open_reader(browser, served.url, routes=(broken_ogg, broken_flac))
+    try:
+        start_and_turn_twice(page)
         page.wait_for_function("window.m2mReader.state().page === 2")
         page.wait_for_function("document.querySelector('.m2m-pagenote').innerText.includes('could not be played')",
                                timeout=15_000)
         note = page.inner_text(".m2m-pagenote")
-        assert "the music file could not be decoded" in note, note
-        assert page.is_visible(".m2m-pagenote")
+        assert "could not decode the music file (OGG Vorbis, nor its FLAC copy)" in note, note
         page.screenshot(path=str(artifacts / "reader-undecodable-clip.png"))
-        state = page.evaluate(STATE)
-        assert any("could not be decoded" in e for e in state["errors"])
         # the next page plays as usual
         page.keyboard.press("ArrowLeft")
         page.wait_for_function("window.m2mReader.state().playingPage === 3", timeout=10_000)

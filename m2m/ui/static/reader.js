@@ -153,14 +153,14 @@ async function fetchClip(page) {
   if (R.prefetchLog.length > 600) R.prefetchLog.splice(0, R.prefetchLog.length - 600);
   entry.promise = (async () => {
     try {
-      const res = await fetch(clip.url);
-      if (!res.ok) throw new Error('HTTP ' + res.status + ' for page ' + (page + 1));
-      const bytes = await res.arrayBuffer();
-      try {
-        entry.buffer = await R.ctx.decodeAudioData(bytes);
-      } catch (err) {
-        throw new Error(cannotDecode(err));
+      entry.buffer = await fetchAndDecode(clip.url, page);
+      if (!entry.buffer && clip.fallback) {
+        // This browser could not decode the OGG (older Safari): the same clip as FLAC, lossless
+        // so it still loops without a seam.
+        log.fallback = true;
+        entry.buffer = await fetchAndDecode(clip.fallback, page);
       }
+      if (!entry.buffer) throw new Error(cannotDecode());
       entry.decodedAt = log.decodedAt = performance.now();
       log.ok = true;
       R.failed.delete(key);
@@ -182,14 +182,23 @@ async function fetchClip(page) {
   return entry.promise;
 }
 
-// What to tell a reader whose browser cannot decode a clip (OGG Vorbis: older Safari can't).
-function cannotDecode(err) {
-  const probe = document.createElement('audio');
-  if (!probe.canPlayType || !probe.canPlayType('audio/ogg; codecs="vorbis"')) {
-    return 'this browser cannot play OGG Vorbis audio, so the music stays silent here; ' +
-           'a current Chrome, Firefox or Edge plays it';
+// The decoded clip at `url`, or null when this browser cannot decode it (an HTTP error throws).
+async function fetchAndDecode(url, page) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error('HTTP ' + res.status + ' for page ' + (page + 1));
+  const bytes = await res.arrayBuffer();
+  try {
+    return await R.ctx.decodeAudioData(bytes);
+  } catch (err) {
+    R.errors.push('decode ' + url.split('?')[0].slice(-40) + ': ' + String(err && err.message || err));
+    return null;
   }
-  return 'the music file could not be decoded (' + String(err && err.message || err) + ')';
+}
+
+// What to tell a reader whose browser decoded neither the clip nor its FLAC copy.
+function cannotDecode() {
+  return 'this browser could not decode the music file (OGG Vorbis, nor its FLAC copy); ' +
+         'a current Chrome, Firefox, Edge or Safari plays it';
 }
 
 function neighbours(page) {

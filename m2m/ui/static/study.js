@@ -82,9 +82,18 @@ setInterval(prune, 250);
 function loadClip(token) {
   if (S.buffers.has(token)) return S.buffers.get(token);
   const promise = (async () => {
-    const res = await fetch(asset(token));
-    if (!res.ok) throw new Error('HTTP ' + res.status + ' for a music clip');
-    return S.ctx.decodeAudioData(await res.arrayBuffer());
+    const decode = async (url) => {
+      const res = await fetch(url);
+      if (!res.ok) throw new Error('HTTP ' + res.status + ' for a music clip');
+      return S.ctx.decodeAudioData(await res.arrayBuffer());
+    };
+    try {
+      return await decode(asset(token));
+    } catch (err) {
+      // A browser without OGG Vorbis (older Safari): the same clip as lossless FLAC.
+      S.errors.push('clip: ' + String(err && err.message || err) + '; trying FLAC');
+      return decode(asset(token) + '?format=flac');
+    }
   })();
   promise.catch((err) => { S.buffers.delete(token); S.errors.push(String(err && err.message || err)); });
   S.buffers.set(token, promise);

@@ -23,14 +23,13 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-import pyloudnorm
 import soundfile
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.signal import firwin, resample_poly, sosfilt, tf2sos
 
 from m2m.directives import CaptionSheet, Cue
 from m2m.music import DEFAULT_ENGINE, load_engine
@@ -143,13 +142,27 @@ class Loudness:
     true_peak_db: float
 
 
+@cache
+def _dsp() -> SimpleNamespace:
+    """scipy.signal, scipy.ndimage and pyloudnorm, imported on first use: scipy.signal alone takes
+    about a second to import, which a command that never measures audio should not pay, and which a
+    render pays on a writer thread while the first pages synthesise (``build_soundtrack`` starts it)."""
+    import pyloudnorm
+    from scipy.ndimage import minimum_filter1d, uniform_filter1d
+    from scipy.signal import firwin, resample_poly, sosfilt, tf2sos
+
+    # BS.1770-4 Annex 2 estimates true peak with a 48-tap, 4-phase interpolation filter; a Kaiser-windowed
+    # low-pass of the same size (resample_poly itself scales it by 4 for the zeros stuffed in).
+    tp_filter = firwin(48, 0.25, window=("kaiser", 6.0)).astype(np.float32)
+    return SimpleNamespace(pyloudnorm=pyloudnorm, minimum_filter1d=minimum_filter1d, tp_filter=tp_filter,
+                           uniform_filter1d=uniform_filter1d, resample_poly=resample_poly, sosfilt=sosfilt,
+                           tf2sos=tf2sos)
+
+
 def _oversample(samples: np.ndarray) -> np.ndarray:
-    return resample_poly(samples, 4, 1, axis=1, window=_TP_FILTER)
+    dsp = _dsp()
+    return dsp.resample_poly(samples, 4, 1, axis=1, window=dsp.tp_filter)
 
-
-# BS.1770-4 Annex 2 estimates true peak with a 48-tap, 4-phase interpolation filter; a Kaiser-windowed
-# low-pass of the same size (resample_poly itself scales it by 4 for the zeros stuffed in).
-_TP_FILTER = firwin(48, 0.25, window=("kaiser", 6.0)).astype(np.float32)
 _BLOCK = 4096
 _HEADROOM = 10 ** (-4.0 / 20)  # inter-sample peaks of music stay well within 4 dB of the sample peaks
 
@@ -195,11 +208,12 @@ def loudness_lufs(samples: np.ndarray, sample_rate: int) -> float:
         raise ValueError(f"audio: {samples.shape[1] / sample_rate:.2f} s is too short to measure (at least 0.4 s)")
     if samples.shape[0] > 5:
         raise ValueError(f"audio: {samples.shape[0]} channels; BS.1770 loudness is defined for up to 5")
-    stages = (pyloudnorm.IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf"),
-              pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass"))
+    dsp = _dsp()
+    stages = (dsp.pyloudnorm.IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf"),
+              dsp.pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass"))
     # both biquads in one second-order-sections pass (float64): the same filter, in fewer passes
-    sos = np.vstack([tf2sos(*stage.generate_coefficients()) for stage in stages])
-    weighted = sosfilt(sos, np.asarray(samples, dtype=np.float64), axis=1)
+    sos = np.vstack([dsp.tf2sos(*stage.generate_coefficients()) for stage in stages])
+    weighted = dsp.sosfilt(sos, np.asarray(samples, dtype=np.float64), axis=1)
     weighted *= np.prod([stage.passband_gain for stage in stages])
     n = weighted.shape[1]
     block, step = 0.4, 0.25  # seconds, and the hop as a fraction of a block (75 % overlap)
@@ -231,8 +245,8 @@ def _limit(samples: np.ndarray, envelope: np.ndarray, ceiling: float, sample_rat
     width = max(1, int(0.01 * sample_rate))
     mode = "wrap" if loop else "nearest"
     # the minimum over 2w+1 samples, then a mean over w+1, stays below what every sample needs
-    gain = minimum_filter1d(needed, size=2 * width + 1, mode=mode)
-    gain = uniform_filter1d(gain, size=width + 1, mode=mode)
+    gain = _dsp().minimum_filter1d(needed, size=2 * width + 1, mode=mode)
+    gain = _dsp().uniform_filter1d(gain, size=width + 1, mode=mode)
     return samples * gain[None, :].astype(samples.dtype)
 
 
@@ -457,6 +471,7 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     if not captions.cues:
         raise ValueError("captions: no cues; nothing to render")
     settings = replace(options or SoundtrackSettings(), engine=engine_name)
+    threading.Thread(target=_dsp, name="m2m-import-dsp", daemon=True).start()  # ready by the first clip
     engine = engine or load_engine(engine_name)
     progress = progress or (lambda stage, done, total: None)
     book_seed = stable_seed(book_id, settings.seed) % (2**31)

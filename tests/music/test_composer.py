@@ -157,3 +157,26 @@ def test_warm_soundfont_cache_gives_the_same_audio(composer):
     finally:
         cache.close()
     assert np.array_equal(cold, warm[0]) and np.array_equal(warm[0], warm[1])
+
+
+def test_lent_soundfonts_in_parallel_renders_sound_as_their_own(composer):
+    """Renders on threads borrow loaded fonts at once: each sounds exactly as with its own font."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from m2m.music.composer import compose
+    from m2m.music.synth import SoundFontCache, render_midi
+
+    pieces = [compose(cue(energy=e, instruments=instruments), 4.0, seed=s)[0]
+              for e, instruments, s in ((0.9, ("brass section", "drums"), 1), (0.3, ("acoustic grand piano", "cello"), 2))]
+    font = composer.soundfont(OPTIONS)
+    alone = [render_midi(p.midi, font, seconds=p.seconds) for p in pieces]
+    cache = SoundFontCache()
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            lent = list(pool.map(lambda k: render_midi(pieces[k % 2].midi, font, seconds=pieces[k % 2].seconds,
+                                                       cache=cache), range(6)))
+        assert 1 <= len(cache._all) <= 3  # as many loaded copies as renders at once, no more
+    finally:
+        cache.close()
+    for k, audio in enumerate(lent):
+        assert np.array_equal(audio, alone[k % 2]), k

@@ -245,8 +245,9 @@ def _limit(samples: np.ndarray, envelope: np.ndarray, ceiling: float, sample_rat
     width = max(1, int(0.01 * sample_rate))
     mode = "wrap" if loop else "nearest"
     # the minimum over 2w+1 samples, then a mean over w+1, stays below what every sample needs
-    gain = _dsp().minimum_filter1d(needed, size=2 * width + 1, mode=mode)
-    gain = _dsp().uniform_filter1d(gain, size=width + 1, mode=mode)
+    dsp = _dsp()
+    gain = dsp.minimum_filter1d(needed, size=2 * width + 1, mode=mode)
+    gain = dsp.uniform_filter1d(gain, size=width + 1, mode=mode)
     return samples * gain[None, :].astype(samples.dtype)
 
 
@@ -292,16 +293,20 @@ def _to_rate(audio: Audio, sample_rate: int) -> np.ndarray:
     return resample(samples, audio.sample_rate, sample_rate)
 
 
+# (format, subtype) that libsndfile writes for each suffix; MP3 goes through ffmpeg instead
+_LIBSNDFILE_KINDS = {"ogg": ("OGG", "VORBIS"), "wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16")}
+
+
 def write_audio_atomic(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write ``[channels, samples]`` audio as OGG Vorbis, WAV or MP3 (by suffix) through a temporary
-    file and a rename, so a crash never leaves half a file."""
+    """Write ``[channels, samples]`` audio as OGG Vorbis, WAV, FLAC or MP3 (by suffix) through a
+    temporary file and a rename, so a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower().lstrip(".")
     tmp = path.with_name(f".{path.stem}.tmp.{suffix}")
     data = np.clip(samples, -1.0, 1.0).T
     try:
-        if suffix in ("ogg", "wav"):
-            kind = ("OGG", "VORBIS") if suffix == "ogg" else ("WAV", "PCM_16")
+        if suffix in _LIBSNDFILE_KINDS:
+            kind = _LIBSNDFILE_KINDS[suffix]
             with soundfile.SoundFile(tmp, "w", sample_rate, data.shape[1], format=kind[0], subtype=kind[1]) as f:
                 # block by block: libsndfile 1.2's Vorbis encoder crashes on one very long write
                 for i in range(0, data.shape[0], 65536):
@@ -309,7 +314,7 @@ def write_audio_atomic(path: Path, samples: np.ndarray, sample_rate: int) -> Non
         elif suffix == "mp3":
             _write_mp3(tmp, data, sample_rate)
         else:
-            raise ValueError(f"path: {path.name!r} has an unsupported suffix (use .ogg, .wav or .mp3)")
+            raise ValueError(f"path: {path.name!r} has an unsupported suffix (use .ogg, .wav, .flac or .mp3)")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -83,9 +83,14 @@ def _import_fluidsynth():
     return fluidsynth
 
 
+def _bare_synth(fluidsynth, sample_rate: int, gain: float = 0.35):
+    """A synth with no SoundFont yet. 16 MIDI channels: pyfluidsynth's default of 256 makes every
+    synth slower to make and free."""
+    return fluidsynth.Synth(gain=gain, samplerate=float(sample_rate), channels=16)
+
+
 def _new_synth(fluidsynth, soundfont: SoundFont, sample_rate: int, gain: float = 0.35):
-    # 16 MIDI channels (pyfluidsynth's default of 256 makes every synth slower to make and free)
-    synth = fluidsynth.Synth(gain=gain, samplerate=float(sample_rate), channels=16)
+    synth = _bare_synth(fluidsynth, sample_rate, gain)
     sfid = synth.sfload(str(soundfont.path))
     if sfid < 0:
         synth.delete()
@@ -245,7 +250,7 @@ def render_midi(midi: pretty_midi.PrettyMIDI, soundfont: SoundFont, sample_rate:
             item[0].delete()
     else:
         with cache.lend(soundfont) as font:
-            synth = fluidsynth.Synth(gain=gain, samplerate=float(sample_rate), channels=16)
+            synth = _bare_synth(fluidsynth, sample_rate, gain)
             sfid = api.add_sfont(synth.synth, font)
             try:
                 if sfid < 0:

@@ -9,14 +9,12 @@ first request, next to its clip, and made again when the clip changes.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-import numpy as np
-import soundfile
+from m2m.soundtrack import read_audio, write_audio_atomic
 
 ROUTE = "m2m/flac"
 """Relative to the page, like Gradio's file route, so the app also works below a path prefix."""
@@ -37,18 +35,13 @@ def _lock_for(path: Path) -> threading.Lock:
 
 def flac_copy(clip: Path) -> Path:
     """The FLAC twin of an OGG clip (16-bit, same rate and channels), made when missing or older
-    than the clip. Written to a temporary file and renamed, so a reader never gets half a file."""
+    than the clip; ``write_audio_atomic`` renames it into place, so a reader never gets half a file."""
     target = clip.with_suffix(".flac")
     with _lock_for(target):  # two readers asking at once make it once
         if target.is_file() and target.stat().st_mtime_ns >= clip.stat().st_mtime_ns:
             return target
-        data, rate = soundfile.read(clip, dtype="float32", always_2d=True)
-        tmp = target.with_name(f".{target.stem}.tmp.flac")
-        try:
-            soundfile.write(tmp, np.clip(data, -1.0, 1.0), rate, format="FLAC", subtype="PCM_16")
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        audio = read_audio(clip)
+        write_audio_atomic(target, audio.samples, audio.sample_rate)
     return target
 
 
@@ -72,7 +65,7 @@ def fallback_routes(roots: Sequence[Path]) -> list:
             raise HTTPException(status_code=404, detail="no such clip")
         try:
             copy = flac_copy(clip)
-        except (OSError, RuntimeError, soundfile.LibsndfileError) as e:
+        except (OSError, RuntimeError, ValueError) as e:  # read_audio: ValueError for an unreadable clip
             raise HTTPException(status_code=500, detail=f"the clip could not be converted: {type(e).__name__}") from e
         # the URL carries the clip's version, so a copy can be cached as long as its URL lives
         return FileResponse(copy, media_type="audio/flac", headers={"Cache-Control": "private, max-age=86400"})

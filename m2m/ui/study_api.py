@@ -355,7 +355,7 @@ def _router(s: StudyServer) -> APIRouter:
             # a browser that could not decode the OGG asks for the same clip as FLAC (fallback_audio)
             try:
                 path = await run_in_threadpool(flac_copy, path)
-            except (OSError, RuntimeError):
+            except (OSError, RuntimeError, ValueError):  # ValueError: an unreadable clip
                 return _error(500, "this clip could not be converted")
         elif format is not None:
             return _error(404, "unknown format")

@@ -82,3 +82,12 @@ def test_flac_copy_writes_beside_the_clip(tmp_path):
     write_clip(clip, seconds=0.5)
     assert flac_copy(clip) == tmp_path / "page-000.flac"
     assert ROUTE in fallback_url(clip) and "v=" not in fallback_url(clip)
+
+
+def test_an_unreadable_clip_is_a_clear_500_and_leaves_no_copy(client, runs):
+    clip = runs / "Book" / "m2m" / "audio" / "page-003.ogg"
+    clip.parent.mkdir(parents=True, exist_ok=True)
+    clip.write_bytes(b"OggS but not audio")
+    response = get(client, clip)
+    assert response.status_code == 500 and response.json() == {"detail": "the clip could not be converted: ValueError"}
+    assert not list(clip.parent.glob("*.flac")) and not list(clip.parent.glob(".*tmp*"))

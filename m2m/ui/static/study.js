@@ -82,17 +82,18 @@ setInterval(prune, 250);
 function loadClip(token) {
   if (S.buffers.has(token)) return S.buffers.get(token);
   const promise = (async () => {
-    const decode = async (url) => {
+    const bytesOf = async (url) => {
       const res = await fetch(url);
       if (!res.ok) throw new Error('HTTP ' + res.status + ' for a music clip');
-      return S.ctx.decodeAudioData(await res.arrayBuffer());
+      return res.arrayBuffer();
     };
+    const ogg = await bytesOf(asset(token));  // an HTTP error is final
     try {
-      return await decode(asset(token));
+      return await S.ctx.decodeAudioData(ogg);
     } catch (err) {
       // A browser without OGG Vorbis (older Safari): the same clip as lossless FLAC.
       S.errors.push('clip: ' + String(err && err.message || err) + '; trying FLAC');
-      return decode(asset(token) + '?format=flac');
+      return S.ctx.decodeAudioData(await bytesOf(asset(token) + '?format=flac'));
     }
   })();
   promise.catch((err) => { S.buffers.delete(token); S.errors.push(String(err && err.message || err)); });

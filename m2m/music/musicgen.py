@@ -344,7 +344,7 @@ class MusicGenEngine:
                     audio = _seam_loop(page.audio[:, :page.target], clip_samples)
                     source = after.get(page.cue.page)
                     info = EngineInfo(engine=self.name, model=f"{loaded.model_id} via {loaded.backend} ({loaded.device})",
-                                      details={"prompt_seconds": prompt_seconds if source and not loaded.melody else 0.0,
+                                      details={"prompt_seconds": prompt_seconds if source is not None and not loaded.melody else 0.0,
                                                "continues_from": source,
                                                "conditioning": "text" if source is None else
                                                "text + melody (chroma) of the previous page" if loaded.melody

@@ -64,6 +64,14 @@ def test_a_page_continues_from_the_tail_of_the_previous(engine):
     assert out[1].info.details["continues_from"] == 1
 
 
+def test_a_page_continuing_from_page_0_records_its_prompt(engine):
+    out = engine.render_many([cue(0, 0, "a calm piano"), cue(1, 0, "calm piano again")],
+                             RenderOptions(seconds=1.0, prompt_seconds=0.5), after={0: None, 1: 0})
+    assert out[1].info.details["continues_from"] == 0
+    assert out[1].info.details["prompt_seconds"] == 0.5  # page 0 is a page, not "no page"
+    assert out[1].info.details["conditioning"] == "text + the previous page's tail"
+
+
 def test_a_page_longer_than_the_window_is_generated_in_windows(tiny_model):
     eng = MusicGenEngine("musicgen-small", loader=lambda *a: tiny_model, window_seconds=1.0)
     out = eng.render(cue(1, 0, "a long calm piano"), RenderOptions(seconds=2.0, prompt_seconds=0.25))

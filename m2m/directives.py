@@ -29,9 +29,9 @@ KEYS: tuple[str, ...] = ("C", "C#", "Db", "D", "D#", "Eb", "E", "F", "F#", "Gb",
 
 
 def _gm_instruments() -> tuple[str, ...]:
-    from pretty_midi.constants import INSTRUMENT_MAP
+    from m2m.midi import pretty_midi
 
-    return tuple(INSTRUMENT_MAP)
+    return tuple(pretty_midi.constants.INSTRUMENT_MAP)
 
 
 GM_INSTRUMENTS: tuple[str, ...] = _gm_instruments()

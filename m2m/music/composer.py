@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pretty_midi
 
 from m2m.directives import Cue, Plan
+from m2m.midi import pretty_midi
 from m2m.music.base import Audio, EngineInfo, Rendered, RenderOptions, load_table, stable_seed
 from m2m.music.plans import DRUMS, ResolvedPlan, program_of, resolve_plan
 from m2m.music.synth import (

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pretty_midi
+
+from m2m.midi import import_fluidsynth, pretty_midi
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +75,6 @@ def find_soundfont(explicit: Path | None = None,
     raise MissingSoundFontError(f"no General MIDI SoundFont found (looked at {tried}); {INSTALL_HINT}")
 
 
-def _import_fluidsynth():
-    try:
-        import fluidsynth
-    except (ImportError, OSError) as e:
-        raise RuntimeError("FluidSynth is unavailable: `pip install pyfluidsynth` and "
-                           "`apt-get install libfluidsynth3` (packages.txt on a Space)") from e
-    return fluidsynth
-
-
 def _bare_synth(fluidsynth, sample_rate: int, gain: float = 0.35):
     """A synth with no SoundFont yet. 16 MIDI channels: pyfluidsynth's default of 256 makes every
     synth slower to make and free."""
@@ -126,7 +118,7 @@ class SoundFontCache:
             idle = self._idle.setdefault(soundfont.path, [])
             loaded = idle.pop() if idle else None
         if loaded is None:
-            fluidsynth = _import_fluidsynth()
+            fluidsynth = import_fluidsynth()
             holder, sfid = _new_synth(fluidsynth, soundfont, 44100)
             font = _api(fluidsynth).get_sfont_by_id(holder.synth, sfid)
             if not font:
@@ -240,7 +232,7 @@ def render_midi(midi: pretty_midi.PrettyMIDI, soundfont: SoundFont, sample_rate:
             events.append((end, 1, channel, note.pitch, 0))
             events.append((start, 2, channel, note.pitch, note.velocity))
     events.sort()
-    fluidsynth = _import_fluidsynth()
+    fluidsynth = import_fluidsynth()
     api = _api(fluidsynth)
     if cache is None:
         item = _new_synth(fluidsynth, soundfont, sample_rate, gain)

@@ -180,3 +180,19 @@ def test_lent_soundfonts_in_parallel_renders_sound_as_their_own(composer):
         cache.close()
     for k, audio in enumerate(lent):
         assert np.array_equal(audio, alone[k % 2]), k
+
+
+def test_pyfluidsynth_prints_nothing_into_our_stdout_on_ci():
+    """pyfluidsynth prints where it found the library when ``CI`` is set (pretty_midi imports it
+    too); that line must not reach the stdout of m2m commands or anything piping them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = os.environ | {"CI": "true", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    script = ("import m2m.cli, m2m.music.composer, pretty_midi; from m2m.midi import import_fluidsynth; "
+              "assert import_fluidsynth().Synth")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout == ""

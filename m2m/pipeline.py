@@ -21,7 +21,7 @@ from m2m.emotions import EmotionReport
 from m2m.music.base import Clip, RenderOptions
 from m2m.runs import CONDITIONS, Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
-from m2m.soundtrack import Soundtrack, SoundtrackSettings, build_soundtrack
+from m2m.soundtrack import Soundtrack, SoundtrackSettings, build_soundtrack, warm_up
 
 ProgressFn = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -191,6 +191,7 @@ def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progre
                 order: Sequence[int] | None = None, force: Sequence[int] = (),
                 on_clip: Callable[[Clip], None] | None = None) -> Soundtrack:
     """Stages 1-6: plan the book, then render every page's music (``order`` first) and the soundtrack."""
+    warm_up()  # the audio libraries load on the core the plan stages leave idle
     plan = plan_book(book, settings, progress)
     return build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
                             soundtrack_settings(settings), progress, render=render_options(settings),

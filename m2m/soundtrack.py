@@ -159,6 +159,20 @@ def _dsp() -> SimpleNamespace:
                            tf2sos=tf2sos)
 
 
+def warm_up() -> None:
+    """Import the DSP libraries on a background thread (once per process), so a render that is
+    about to start finds them loaded; call it early, e.g. before planning, when a core is idle."""
+    global _warming
+    with _warm_lock:
+        if _warming is None:
+            _warming = threading.Thread(target=_dsp, name="m2m-import-dsp", daemon=True)
+            _warming.start()
+
+
+_warm_lock = threading.Lock()
+_warming: threading.Thread | None = None
+
+
 def _oversample(samples: np.ndarray) -> np.ndarray:
     dsp = _dsp()
     return dsp.resample_poly(samples, 4, 1, axis=1, window=dsp.tp_filter)
@@ -476,7 +490,7 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     if not captions.cues:
         raise ValueError("captions: no cues; nothing to render")
     settings = replace(options or SoundtrackSettings(), engine=engine_name)
-    threading.Thread(target=_dsp, name="m2m-import-dsp", daemon=True).start()  # ready by the first clip
+    warm_up()  # ready by the first clip
     engine = engine or load_engine(engine_name)
     progress = progress or (lambda stage, done, total: None)
     book_seed = stable_seed(book_id, settings.seed) % (2**31)

@@ -65,7 +65,8 @@ def caption_pages(book: Book, descriptions: PageDescriptions, director: Director
         cue = director.caption_page(book, page, descriptions.description(page.index), meter)
         if not cue.caption.strip():
             raise ValueError(f"captions: the {director.backend} director wrote an empty caption for page {page.index}")
-        cues.append(Cue(page.index, page.index, cue.caption.strip(), check_plan(cue.plan, f"page {page.index} plan")))
+        cues.append(Cue.planned(page.index, page.index, cue.caption.strip(),
+                                check_plan(cue.plan, f"page {page.index} plan")))
     provenance = Provenance(stage="captions", backend=director.backend, input_hash="",
                             settings=director.settings_record(), prompt_file=director.prompt_name("baseline_caption"),
                             prompt_hash=director.prompt_hash("baseline_caption"), usage=meter.as_usage())

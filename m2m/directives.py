@@ -7,6 +7,7 @@ and records what produced it.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -74,12 +75,34 @@ class Directive:
 
 @dataclass(frozen=True)
 class Cue:
-    """One page's music: a free-text caption for a text-to-music model, and the same intent as a plan."""
+    """One page's music: a free-text caption for a text-to-music model, and the same intent as a plan.
+
+    ``planned_with`` is a hash of the caption the director wrote the plan with. A person who edits
+    the caption (in the app or in the file) leaves it behind, which is how the composer knows the
+    caption's words now speak for the page where they contradict the plan; while the two are as the
+    director wrote them, the plan's structured values stand. None (files from before): the caption
+    is read as if edited.
+    """
 
     page: int
     scene: int
     caption: str
     plan: Plan
+    planned_with: str | None = None
+
+    @classmethod
+    def planned(cls, page: int, scene: int, caption: str, plan: Plan) -> Cue:
+        """A cue as a director wrote it: the caption and plan agree by construction."""
+        return cls(page, scene, caption, plan, caption_fingerprint(caption))
+
+    @property
+    def caption_edited(self) -> bool:
+        return self.planned_with is None or self.planned_with != caption_fingerprint(self.caption)
+
+
+def caption_fingerprint(caption: str) -> str:
+    """A short hash of a caption's text (whitespace at the ends ignored)."""
+    return hashlib.sha256(caption.strip().encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -188,7 +211,8 @@ def check_scene_cues(scene: Scene, cues: Sequence[Cue]) -> list[Cue]:
     for cue in cues:
         if not cue.caption.strip():
             raise ValueError(f"captions: the caption for page {cue.page} is empty")
-        checked.append(Cue(cue.page, scene.index, cue.caption.strip(), check_plan(cue.plan, f"page {cue.page} plan")))
+        checked.append(Cue.planned(cue.page, scene.index, cue.caption.strip(),
+                                   check_plan(cue.plan, f"page {cue.page} plan")))
     return checked
 
 

@@ -209,6 +209,28 @@ def library_dir(settings: Settings) -> Path:
     return settings.runs_root / ".library" / settings.engine
 
 
+def ensure_library(settings: Settings, count: int, progress: ProgressFn = no_progress) -> bool:
+    """Build the random condition's clip library with the settings' engine if there is none yet;
+    True when it was built. Progress goes to ``progress("library", done, total)``. It is built beside
+    its place and moved in when complete, so a stopped build leaves no half library. One build at a
+    time per folder is the caller's to ensure (the app holds a lock)."""
+    import shutil
+
+    from m2m.music import load_engine
+    from m2m.music.library import INDEX, build_library
+
+    folder = library_dir(settings)
+    if (folder / INDEX).is_file():
+        return False
+    partial = folder.with_name(folder.name + ".building")
+    shutil.rmtree(partial, ignore_errors=True)
+    build_library(load_engine(settings.engine), partial, count, RenderOptions(seed=settings.seed),
+                  lambda done, total: progress("library", done, total))
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return True
+
+
 def edit_caption(book: Book, settings: Settings, page: int, caption: str) -> None:
     """Save a person's caption for one page; that page's music re-renders on the next render_book."""
     text = caption.strip()

@@ -40,25 +40,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     plan = subparsers.add_parser("plan", help="stages 1-4: scenes, emotions, directives, captions into runs/")
     add_book_arguments(plan)
-    _add_director_arguments(plan)
+    add_director_arguments(plan)
     plan.add_argument("--condition", choices=("m2m", "baseline"), default="m2m",
                       help="m2m (scenes, emotions, directives, captions) or the paper's page-by-page baseline")
     plan.add_argument("--out", type=Path, default=Path("runs"), help="the runs folder (default runs/)")
     plan.add_argument("--emotions", default=None, help="emotion backend (default: the book's embedded default)")
-    plan.add_argument("--allow-fallback", action="store_true",
-                      help="use the offline director (and say why) when the openai one can't run")
+    add_fallback_argument(plan)
     plan.set_defaults(func=run_plan)
 
     evaluate = subparsers.add_parser("eval-scenes", help="scene-boundary precision, recall and F1 against ground truth")
     add_book_arguments(evaluate)
-    _add_director_arguments(evaluate)
+    add_director_arguments(evaluate)
     evaluate.add_argument("--truth", type=Path, default=None,
                           help="ground-truth JSON (default: <root>/ground_truth/<book>.json)")
     evaluate.add_argument("--tolerance", type=int, default=1, help="pages a boundary may be off by (default 1)")
     evaluate.set_defaults(func=run_eval_scenes)
 
 
-def _add_director_arguments(parser: argparse.ArgumentParser) -> None:
+def add_director_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--llm", choices=DIRECTORS, default="offline",
                         help="who writes scenes, directives and captions (default offline; openai reads "
                              "OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL)")
@@ -66,13 +65,27 @@ def _add_director_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", default=None, help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
 
 
-def _director(args: argparse.Namespace, cache_dir: Path | None) -> tuple[Director, str | None]:
+def add_fallback_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-fallback", action="store_true",
+                        help="use the offline director (and say why) when --llm openai has no API key; "
+                             "a server that fails to answer is still an error")
+
+
+def director_settings(args: argparse.Namespace, cache_dir: Path | None) -> tuple[LLMSettings, str | None]:
+    """The LLM settings from the environment and ``--model``/``--base-url``, and why the director
+    asked for can't run (None when it can). Without ``--allow-fallback`` that reason is an error:
+    a command never swaps the director quietly."""
     settings = LLMSettings.from_env(model=args.model, base_url=args.base_url, cache_dir=cache_dir)
     reason = fallback_reason(args.llm, settings)
+    if reason is not None and not getattr(args, "allow_fallback", False):
+        raise ValueError(reason.replace("; the offline director ran instead", "") +
+                         " (or pass --llm offline, or --allow-fallback)")
+    return settings, reason
+
+
+def _director(args: argparse.Namespace, cache_dir: Path | None) -> tuple[Director, str | None]:
+    settings, reason = director_settings(args, cache_dir)
     if reason is not None:
-        if not getattr(args, "allow_fallback", False):
-            raise ValueError(reason.replace("; the offline director ran instead", "") +
-                             " (or pass --llm offline, or --allow-fallback)")
         return load_director("offline"), reason
     return load_director(args.llm, settings), None
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from m2m.book import load_book
+from m2m.cli.plan import add_director_arguments, add_fallback_argument, director_settings
 from m2m.music import available_engines
-from m2m.pipeline import Settings, render_book
+from m2m.pipeline import Settings, ensure_library, library_dir, render_book
 from m2m.runs import CONDITIONS
 
 
@@ -18,10 +19,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser("render", help="run every stage and write the run folder with its music")
     add_book_arguments(parser)
-    parser.add_argument("--engine", default="composer", choices=available_engines(), help="music engine")
+    # The library engine is the random condition's (--condition random), which knows its library.
+    parser.add_argument("--engine", default="composer", choices=[e for e in available_engines() if e != "library"],
+                        help="music engine (the random condition draws from a library this engine makes)")
     parser.add_argument("--condition", default="m2m", choices=CONDITIONS, help="m2m, baseline or random")
-    parser.add_argument("--llm", default="offline", choices=("offline", "openai"), help="the director")
-    parser.add_argument("--emotions", default="dialogue", help="emotion backend")
+    add_director_arguments(parser)
+    add_fallback_argument(parser)
+    parser.add_argument("--emotions", default=None,
+                        help="emotion backend (default: the book's embedded default, as m2m plan)")
+    parser.add_argument("--library-clips", type=int, default=24,
+                        help="clips to make for the random condition's library when it has none (default 24)")
     parser.add_argument("--pace", type=float, default=20.0, help="reading pace, seconds per page")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the GPU when there is one)")
@@ -32,10 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.library_clips < 1:
+        raise ValueError(f"--library-clips must be a positive number, got {args.library_clips}")
     book = load_book(args.path, args.book)
-    settings = Settings(director=args.llm, engine=args.engine, condition=args.condition,
+    llm, fallback = director_settings(args, None)
+    if fallback:
+        print(f"note: {fallback}", flush=True)  # the run files say so too
+    settings = Settings(director=args.llm, model=llm.model, api_key=llm.api_key, base_url=llm.base_url,
+                        engine=args.engine, condition=args.condition,
                         emotion_backend=args.emotions, runs_root=args.out, seconds_per_page=args.pace,
                         device=args.device, allow_download=args.allow_download, whole_file=args.whole_file)
+    if settings.condition == "random" and ensure_library(settings, args.library_clips):
+        print(f"built the random condition's library: {args.library_clips} clips by {settings.engine} in "
+              f"{library_dir(settings)}", flush=True)
     with tqdm(total=1, unit="step", dynamic_ncols=True) as bar:
         def progress(stage: str, done: int, total: int) -> None:
             bar.set_description(stage)

@@ -122,17 +122,10 @@ def render_pages(book: Book, settings: object, pages: Sequence[int], progress: P
 def ensure_library(settings: object, count: int, progress: Progress) -> None:
     """The random condition draws from a clip library made by the same engine; make one if missing."""
     from m2m import pipeline
-    from m2m.music import load_engine
-    from m2m.music.base import RenderOptions
-    from m2m.music.library import INDEX, build_library
 
-    folder = pipeline.library_dir(settings)  # type: ignore[arg-type]
-    if (folder / INDEX).is_file():
-        return
-    engine = load_engine(settings.engine)  # type: ignore[attr-defined]
-    print(f"building the random condition's library: {count} clips by {engine.name} in {folder}", flush=True)
-    build_library(engine, folder, count, RenderOptions(seed=settings.seed),  # type: ignore[attr-defined]
-                  lambda done, total: progress("library", done, total))
+    if pipeline.ensure_library(settings, count, progress):  # type: ignore[arg-type]
+        print(f"built the random condition's library: {count} clips in "
+              f"{pipeline.library_dir(settings)}", flush=True)  # type: ignore[arg-type]
 
 
 def copy_pages(book: Book, pages: Sequence[int], folder: Path) -> None:

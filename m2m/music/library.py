@@ -90,7 +90,7 @@ def build_library(engine, out: Path, count: int, options: RenderOptions,
     rng = np.random.default_rng(stable_seed("library", options.seed))
     settings = SoundtrackSettings(engine=engine.name)
     # Plans are drawn in order first, so the library is the same whatever order the clips finish in.
-    cues = [Cue(page=i + 1, scene=i, caption=caption, plan=plan)
+    cues = [Cue.planned(page=i + 1, scene=i, caption=caption, plan=plan)
             for i, (caption, plan) in enumerate(random_plan(rng) for _ in range(count))]
 
     def render(cue: Cue) -> LibraryClip:

@@ -1,9 +1,11 @@
 """From a cue to the plan the composer plays: validate the plan, read the caption, reconcile them.
 
 A person may edit a page's caption and leave its plan alone. The caption is what people read and
-change, so wherever the caption states something that the plan contradicts (a tempo, a key, an
+change, so wherever an edited caption states something that the plan contradicts (a tempo, a key, an
 instrument the plan lacks, a pace or energy word outside the plan's value) the caption wins; where the
-two agree the plan's finer values stand.
+two agree the plan's finer values stand. A caption as the director wrote it is not read against its
+plan (``Cue.caption_edited``): the plan is the director's structured answer, and a genre word in
+the prose ("a dark ambient cue") must not overrule the energy it planned.
 """
 
 from __future__ import annotations
@@ -178,6 +180,10 @@ def resolve_plan(cue: Cue) -> ResolvedPlan:
     """Reconcile a cue's plan with its caption (see the module docstring)."""
     plan = validate_plan(cue.plan)
     hints = parse_caption(cue.caption)
+    if not cue.caption_edited:
+        # As the director wrote them, the plan stands; the caption only names a mood the plan lacks.
+        plan_family = mood_family(plan.mood) if plan.mood else None
+        return ResolvedPlan(plan, plan_family or hints.mood or _fallback_family(plan), (), ())
     changed: list[str] = []
     if hints.tempo is not None and abs(hints.tempo - plan.tempo) > 0.05 * plan.tempo:
         plan, changed = replace(plan, tempo=hints.tempo), [*changed, "tempo"]

@@ -108,21 +108,8 @@ class PipelineAdapter:
         """The random condition draws from a clip library made by the settings' engine, once per engine
         and shared by every book: build it on first use, reporting ``progress("library", done, total)``.
         It is built beside its place and moved in when complete, so a stopped build leaves no half library."""
-        import shutil
-
-        from m2m.music import RenderOptions, load_engine
-        from m2m.music.library import INDEX, build_library
-
-        folder = self.pipeline.library_dir(settings)
-        with self._lock_of(folder):
-            if (folder / INDEX).is_file():
-                return
-            partial = folder.with_name(folder.name + ".building")
-            shutil.rmtree(partial, ignore_errors=True)
-            build_library(load_engine(settings.engine), partial, self.library_clips, RenderOptions(seed=settings.seed),
-                          lambda done, total: progress("library", done, total))
-            shutil.rmtree(folder, ignore_errors=True)
-            partial.rename(folder)
+        with self._lock_of(self.pipeline.library_dir(settings)):
+            self.pipeline.ensure_library(settings, self.library_clips, progress)
 
     def plan_book(self, book: Book, settings: Any, progress: ProgressFn = _quiet) -> RunView:
         with self._lock(book, settings):

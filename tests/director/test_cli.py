@@ -121,3 +121,46 @@ def test_a_failing_stage_leaves_no_half_written_file(book, tmp_path, fake_openai
     fake_openai.responder = smart_answer
     result = plan_stages(book, run, director, emotion_backend="annotations")
     assert result.computed == ("captions",)
+
+
+def test_render_uses_the_openai_compatible_server_from_the_environment(book_root, tmp_path, monkeypatch,
+                                                                       fake_openai, capsys):
+    """``m2m render --llm openai`` reads OPENAI_API_KEY/OPENAI_BASE_URL as ``m2m plan`` does (it used
+    to drop them and fall back to the offline director without a word on the terminal)."""
+    fake_openai.responder = smart_answer
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-render-test")
+    out = tmp_path / "runs"
+    assert main(["render", str(book_root), "--out", str(out), "--llm", "openai", "--model", "qwen2.5",
+                 "--emotions", "annotations", "--no-whole-file"]) == 0
+    captions = _provenance(out / "Fixture" / "m2m", "captions")
+    assert captions["backend"] == "openai:qwen2.5" and not captions.get("fallback")
+    assert fake_openai.headers and fake_openai.headers[0]["authorization"] == "Bearer sk-render-test"
+    assert "sk-render-test" not in capsys.readouterr().out
+    assert not any("sk-render-test" in p.read_text(encoding="utf-8")
+                   for p in (out / "Fixture").rglob("*.json"))
+
+
+def test_render_without_a_key_is_an_error_or_an_announced_fallback(book_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    out = tmp_path / "runs"
+    assert main(["render", str(book_root), "--out", str(out), "--llm", "openai"]) == 2
+    assert "needs an API key" in capsys.readouterr().err and not out.exists()
+    assert main(["render", str(book_root), "--out", str(out), "--llm", "openai", "--allow-fallback",
+                 "--no-whole-file"]) == 0
+    assert "note: the openai director needs an API key" in capsys.readouterr().out
+    assert "needs an API key" in _provenance(out / "Fixture" / "m2m", "captions")["fallback"]
+
+
+def test_render_random_builds_its_library_when_there_is_none(book_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["render", str(book_root), "--out", str(out), "--condition", "random", "--library-clips", "3",
+                 "--no-whole-file"]) == 0
+    printed = capsys.readouterr().out
+    assert "built the random condition's library: 3 clips" in printed
+    assert (out / ".library" / "composer" / "library.json").is_file()
+    sheet = json.loads((out / "Fixture" / "random" / "soundtrack.json").read_text(encoding="utf-8"))["data"]
+    assert {c["engine"] for c in sheet["cues"]} == {"library"}
+    assert main(["render", str(book_root), "--out", str(out), "--condition", "random", "--no-whole-file"]) == 0
+    assert "built the random" not in capsys.readouterr().out  # made once, then reused

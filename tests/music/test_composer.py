@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyloudnorm
 import pytest
@@ -135,6 +137,43 @@ def test_caption_edit_overrides_a_stale_plan(composer):
     assert (d["tempo"], d["key"], d["mode"]) == (140, "E", "minor")
     assert {"distortion guitar", "drums"} <= {inst for _, inst in d["roles"]}
     assert any("caption" in w for w in r.info.warnings)
+
+
+def test_a_directors_caption_does_not_overrule_its_own_plan_until_a_person_edits_it():
+    """A genre word in the director's prose ("dark ambient") must not pull a planned energy of 0.88
+    down, nor be reported as an edit; once a person changes the caption, its words win."""
+    from dataclasses import replace
+
+    from m2m.directives import Cue, Plan
+    from m2m.music.plans import resolve_plan
+
+    plan = Plan(132, "D", "minor", ("string ensemble 2", "timpani"), 0.88, "startled")
+    written = Cue.planned(6, 1, "A startled, dark ambient cue with slow strings rising to a peak", plan)
+    resolved = resolve_plan(written)
+    assert resolved.plan == plan and resolved.from_caption == ()
+    edited = replace(written, caption="A calm, slow piano lullaby at 60 BPM")
+    assert edited.caption_edited
+    resolved = resolve_plan(edited)
+    assert resolved.plan.tempo == 60 and resolved.plan.energy < 0.5
+    assert {"tempo", "energy", "instruments"} <= set(resolved.from_caption)
+
+
+def test_offline_director_plans_reach_the_composer_unchanged():
+    from m2m.book import load_book
+    from m2m.directives import write_captions, write_directives
+    from m2m.director import load_director
+    from m2m.emotions import recognise_emotions
+    from m2m.music.plans import resolve_plan, validate_plan
+    from m2m.scenes import detect_scenes
+
+    book = load_book(Path(__file__).resolve().parents[2] / "examples" / "manga109", None)
+    director = load_director("offline")
+    scenes = detect_scenes(book, director).data
+    report = recognise_emotions(book, scenes, "dialogue").data
+    sheet = write_directives(book, scenes, report, director).data
+    for c in write_captions(book, scenes, report, sheet, director).data.cues:
+        resolved = resolve_plan(c)
+        assert (resolved.plan, resolved.from_caption) == (validate_plan(c.plan), ()), c.page
 
 
 def test_caption_that_agrees_keeps_the_plan(composer):

@@ -7,9 +7,11 @@ caps count the bytes actually written, not the sizes the archive declares.
 
 from __future__ import annotations
 
+import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -43,14 +45,18 @@ def extract_archive(path: Path, workdir: Path | None = None, limits: ArchiveLimi
         if workdir is not None:
             workdir.mkdir(parents=True, exist_ok=True)
         dest = Path(tempfile.mkdtemp(prefix="book-", dir=workdir))
-        written = 0
-        for info in infos:
-            target = dest.joinpath(*PurePosixPath(info.filename).parts)
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            written = _copy_capped(zf, info, target, written, limits, path)
+        try:
+            written = 0
+            for info in infos:
+                target = dest.joinpath(*PurePosixPath(info.filename).parts)
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                written = _copy_capped(zf, info, target, written, limits, path)
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)  # a refused or broken archive leaves nothing behind
+            raise
     return dest
 
 
@@ -68,13 +74,17 @@ def _check_entry(path: Path, info: zipfile.ZipInfo) -> None:
 
 def _copy_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, written: int,
                  limits: ArchiveLimits, path: Path) -> int:
-    with zf.open(info) as src, open(target, "wb") as dst:
-        while chunk := src.read(1 << 20):
-            written += len(chunk)
-            if written > limits.max_total_bytes:
-                raise ArchiveError(f"{path}: more than {limits.max_total_bytes} bytes uncompressed "
-                                   f"(at entry {info.filename!r})")
-            dst.write(chunk)
+    try:
+        with zf.open(info) as src, open(target, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > limits.max_total_bytes:
+                    raise ArchiveError(f"{path}: more than {limits.max_total_bytes} bytes uncompressed "
+                                       f"(at entry {info.filename!r})")
+                dst.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+        # a bad CRC, truncated or corrupt data, or a compression method Python can't read
+        raise ArchiveError(f"{path}: entry {info.filename!r} is damaged or unreadable ({e})") from e
     return written
 
 

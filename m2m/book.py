@@ -13,9 +13,11 @@ Every problem is a :class:`BookError` (a ValueError) that names the file and the
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import re
+import shutil
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -139,8 +141,9 @@ def load_book(path: str | Path, name: str | None = None, *, workdir: Path | None
               limits: LoadLimits | None = None) -> Book:
     """Load a book from a Manga109 root (``name`` picks the title) or the simple format.
 
-    Archives (``.zip``/``.cbz``) are extracted safely into ``workdir`` (a new temporary folder when
-    None); the returned book's image paths point there.
+    Archives (``.zip``/``.cbz``) are extracted safely into ``workdir``, or, when None, into a new
+    temporary folder that is removed when the process exits (or at once if the book fails to
+    load); the returned book's image paths point there.
     """
     limits = limits or LoadLimits()
     root = Path(path)
@@ -149,13 +152,28 @@ def load_book(path: str | Path, name: str | None = None, *, workdir: Path | None
     if root.is_file():
         if root.suffix.lower() not in {".zip", ".cbz"}:
             raise BookError(f"{root}: not a folder, .zip or .cbz archive")
-        root = archive.extract_archive(root, workdir, limits.archive)
-        root = _single_subfolder(root)
+        extracted = archive.extract_archive(root, workdir, limits.archive)
+        try:
+            book = _load_folder(_single_subfolder(extracted), Path(path), name, limits)
+        except ValueError as e:
+            shutil.rmtree(extracted, ignore_errors=True)
+            # name the archive the person gave, not the temporary folder it was unpacked into
+            raise BookError(str(e).replace(str(extracted), f"{path} (inside)")) from e
+        except BaseException:
+            shutil.rmtree(extracted, ignore_errors=True)
+            raise
+        if workdir is None:
+            atexit.register(shutil.rmtree, extracted, True)
+        return book
+    return _load_folder(root, root, name, limits)
+
+
+def _load_folder(root: Path, given: Path, name: str | None, limits: LoadLimits) -> Book:
     if (root / "annotations").is_dir() or (root / "books.txt").is_file():
         return load_manga109(root, name, limits=limits)
     if (root / "transcript.json").is_file():
         return load_simple(root, limits=limits)
-    raise BookError(f"{Path(path)}: neither a Manga109 root (books.txt, annotations/) "
+    raise BookError(f"{given}: neither a Manga109 root (books.txt, annotations/) "
                     "nor a simple-format book (transcript.json)")
 
 

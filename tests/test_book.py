@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -176,3 +177,39 @@ def test_not_a_book(tmp_path: Path) -> None:
     write_image(tmp_path / "x" / "a.png", fmt="PNG")
     _expect(tmp_path / "x", "neither a Manga109 root")
     _expect(tmp_path / "nope", "no such file")
+
+
+def test_unpacked_archives_leave_nothing_behind(simple_folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """A command that reads a .zip unpacks it into a temporary folder: gone when the process exits,
+    gone at once when the book fails to load or the archive is refused midway (a size cap hit while
+    writing), and errors name the archive rather than that folder."""
+    import os
+    import subprocess
+    import sys
+
+    good = tmp_path / "book.zip"
+    with zipfile.ZipFile(good, "w") as zf:
+        for p in simple_folder.iterdir():
+            zf.write(p, p.name)
+    broken = _zip(tmp_path / "broken.zip", {"transcript.json": b"{ not json"})
+    # the second entry's stored bytes damaged: the CRC check fails halfway through unpacking
+    damaged = _zip(tmp_path / "damaged.zip", {"a.txt": b"first entry", "b.txt": b"B" * 5000})
+    raw = bytearray(damaged.read_bytes())
+    at = raw.index(b"B" * 100)
+    raw[at:at + 10] = b"C" * 10
+    damaged.write_bytes(bytes(raw))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = os.environ | {"TMPDIR": str(scratch), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    script = ("import sys; from m2m.book import load_book; b = load_book(sys.argv[1]); "
+              "import pathlib; assert pathlib.Path(b.pages[0].image).is_file(); print('loaded')")
+    done = subprocess.run([sys.executable, "-c", script, str(good)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and "loaded" in done.stdout, done.stderr
+    assert list(scratch.iterdir()) == []
+    done = subprocess.run([sys.executable, "-c", script, str(broken)], env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and "broken.zip (inside)/transcript.json" in done.stderr
+    assert "scratch" not in done.stderr.splitlines()[-1]
+    assert list(scratch.iterdir()) == []
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    _expect(damaged, "entry 'b.txt' is damaged")
+    assert list(scratch.iterdir()) == []

@@ -192,7 +192,12 @@ def _single_subfolder(root: Path) -> Path:
 def manga109_titles(root: Path) -> list[str]:
     books_txt = root / "books.txt"
     if books_txt.is_file():
-        return [line.strip() for line in books_txt.read_text(encoding="utf-8").splitlines() if line.strip()]
+        # utf-8-sig: a books.txt saved by a Windows editor starts with a byte-order mark
+        lines = [line.strip() for line in books_txt.read_text(encoding="utf-8-sig").splitlines()]
+        titles = list(dict.fromkeys(line for line in lines if line))
+        if not titles:
+            raise BookError(f"{books_txt}: empty; list one book name per line (the annotations/<name>.xml stems)")
+        return titles
     return sorted(p.stem for p in (root / "annotations").glob("*.xml"))
 
 
@@ -218,6 +223,10 @@ def load_manga109(root: Path, name: str | None = None, *, limits: LoadLimits | N
     char_ids = {c.id for c in characters}
     raw_pages = [_manga109_page(el, xml_path, root / "images" / name, seen_ids, char_ids, limits)
                  for el in page_els]
+    indices = [p.page.index for p in raw_pages]
+    repeated = sorted({i for i in indices if indices.count(i) > 1})
+    if repeated:
+        raise BookError(f"{xml_path}: <page index={repeated[0]}> appears more than once; each page needs its own index")
     speakers = _manga109_speakers(root / "relationships" / f"{name}.xml", raw_pages)
     glosses = _read_glosses(root / "glosses" / f"{name}.json")
     direction: Direction = "rtl"  # Manga109 is Japanese manga

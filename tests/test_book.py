@@ -213,3 +213,16 @@ def test_unpacked_archives_leave_nothing_behind(simple_folder: Path, tmp_path: P
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     _expect(damaged, "entry 'b.txt' is damaged")
     assert list(scratch.iterdir()) == []
+
+
+def test_a_repeated_page_index_is_named(tmp_path: Path) -> None:
+    root = write_manga109(tmp_path / "m", xml=MANGA109_XML.replace('<page index="1"', '<page index="0"'))
+    _expect(root, "TestBook.xml", "<page index=0> appears more than once")
+
+
+def test_books_txt_with_a_byte_order_mark_repeats_or_nothing(tmp_path: Path) -> None:
+    root = write_manga109(tmp_path / "m")
+    (root / "books.txt").write_text("\ufeffTestBook\nTestBook\n", encoding="utf-8")
+    assert load_book(root).id == "TestBook"  # the BOM and the repeat are not two books
+    (root / "books.txt").write_text("\n  \n", encoding="utf-8")
+    _expect(root, "books.txt: empty")

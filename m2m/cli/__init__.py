@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -40,11 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # `m2m inspect book | head`: the reader left; not an error. Python would complain again when
+        # it flushes stdout at exit, so stdout points at /dev/null from here on.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, OSError) as e:
-        # Bad input is the user's to fix: say what and where, without a traceback.
+        # Bad input (or a broken ratings database) is the user's to fix: say what and where, no traceback.
         print(f"m2m {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print(f"m2m {args.command}: interrupted; finished work is kept, run the same command to go on",
+              file=sys.stderr)
         return 130
 
 

@@ -125,6 +125,8 @@ def describe_plan(book: Book, result: PlanResult, director: Director) -> str:
 
 
 def run_eval_scenes(args: argparse.Namespace) -> int:
+    if args.tolerance < 0:
+        raise ValueError(f"--tolerance must be 0 or more pages, got {args.tolerance}")
     book = load_book(args.path, args.book)
     truth_file = args.truth or ground_truth_path(book)
     if truth_file is None:

@@ -75,8 +75,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class StoreError(RuntimeError):
-    """The database failed (disk, lock timeout, corrupt file); the input itself was fine."""
+class StoreError(OSError):
+    """The database failed (disk, lock timeout, corrupt file); the input itself was fine. An OSError:
+    it is an I/O failure, and the command line reports it as one (a message, no traceback)."""
 
 
 # --- records ----------------------------------------------------------------------------------

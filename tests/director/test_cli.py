@@ -164,3 +164,29 @@ def test_render_random_builds_its_library_when_there_is_none(book_root, tmp_path
     assert {c["engine"] for c in sheet["cues"]} == {"library"}
     assert main(["render", str(book_root), "--out", str(out), "--condition", "random", "--no-whole-file"]) == 0
     assert "built the random" not in capsys.readouterr().out  # made once, then reused
+
+
+def test_command_line_edges(book_root, tmp_path, capsys):
+    """A negative tolerance is refused; a broken ratings database is a message, not a traceback;
+    a reader that stops reading (``| head``) is not an error."""
+    import subprocess
+    import sys
+
+    assert main(["eval-scenes", str(book_root), "--tolerance", "-1"]) == 2
+    assert "--tolerance must be 0 or more" in capsys.readouterr().err
+    bad = tmp_path / "bad.sqlite3"
+    bad.write_text("not a database")
+    from m2m.study import save_study
+    from tests.study.conftest import make_study
+
+    study = tmp_path / "study"
+    study.mkdir()
+    save_study(make_study(), study / "study.json")
+    assert main(["study", "export", str(study), "--db", str(bad), "--out", str(tmp_path / "x.csv")]) == 2
+    assert "not a database" in capsys.readouterr().err
+    run_cli = "import sys; from m2m.cli import main; sys.exit(main(sys.argv[1:]))"
+    # `true` exits without reading, long before Python has started: the write always meets a closed pipe
+    done = subprocess.run(["bash", "-c", f"{sys.executable} -c '{run_cli}' inspect {book_root} | true; "
+                           "echo status ${PIPESTATUS[0]}"],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "status 0" and not done.stderr, done.stderr

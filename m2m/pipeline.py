@@ -189,13 +189,15 @@ def engine_for(settings: Settings) -> str:
 
 def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progress, *,
                 order: Sequence[int] | None = None, force: Sequence[int] = (),
+                only: Sequence[int] | None = None,
                 on_clip: Callable[[Clip], None] | None = None) -> Soundtrack:
-    """Stages 1-6: plan the book, then render every page's music (``order`` first) and the soundtrack."""
+    """Stages 1-6: plan the book, then render every page's music (``order`` first) and the soundtrack;
+    ``only`` renders just those pages (the listening study's), with no whole-book file."""
     warm_up()  # the audio libraries load on the core the plan stages leave idle
     plan = plan_book(book, settings, progress)
     return build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
                             soundtrack_settings(settings), progress, render=render_options(settings),
-                            order=order, force=force, on_clip=on_clip)
+                            order=order, force=force, only=only, on_clip=on_clip)
 
 
 def render_options(settings: Settings) -> RenderOptions:

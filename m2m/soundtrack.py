@@ -461,6 +461,20 @@ def _finish(rendered: Rendered, settings: SoundtrackSettings) -> tuple[np.ndarra
     return normalize(samples, settings.sample_rate, settings.target_lufs, settings.true_peak_db, rendered.loop)
 
 
+def _with_predecessors(pages: Collection[int], after: Mapping[int, int | None]) -> set[int]:
+    """``pages`` and every page they continue from (an engine that continues needs the audio before)."""
+    unknown = sorted(set(pages) - set(after))
+    if unknown:
+        raise ValueError(f"only: page {unknown[0]} has no caption")
+    wanted: set[int] = set()
+    for page in pages:
+        current: int | None = page
+        while current is not None and current not in wanted:
+            wanted.add(current)
+            current = after[current]
+    return wanted
+
+
 def _order(cues: Sequence[Cue], order: Sequence[int] | None) -> list[Cue]:
     by_page = {c.page: c for c in cues}
     if len(by_page) != len(cues):
@@ -478,6 +492,7 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
                      engine_name: str, options: SoundtrackSettings | None = None,
                      progress: Progress | None = None, *, render: RenderOptions | None = None,
                      order: Sequence[int] | None = None, force: Collection[int] = (),
+                     only: Collection[int] | None = None,
                      on_clip: Callable[[Clip], None] | None = None, engine: Engine | None = None) -> Soundtrack:
     """Render every page's clip (reusing clips made from the same inputs) and write the soundtrack.
 
@@ -486,6 +501,8 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     page's file lands. ``render`` carries engine options (device, SoundFont, library folder, ...);
     its ``seconds`` and ``seed`` are taken from the settings. ``engine`` replaces the registry's
     (tests). ``progress(stage, done, total)`` reports "music" per page and "soundtrack" at the end.
+    ``only`` renders just those pages (and the pages they continue from); the cue sheet then lists
+    what is done and the whole-book file waits for a render that completes the book.
     """
     if not captions.cues:
         raise ValueError("captions: no cues; nothing to render")
@@ -515,7 +532,9 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
         if old is not None and cue.page not in force and old.hash == hashes[cue.page] \
                 and _intact(run.path / old.file, old.file_hash):
             done[cue.page] = replace(old, caption=cue.caption, scene=cue.scene)
-    pending = [c for c in _order(sheet, order) if c.page not in done]
+    wanted = None if only is None else _with_predecessors(only, after)
+    pending = [c for c in _order(sheet, order) if c.page not in done and (wanted is None or c.page in wanted)]
+    complete = len(done) + len(pending) == len(sheet)
     total = len(sheet)
     progress("music", len(done), total)
     previous = {}
@@ -527,9 +546,10 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     # The whole-book file is mixed and encoded on its own thread while pages still render; pages
     # kept from an earlier run are read back from their files when the mix reaches them. When every
     # page is kept and the file was made from them with these settings, it is kept too.
-    kept = _kept_whole_file(record, run, hashes, settings) if settings.whole_file and not pending else None
+    make_whole = settings.whole_file and complete
+    kept = _kept_whole_file(record, run, hashes, settings) if make_whole and not pending else None
     whole = _WholeFile(run, sheet, settings, {p: (run.path / c.file, c.loop) for p, c in done.items()}) \
-        if settings.whole_file and kept is None else None
+        if make_whole and kept is None else None
     try:
         if pending:
             def write(rendered: Rendered) -> SoundtrackCue:
@@ -545,7 +565,7 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
 
             _render_and_write(engine, pending, render, {c.page: after[c.page] for c in pending}, previous,
                               write, written)
-        soundtrack = _write_sheet(run, book_id, condition, sheet, done, settings, hashes, complete=True,
+        soundtrack = _write_sheet(run, book_id, condition, sheet, done, settings, hashes, complete=complete,
                                   whole=kept)
         if whole is not None:
             progress("soundtrack", 0, 1)

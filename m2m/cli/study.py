@@ -13,7 +13,6 @@ with the same engine into ``STUDY/runs/``, copies the page images to ``STUDY/pag
 from __future__ import annotations
 
 import argparse
-import inspect
 import re
 import shutil
 from collections.abc import Callable, Sequence
@@ -108,15 +107,10 @@ def scene_pages(book: Book, settings: object, progress: Progress) -> list[tuple[
 
 
 def render_pages(book: Book, settings: object, pages: Sequence[int], progress: Progress) -> None:
-    """Render the study's pages in the settings' condition into ``runs/<book>/<condition>/audio/``."""
+    """Render the study's pages (only those) in the settings' condition into ``runs/<book>/<condition>/audio/``."""
     from m2m import pipeline
 
-    parameters = inspect.signature(pipeline.render_book).parameters
-    if "pages" in parameters:
-        pipeline.render_book(book, settings, pages=list(pages), progress=progress)  # type: ignore[arg-type]
-    else:
-        # A render_book without ``pages`` renders the whole book; the study's pages go first.
-        pipeline.render_book(book, settings, progress, order=list(pages))  # type: ignore[arg-type]
+    pipeline.render_book(book, settings, progress, order=list(pages), only=list(pages))  # type: ignore[arg-type]
 
 
 def ensure_library(settings: object, count: int, progress: Progress) -> None:
@@ -153,7 +147,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     windows = pick_stimuli(scenes, args.design, args.scenes, args.seed)
     needed = sorted({page for window in windows for page in window})
     print(f"{book.title}: {len(scenes)} scenes; stimuli on pages "
-          + ", ".join(f"{w[0] + 1}-{w[-1] + 1}" for w in windows), flush=True)
+          + ", ".join(f"{w[0]}-{w[-1]}" for w in windows) + " (page indices, as in study.json)", flush=True)
     for condition in CONDITIONS:
         if condition == "random":
             ensure_library(settings, args.library_clips, _say)

@@ -157,6 +157,29 @@ def test_a_crash_midway_leaves_finished_pages_and_no_partial_files(tmp_path, com
     assert resumed.pages == [3]
 
 
+def test_only_some_pages_renders_those_and_no_whole_file(tmp_path, composer):
+    """The listening study needs a few pages, not the book: ``only`` renders those, the cue sheet
+    says the book is incomplete, and a later full render adds the rest and the whole-book file."""
+    run = RunFolder(tmp_path, "book", "m2m")
+    engine = Counting(composer)
+    partial = build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS, engine=engine, only=[3])
+    assert engine.pages == [3] and [c.page for c in partial.cues] == [3]
+    assert partial.complete is False and not partial.file
+    assert not (run.audio_dir / "soundtrack.ogg").exists()
+    with pytest.raises(ValueError, match="only: page 9 has no caption"):
+        build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS, engine=engine, only=[9])
+    rest = Counting(composer)
+    full = build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS, engine=rest)
+    assert rest.pages == [1, 2] and full.complete and (run.audio_dir / "soundtrack.ogg").is_file()
+
+
+def test_only_a_page_that_continues_renders_the_page_it_continues_from():
+    from m2m.soundtrack import _with_predecessors
+
+    after = {1: None, 2: 1, 3: 2, 4: None, 5: 4}  # pages 1-3 and 4-5 continue within their scenes
+    assert _with_predecessors([3, 4], after) == {1, 2, 3, 4}
+
+
 def _tone(freq, seconds, sr):
     t = np.arange(int(seconds * sr)) / sr
     return np.tile(0.3 * np.sin(2 * np.pi * freq * t), (2, 1)).astype(np.float32)

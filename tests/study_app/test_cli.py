@@ -27,9 +27,11 @@ def fake_pipeline(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[int,
         assert settings.condition == "m2m"
         return SimpleNamespace(scenes=SimpleNamespace(scenes=tuple(SimpleNamespace(pages=p) for p in SCENES)))
 
-    def render_book(book, settings, pages=None, progress=pipeline.no_progress):
-        rendered.append((settings.condition, tuple(pages)))
-        for page in pages:
+    def render_book(book, settings, progress=pipeline.no_progress, *, order=None, force=(), only=None,
+                    on_clip=None):
+        assert only is not None, "prepare renders the study's pages only"
+        rendered.append((settings.condition, tuple(only)))
+        for page in only:
             write_tone(settings.runs_root / book.id / settings.condition / "audio" / f"page-{page:03d}.ogg", 440, 0.2)
 
     monkeypatch.setattr(pipeline, "plan_book", plan_book)

@@ -15,6 +15,7 @@ Only the image backends import torch, so the offline default stays light.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -162,6 +163,17 @@ def load_emotion_backend(name: str, **options: Any) -> EmotionBackend:
         return cls(**options)
     except TypeError as e:
         raise ValueError(f"backend {name!r}: bad options {sorted(options)}: {e}") from e
+
+
+def backend_options_for(name: str, **candidates: Any) -> dict[str, Any]:
+    """The ``candidates`` that backend ``name`` takes (keyword arguments of its class), None values
+    dropped: one set of settings (checkpoint, device, allow_download) serves every backend."""
+    target = dict(_BACKENDS).get(name)
+    if target is None:
+        return {}
+    module_name, class_name = target.split(":")
+    parameters = inspect.signature(getattr(importlib.import_module(module_name), class_name)).parameters
+    return {k: v for k, v in candidates.items() if v is not None and k in parameters}
 
 
 def choose_emotion_backend(book: Book) -> str:

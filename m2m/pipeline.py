@@ -40,6 +40,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
     emotion_backend: str | None = None  # None: the book's labels when it has them, else dialogue
+    emotion_checkpoint: str | None = None  # clip-finetuned: a file from `m2m emotions train` or a repo id
     engine: str = "composer"
     condition: Condition = "m2m"
     runs_root: Path = Path("runs")
@@ -102,12 +103,17 @@ def plan_book(book: Book, settings: Settings, progress: ProgressFn = no_progress
         return replace(m2m_plan, run=run_folder(book, settings))
     director, fallback = llm.director_for(settings.director, llm_settings(settings))
     return plan_stages(book, run_folder(book, settings), director, fallback=fallback,
-                       emotion_backend=settings.emotion_backend, progress=progress)
+                       emotion_backend=settings.emotion_backend, progress=progress,
+                       emotion_settings={"checkpoint": settings.emotion_checkpoint, "device": settings.device,
+                                         "allow_download": settings.allow_download})
 
 
 def plan_stages(book: Book, run: RunFolder, director: Director, *, fallback: str | None = None,
-                emotion_backend: str | None = None, progress: ProgressFn = no_progress) -> PlanResult:
+                emotion_backend: str | None = None, progress: ProgressFn = no_progress,
+                emotion_settings: dict[str, Any] | None = None) -> PlanResult:
     """Stages 1-4 (or the baseline's two) through the run folder: reuse, keep edits, redo what follows.
+
+    ``emotion_settings`` (checkpoint, device, allow_download) go to the emotion backends that take them.
 
     Each stage's input hash covers the book, the upstream stages' data and the director's fingerprint
     (backend, settings, prompt hash), so an edited upstream file changes every hash after it.
@@ -147,8 +153,11 @@ def plan_stages(book: Book, run: RunFolder, director: Director, *, fallback: str
                        lambda: scenes.detect_scenes(book, director))
     progress("2/4 emotions", 1, 4)
     backend = emotion_backend or emotions.choose_emotion_backend(book)
-    report = stage("emotions", EmotionReport, (fingerprint, scene_plan, backend),
-                   lambda: emotions.recognise_emotions(book, scene_plan, backend), stage_fallback=None)
+    backend_options = emotions.backend_options_for(backend, **(emotion_settings or {}))
+    report = stage("emotions", EmotionReport, (fingerprint, scene_plan, backend, backend_options.get("checkpoint")),
+                   lambda: emotions.recognise_emotions(book, scene_plan, backend,
+                                                       emotions.EmotionOptions(backend_options=backend_options)),
+                   stage_fallback=None)
     progress("3/4 directives", 2, 4)
     sheet = stage("directives", DirectiveSheet,
                   (fingerprint, scene_plan, report, director.fingerprint("directives")),

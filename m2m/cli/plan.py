@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="m2m (scenes, emotions, directives, captions) or the paper's page-by-page baseline")
     plan.add_argument("--out", type=Path, default=Path("runs"), help="the runs folder (default runs/)")
     plan.add_argument("--emotions", default=None, help="emotion backend (default: the book's embedded default)")
+    add_emotion_model_arguments(plan)
     add_fallback_argument(plan)
     plan.set_defaults(func=run_plan)
 
@@ -63,6 +64,19 @@ def add_director_arguments(parser: argparse.ArgumentParser) -> None:
                              "OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL)")
     parser.add_argument("--model", default=None, help="model name for --llm openai (default gpt-4o)")
     parser.add_argument("--base-url", default=None, help="an OpenAI-compatible server (vLLM, Ollama, llama.cpp)")
+
+
+def add_emotion_model_arguments(parser: argparse.ArgumentParser, *, with_device: bool = True) -> None:
+    """The CLIP emotion backends' model options (the other backends ignore them)."""
+    parser.add_argument("--emotions-checkpoint", default=None,
+                        help="clip-finetuned: a checkpoint from `m2m emotions train`, or a Hugging Face repo id")
+    if with_device:
+        parser.add_argument("--device", default=None, help="cpu, cuda ... (default: the GPU when there is one)")
+        parser.add_argument("--allow-download", action="store_true", help="let the CLIP backends fetch missing weights")
+
+
+def emotion_settings(args: argparse.Namespace) -> dict[str, object]:
+    return {"checkpoint": args.emotions_checkpoint, "device": args.device, "allow_download": args.allow_download}
 
 
 def add_fallback_argument(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +115,7 @@ def run_plan(args: argparse.Namespace) -> int:
         print(f"note: {fallback}")
     run = RunFolder(args.out, book.id, args.condition)
     result = plan_stages(book, run, director, fallback=fallback, emotion_backend=args.emotions,
+                         emotion_settings=emotion_settings(args),
                              progress=lambda message, done, total: print(f"[{done}/{total}] {message}"))
     print(describe_plan(book, result, director))
     return 0

@@ -8,7 +8,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from m2m.book import load_book
-from m2m.cli.plan import add_director_arguments, add_fallback_argument, director_settings
+from m2m.cli.plan import (
+    add_director_arguments,
+    add_emotion_model_arguments,
+    add_fallback_argument,
+    director_settings,
+)
 from m2m.music import available_engines
 from m2m.pipeline import Settings, ensure_library, library_dir, render_book
 from m2m.runs import CONDITIONS
@@ -31,8 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="clips to make for the random condition's library when it has none (default 24)")
     parser.add_argument("--pace", type=float, default=20.0, help="reading pace, seconds per page")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder")
+    add_emotion_model_arguments(parser, with_device=False)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: the GPU when there is one)")
-    parser.add_argument("--allow-download", action="store_true", help="let MusicGen fetch missing weights")
+    parser.add_argument("--allow-download", action="store_true",
+                        help="let MusicGen and the CLIP emotion backends fetch missing weights")
     parser.add_argument("--no-whole-file", dest="whole_file", action="store_false",
                         help="write the page clips and the cue sheet only, not the whole book as one file")
     parser.set_defaults(func=run)
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if fallback:
         print(f"note: {fallback}", flush=True)  # the run files say so too
     settings = Settings(director=args.llm, model=llm.model, api_key=llm.api_key, base_url=llm.base_url,
-                        engine=args.engine, condition=args.condition,
+                        engine=args.engine, condition=args.condition, emotion_checkpoint=args.emotions_checkpoint,
                         emotion_backend=args.emotions, runs_root=args.out, seconds_per_page=args.pace,
                         device=args.device, allow_download=args.allow_download, whole_file=args.whole_file)
     if settings.condition == "random" and ensure_library(settings, args.library_clips):

@@ -138,7 +138,8 @@ def _hub_file(repo: str, filename: str, allow_download: bool, cache_dir: str | N
 
 def _missing_weights(what: str, repo: str) -> ValueError:
     return ValueError(f"{what}: weights not in the Hugging Face cache (repo {repo}); fetch them with "
-                      f"`huggingface-cli download {repo}` or allow downloads (allow_download=True)")
+                      f"`huggingface-cli download {repo}` or allow downloads (--allow-download on the command line, "
+                      "allow_download=True in Python)")
 
 
 def resolve_spec(model: str, pretrained: str | None, model_config: str | dict | None = None,
@@ -360,7 +361,7 @@ class FinetunedClipBackend:
     def __init__(self, checkpoint: str | None = None, filename: str = "emotion-clip.pt", model: str | None = None,
                  allow_download: bool = False, device: str | None = None, cache_dir: str | None = None) -> None:
         if not checkpoint:
-            raise ValueError("checkpoint: the clip-finetuned backend needs a checkpoint "
+            raise ValueError("checkpoint: the clip-finetuned backend needs a checkpoint (--emotions-checkpoint) "
                              "(a file from `m2m emotions train`, or a Hugging Face repo id)")
         path = Path(checkpoint)
         if not path.is_file():

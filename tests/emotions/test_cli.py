@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from PIL import Image
 
@@ -28,6 +29,16 @@ def test_train_then_eval_on_kangaiset(tmp_path, capsys):
                  "--pretrained", "", "--model-config", config, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 14 and 0.0 <= report["micro"] <= 1.0
+    # the trained checkpoint drives the plan's emotions stage from the command line
+    book = Path(__file__).resolve().parents[2] / "examples" / "manga109"
+    runs = tmp_path / "runs"
+    assert main(["plan", str(book), "--out", str(runs), "--emotions", "clip-finetuned"]) == 2
+    assert "--emotions-checkpoint" in capsys.readouterr().err
+    assert main(["plan", str(book), "--out", str(runs), "--emotions", "clip-finetuned",
+                 "--emotions-checkpoint", str(ckpt), "--device", "cpu"]) == 0
+    record = json.loads((runs / "ShiokazeDays" / "m2m" / "02-emotions.json").read_text(encoding="utf-8"))
+    assert record["provenance"]["backend"].startswith("clip-finetuned")
+    assert len(record["data"]["faces"]) == 109
 
 
 def test_eval_and_show_on_a_book(tmp_path, capsys):

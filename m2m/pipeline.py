@@ -151,6 +151,10 @@ def plan_stages(book: Book, run: RunFolder, director: Director, *, fallback: str
     progress("1/4 scenes", 0, 4)
     scene_plan = stage("scenes", ScenePlan, (fingerprint, director.fingerprint("scenes")),
                        lambda: scenes.detect_scenes(book, director))
+    try:
+        scenes.check_scene_plan(scene_plan, book)
+    except ValueError as e:  # a hand edit gone wrong: say which file, before anything is built on it
+        raise ValueError(f"{run.file('scenes')}: {e}") from e
     progress("2/4 emotions", 1, 4)
     backend = emotion_backend or emotions.choose_emotion_backend(book)
     backend_options = emotions.backend_options_for(backend, **(emotion_settings or {}))

@@ -132,6 +132,29 @@ def check_spans(spans: Sequence[SceneSpan], pages: Sequence[int]) -> None:
         raise ValueError(f"scenes: the last scene ends at page {expected - 1}, but the pages run to {last}")
 
 
+def check_scene_plan(plan: ScenePlan, book: Book) -> None:
+    """Scenes numbered 0, 1, ... that cover every page of ``book`` once, in reading order, as runs of
+    consecutive pages: what every later stage assumes (a hand-edited ``01-scenes.json`` may not)."""
+    order = [page.index for page in book.pages]
+    covered = [page for scene in plan.scenes for page in scene.pages]
+    if not plan.scenes:
+        raise ValueError("scenes: none; every page must belong to a scene")
+    for n, scene in enumerate(plan.scenes):
+        if scene.index != n:
+            raise ValueError(f"scenes[{n}]: index {scene.index}; scenes are numbered 0, 1, 2 ... in order")
+        if not scene.pages:
+            raise ValueError(f"scenes[{n}]: no pages")
+    unknown = sorted(set(covered) - set(order))
+    if unknown:
+        raise ValueError(f"scenes: page {unknown[0]} is not a page of the book (its pages are {order[0]}-{order[-1]})")
+    if covered != order:
+        missing = sorted(set(order) - set(covered))
+        repeated = sorted({p for p in covered if covered.count(p) > 1})
+        what = (f"page {missing[0]} belongs to no scene" if missing else
+                f"page {repeated[0]} is in more than one scene" if repeated else "pages are out of reading order")
+        raise ValueError(f"scenes: {what}; the scenes must cover pages {order[0]}-{order[-1]} once, in order")
+
+
 def merge_windows(pages: Sequence[Page], windows: Sequence[tuple[int, int]],
                   answers: Sequence[Sequence[SceneSpan]]) -> list[SceneSpan]:
     """One list of scenes from overlapping windows.

@@ -190,3 +190,19 @@ def test_command_line_edges(book_root, tmp_path, capsys):
                            "echo status ${PIPESTATUS[0]}"],
                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     assert done.stdout.strip() == "status 0" and not done.stderr, done.stderr
+
+
+def test_a_hand_edited_scene_plan_that_breaks_coverage_is_named(book_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["plan", str(book_root), "--out", str(out), "--emotions", "annotations"]) == 0
+    run_dir = out / "Fixture" / "m2m"
+    scenes_file = run_dir / "01-scenes.json"
+    record = json.loads(scenes_file.read_text(encoding="utf-8"))
+    record["data"]["scenes"][1]["pages"] = record["data"]["scenes"][1]["pages"][:-1] + [99]
+    scenes_file.write_text(json.dumps(record), encoding="utf-8")
+    emotions_before = (run_dir / "02-emotions.json").read_bytes()
+    capsys.readouterr()
+    assert main(["plan", str(book_root), "--out", str(out), "--emotions", "annotations"]) == 2
+    err = capsys.readouterr().err
+    assert "01-scenes.json" in err and "page 99 is not a page of the book" in err
+    assert (run_dir / "02-emotions.json").read_bytes() == emotions_before  # nothing built on the bad plan

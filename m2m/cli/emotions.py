@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from m2m.book import Book, load_book
 from m2m.emotions import (
@@ -83,6 +84,8 @@ def _model_arguments(parser: argparse.ArgumentParser, zero_shot: bool = False) -
 def run_train(args: argparse.Namespace) -> int:
     from m2m.emotion_backends.training import TrainOptions, train
 
+    if not Path(args.data).is_dir():  # before any model loads: the data is the first thing to get right
+        raise ValueError(f"--data: {args.data} is not a folder (a KangaiSet layout: images/face/train/<emotion>/*.png)")
     options = TrainOptions(model=args.model, pretrained=args.pretrained, model_config=args.model_config,
                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                            val_fraction=args.val_fraction, seed=args.seed, device=args.device,

@@ -461,6 +461,35 @@ def _finish(rendered: Rendered, settings: SoundtrackSettings) -> tuple[np.ndarra
     return normalize(samples, settings.sample_rate, settings.target_lufs, settings.true_peak_db, rendered.loop)
 
 
+def clip_hashes(book_id: str, captions: CaptionSheet, engine_name: str, options: SoundtrackSettings | None = None,
+                render: RenderOptions | None = None) -> dict[int, str]:
+    """Page -> the hash its clip carries when made from these captions and settings now; a clip on
+    disk with another hash was made from something else (other settings, an older plan, an earlier
+    version of the book) and is not this run's music."""
+    settings = replace(options or SoundtrackSettings(), engine=engine_name)
+    return _clip_plan(book_id, captions, engine_name, load_engine(engine_name), settings, render)[2]
+
+
+def _clip_plan(book_id: str, captions: CaptionSheet, engine_name: str, engine: Engine, settings: SoundtrackSettings,
+               render: RenderOptions | None) -> tuple[list[Cue], dict[int, int | None], dict[int, str], RenderOptions]:
+    """The pages in order, the page each continues from (None: none), each clip's hash, and the engine
+    options with the settings' clip length and the book's seed."""
+    book_seed = stable_seed(book_id, settings.seed) % (2**31)
+    render = replace(render or RenderOptions(), seconds=settings.clip_seconds, seed=book_seed,
+                     previous=None, progress=None)
+    sheet = sorted(captions.cues, key=lambda c: c.page)
+    continues = engine.continues and settings.continuation
+    after: dict[int, int | None] = {}
+    for prev, cue in zip([None, *sheet], sheet, strict=False):
+        after[cue.page] = prev.page if continues and prev is not None and prev.scene == cue.scene else None
+    common = (engine_name, getattr(engine, "version", ""), render.settings(), settings.sample_rate,
+              settings.target_lufs, settings.true_peak_db)
+    hashes: dict[int, str] = {}
+    for cue in sheet:
+        hashes[cue.page] = hash_inputs(cue, *common, hashes.get(after[cue.page] or -1, ""))
+    return sheet, after, hashes, render
+
+
 def _with_predecessors(pages: Collection[int], after: Mapping[int, int | None]) -> set[int]:
     """``pages`` and every page they continue from (an engine that continues needs the audio before)."""
     unknown = sorted(set(pages) - set(after))
@@ -510,19 +539,7 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     warm_up()  # ready by the first clip
     engine = engine or load_engine(engine_name)
     progress = progress or (lambda stage, done, total: None)
-    book_seed = stable_seed(book_id, settings.seed) % (2**31)
-    render = replace(render or RenderOptions(), seconds=settings.clip_seconds, seed=book_seed,
-                     previous=None, progress=None)
-    sheet = sorted(captions.cues, key=lambda c: c.page)
-    continues = engine.continues and settings.continuation
-    after: dict[int, int | None] = {}
-    for prev, cue in zip([None, *sheet], sheet, strict=False):
-        after[cue.page] = prev.page if continues and prev is not None and prev.scene == cue.scene else None
-    common = (engine_name, getattr(engine, "version", ""), render.settings(), settings.sample_rate,
-              settings.target_lufs, settings.true_peak_db)
-    hashes: dict[int, str] = {}
-    for cue in sheet:
-        hashes[cue.page] = hash_inputs(cue, *common, hashes.get(after[cue.page] or -1, ""))
+    sheet, after, hashes, render = _clip_plan(book_id, captions, engine_name, engine, settings, render)
 
     record = _existing(run)
     existing = _existing_cues(record)

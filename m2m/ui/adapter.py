@@ -151,10 +151,16 @@ class PipelineAdapter:
             records |= {stage: plan.read(stage, kinds[stage]) for stage in ("scenes", "emotions", "captions")}
         clips: dict[int, ClipInfo] = {}
         sheet = records["soundtrack"]
-        if sheet is not None:
+        captions = records["captions"]
+        if sheet is not None and captions is not None:
+            # Only clips made from this plan with these settings are this reader's music: a clip from
+            # another engine, an older plan or an earlier upload of the book renders again.
+            from m2m.soundtrack import clip_hashes
+            current = clip_hashes(book.id, captions.data, self.pipeline.engine_for(settings),
+                                  self.pipeline.soundtrack_settings(settings), self.pipeline.render_options(settings))
             for cue in sheet.data.cues:
                 path = run.path / cue.file
-                if path.is_file():
+                if path.is_file() and cue.hash == current.get(cue.page):
                     clips[cue.page] = ClipInfo(path, cue.seconds, cue.engine, cue.caption, cue.scene,
                                                cue.file_hash or cue.hash)
         data = {stage: (r.data if r else None) for stage, r in records.items()}

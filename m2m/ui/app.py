@@ -41,7 +41,7 @@ def build_app(config: AppConfig | None = None, service: Service | None = None) -
         with gr.Row(elem_classes="m2m-top"):
             gr.HTML(INTRO, padding=False)
             status = gr.HTML(elem_classes="m2m-status-box", padding=False)
-        with gr.Tab("Read", elem_id="m2m-tab-read"):
+        with gr.Tab("Read", elem_id="m2m-tab-read") as read_tab:
             with gr.Row(equal_height=False, elem_classes="m2m-main"):
                 with gr.Column(scale=5, min_width=340):
                     reader = Reader(elem_id="m2m-reader")
@@ -49,8 +49,12 @@ def build_app(config: AppConfig | None = None, service: Service | None = None) -
                     c = _side_panels(reader, status)
                     settings = _settings_panel()
                     upload = _book_panel()
-        with gr.Tab("Listening study", elem_id="m2m-tab-study"):
+        with gr.Tab("Listening study", elem_id="m2m-tab-study") as study_tab:
             build_study_tab()  # the study in $M2M_STUDY_DIR, or how to prepare one
+        # The reader's music must not play under a study's clips (it would colour the ratings): it
+        # pauses while the study tab is open and goes on where it was on the way back.
+        study_tab.select(None, js="() => { window.m2mReader && window.m2mReader.suspend(); }")
+        read_tab.select(None, js="() => { window.m2mReader && window.m2mReader.resume(); }")
         timer = gr.Timer(config.tick_s, active=False)
         controls = Controls(reader=reader, status=status, timer=timer, **c)
         _wire(demo, app, controls, session, page, settings, upload, config)

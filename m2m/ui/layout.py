@@ -10,9 +10,11 @@ on screen, and stops costing anything when the browser tab closes (a closed tab 
 
 from __future__ import annotations
 
+import html
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +23,8 @@ from typing import Any
 import gradio as gr
 
 from m2m.book import Book, LoadLimits
+from m2m.llm import LLMSettings
+from m2m.pipeline import book_fingerprint
 from m2m.ui import books
 from m2m.ui.config import AppConfig
 from m2m.ui.manifest import reader_value, render_order
@@ -81,14 +85,22 @@ class ReaderApp:
         self.config = config
         self.service = service
         self.limits = LoadLimits()
+        # (book content, settings) pairs whose plan is known to be current in this process: a tick
+        # re-checks the plan when the book or the settings change, not only when nothing is planned
+        self._planned: OrderedDict[tuple[str, Any], None] = OrderedDict()
+        self._planned_lock = threading.Lock()
 
     # -- small helpers ------------------------------------------------------------------------
 
     def settings_for(self, director: str, api_key: str, emotion_backend: str, engine: str,
                      condition: str, crossfade_s: float) -> Any:
-        return self.service.Settings(director=director, api_key=api_key or None,
-                                     emotion_backend=emotion_backend, engine=engine, condition=condition,
-                                     runs_root=self.config.runs_root, crossfade_s=float(crossfade_s))
+        # The server's OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_MODEL (a Space's secrets, a local
+        # vLLM or Ollama) stand when the reader's own key field is empty.
+        env = LLMSettings.from_env()
+        return self.service.Settings(director=director, api_key=api_key or env.api_key, base_url=env.base_url,
+                                     model=env.model, emotion_backend=emotion_backend, engine=engine,
+                                     condition=condition, runs_root=self.config.runs_root,
+                                     crossfade_s=float(crossfade_s))
 
     def view_of(self, session: Session) -> Any | None:
         """The run as it stands on disk, or None when nothing has run (or the files are unreadable)."""
@@ -100,14 +112,15 @@ class ReaderApp:
             log.warning("open_run failed for %s: %s", session.book.id, e)
             return None
 
-    def value_for(self, session: Session, view: Any | None, page: int, message: str = "") -> dict[str, Any] | None:
+    def value_for(self, session: Session, view: Any | None, page: int, message: str = "",
+                  stopped: bool = False) -> dict[str, Any] | None:
         if session.book is None:
             return None
         clips = dict(getattr(view, "clips", {}) or {}) if view is not None else {}
         planned = view is not None and getattr(view, "captions", None) is not None
         return reader_value(session.book, f"{session.book.id}/{session.settings.condition}", clips,
                             crossfade_s=session.settings.crossfade_s, planned=planned, message=message,
-                            start_page=page)
+                            start_page=page, stopped=stopped)
 
     def panels_for(self, session: Session, view: Any | None, page: int) -> list[Any]:
         if session.book is None:
@@ -166,7 +179,7 @@ class ReaderApp:
             gr.Warning(str(e), duration=12)
             return (gr.skip(), gr.skip(), gr.skip(), status_html(f"That book was not opened: {e}", "error"),
                     *(gr.skip() for _ in range(1 + 7)))
-        gr.Info(f"Opened {book.title} ({len(book.pages)} pages).")
+        gr.Info(f"Opened {html.escape(book.title)} ({len(book.pages)} pages).")  # a title is text, not markup
         return self.open_book(book, session)
 
     def apply_settings(self, session: Session, page: int, director: str, api_key: str, emotion_backend: str,
@@ -203,8 +216,17 @@ class ReaderApp:
         timer = gr.Timer(value=self.config.tick_s, active=True)
         try:
             view = self.view_of(session)
-            if view is None or getattr(view, "captions", None) is None:
+            planned = (book_fingerprint(book), settings)
+            with self._planned_lock:
+                known = planned in self._planned
+            if view is None or getattr(view, "captions", None) is None or not known:
+                # Reuses every stage file whose inputs are unchanged, so a known book costs file reads;
+                # another emotion backend, director or upload of the book redoes what it changes.
                 self.service.plan_book(book, settings, _quiet)
+                with self._planned_lock:
+                    self._planned[planned] = None
+                    while len(self._planned) > 512:
+                        self._planned.popitem(last=False)
                 view = self.view_of(session)
                 yield (self.value_for(session, view, page), status_html(self.progress_message(session, view, page)),
                        timer, *self.panels_for(session, view, page))
@@ -223,7 +245,11 @@ class ReaderApp:
                        timer, *self.panels_for(session, view, page))
         except Exception as e:  # the UI boundary: say what failed, keep serving, stop this loop
             log.exception("generation failed for %s", book.id)
-            yield (gr.skip(), status_html(f"Generation stopped: {type(e).__name__}: {e}", "error"),
+            # The reader says so too: its "planning…"/"composing…" would otherwise wait forever.
+            stopped = (f"The music stopped: {type(e).__name__}: {e}. Change the settings (or the book) "
+                       "and apply them to try again.")
+            yield (self.value_for(session, self.view_of(session), page, stopped, stopped=True),
+                   status_html(f"Generation stopped: {type(e).__name__}: {e}", "error"),
                    gr.Timer(active=False), *(gr.skip() for _ in range(7)))
 
     def _streamed(self, session: Session, work: Callable[[ProgressFn], Any]) -> Iterator[tuple[Any, str]]:
@@ -291,6 +317,11 @@ class ReaderApp:
             yield tuple(gr.skip() for _ in range(2 + 7))
             return
         book, settings = session.book, session.settings
+        if settings.condition == "random":
+            gr.Warning("The random condition plays random library clips and follows no caption or directive; "
+                       "switch to M2M-Gen or the baseline in Settings to edit.")
+            yield tuple(gr.skip() for _ in range(2 + 7))
+            return
         try:
             save(book, settings)
             todo = pages(self.view_of(session))

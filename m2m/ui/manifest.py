@@ -45,15 +45,17 @@ def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
 
 
 def reader_value(book: Book, run_key: str, clips: Mapping[int, Any], *, crossfade_s: float,
-                 planned: bool, message: str = "", start_page: int = 0) -> dict[str, Any]:
+                 planned: bool, message: str = "", start_page: int = 0, stopped: bool = False) -> dict[str, Any]:
     """Everything the reader shows. ``run_key`` names the run (book and condition): when it changes,
-    the reader drops its decoded clips and fetches the new run's."""
+    the reader drops its decoded clips and fetches the new run's. ``stopped``: generation failed and
+    will not go on by itself (``message`` says why)."""
     return {
         "book": book_manifest(book),
         "run": run_key,
         "clips": clips_manifest(clips),
         "crossfade_s": crossfade_s,
-        "status": {"planned": planned, "ready": len(clips), "total": len(book.pages), "message": message},
+        "status": {"planned": planned, "ready": len(clips), "total": len(book.pages), "message": message,
+                   "stopped": stopped},
         "start_page": start_page,
     }
 

@@ -29,6 +29,8 @@ SAMPLE_RATE = 22050
 class Settings:
     director: str = "offline"
     api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    model: str = "gpt-4o"
     emotion_backend: str = "dialogue"
     engine: str = "composer"
     condition: str = "m2m"

@@ -40,7 +40,7 @@ def test_reader_value_and_panels(book, tmp_path):
     value = reader_value(book, "TestBook/m2m", view.clips, crossfade_s=2.0, planned=True)
     assert value["book"]["direction"] == "rtl" and len(value["book"]["pages"]) == 7
     assert set(value["clips"]) == {"0", "1"} and value["status"] == {
-        "planned": True, "ready": 2, "total": 7, "message": ""}
+        "planned": True, "ready": 2, "total": 7, "message": "", "stopped": False}
     p = panels(book, view, 1)
     assert "おはよう" in p.scene or "待って" in p.scene
     assert 'lang="ja"' in p.scene and 'lang="en"' in p.scene

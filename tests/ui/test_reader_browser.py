@@ -95,6 +95,13 @@ def test_open_start_and_turn_with_crossfade(browser, served, artifacts):
         assert state["playingPage"] == 1 and state["audible"] == 1
         assert [t["how"] for t in state["turns"][-2:]] == ["click", "click"]
         page.screenshot(path=str(artifacts / "reader-laptop-page2.png"))
+
+        # The listening study's tab silences the reader (its music would play under the stimuli);
+        # back on the Read tab it goes on.
+        page.get_by_role("tab", name="Listening study").click()
+        page.wait_for_function("window.m2mReader.state().ctxState === 'suspended'", timeout=5_000)
+        page.get_by_role("tab", name="Read").click()
+        page.wait_for_function("window.m2mReader.state().ctxState === 'running'", timeout=5_000)
         assert not errors, errors
     finally:
         context.close()

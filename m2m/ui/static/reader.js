@@ -374,7 +374,8 @@ function updateChrome() {
   }
   noteEl.textContent = note;
   noteEl.hidden = !note || !R.book;
-  engineEl.textContent = clip ? '♪ ' + clip.engine : (status.planned ? '♪ composing…' : '♪ planning…');
+  engineEl.textContent = clip ? '♪ ' + clip.engine
+    : (status.stopped ? '♪ stopped' : (status.planned ? '♪ composing…' : '♪ planning…'));
   engineEl.title = clip ? 'Music for page ' + (R.page + 1) + ' made by ' + clip.engine + ' (' + clip.seconds + ' s loop)' : '';
   const total = status.total || 0;
   progressFill.style.width = total ? (100 * (status.ready || 0) / total).toFixed(1) + '%' : '0%';
@@ -537,8 +538,12 @@ function state() {
   };
 }
 
+// suspend/resume: the page hides the reader (the study tab) and shows it again; the audio clock
+// stops, so every voice goes on from where it was.
 window.m2mReader = { state, next: () => next('api'), prev: () => prev('api'), go: (p) => go(p, 'api'),
-                     start: () => start(), element: root };
+                     start: () => start(), element: root,
+                     suspend: () => { if (R.ctx && R.ctx.state === 'running') R.ctx.suspend(); },
+                     resume: () => { if (R.started && R.ctx && R.ctx.state === 'suspended') R.ctx.resume(); } };
 
 if (props.reader_css && !document.getElementById('m2m-reader-css')) {
   const style = document.createElement('style');

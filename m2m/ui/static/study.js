@@ -271,8 +271,9 @@ function listenScreen(page) {
   const k = key(stimulus().stimulus, v.label);
   if (S.page === v.pages.length - 1) S.listened.add(k);
   const img = h('img', { class: 'st-page', src: asset(v.pages[S.page]), alt: 'Page ' + (S.page + 1) + ' of ' + v.pages.length, draggable: 'false' });
-  const prev = h('button', { class: 'st-btn', type: 'button', id: 'st-prev', disabled: S.page === 0 }, '‹ Previous page');
-  const next = h('button', { class: 'st-btn', type: 'button', id: 'st-next', disabled: S.page === v.pages.length - 1 }, 'Next page ›');
+  // Manga order, as the arrow keys: the next page is to the left (the button and the key agree).
+  const prev = h('button', { class: 'st-btn', type: 'button', id: 'st-prev', disabled: S.page === 0 }, 'Previous page ›');
+  const next = h('button', { class: 'st-btn', type: 'button', id: 'st-next', disabled: S.page === v.pages.length - 1 }, '‹ Next page');
   const rate = h('button', { class: 'st-btn st-primary', type: 'button', id: 'st-to-rate',
     disabled: !S.listened.has(k) }, 'Rate version ' + v.label);
   prev.addEventListener('click', () => turn(-1));
@@ -280,7 +281,7 @@ function listenScreen(page) {
   rate.addEventListener('click', () => rateScreen());
   const wasListening = S.screen === 'listen';
   show('listen', header(), h('div', { class: 'st-stage' }, img),
-    h('div', { class: 'st-nav' }, prev, h('span', { class: 'st-pages' }, 'Page ' + (S.page + 1) + ' / ' + v.pages.length), next),
+    h('div', { class: 'st-nav' }, next, h('span', { class: 'st-pages' }, 'Page ' + (S.page + 1) + ' / ' + v.pages.length), prev),
     h('div', { class: 'st-actions' }, rate));
   for (const token of v.pages) { const pre = new Image(); pre.src = asset(token); }
   for (const token of v.audio) loadClip(token);

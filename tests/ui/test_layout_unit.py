@@ -1,0 +1,77 @@
+"""ReaderApp's generation step without a browser: what the reader is told when generation fails, and
+when the plan is checked again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from m2m import pipeline
+from m2m.book import load_book
+from m2m.ui.config import AppConfig
+from m2m.ui.layout import ReaderApp, Session
+
+
+class FailingPlan:
+    """A service whose plan step fails (a dead LLM server, missing weights ...)."""
+
+    Settings = pipeline.Settings
+
+    def __init__(self) -> None:
+        self.plans = 0
+
+    def plan_book(self, book, settings, progress):
+        self.plans += 1
+        raise RuntimeError("could not connect to 127.0.0.1:9")
+
+    def open_run(self, book, settings):
+        return None
+
+
+def test_a_failed_step_tells_the_reader_it_stopped(manga109_root: Path, tmp_path: Path) -> None:
+    service = FailingPlan()
+    app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), service)  # type: ignore[arg-type]
+    session = Session(load_book(manga109_root), pipeline.Settings(runs_root=tmp_path / "runs"))
+    value, status, *_ = list(app.tick(session, 0))[-1]
+    assert value["status"]["stopped"] is True  # the reader shows "stopped", not "planning…" forever
+    assert "could not connect to 127.0.0.1:9" in value["status"]["message"]
+    assert "Generation stopped" in str(status)
+
+
+class CountingPlans:
+    """A service whose run is planned and fully rendered; counts plan steps."""
+
+    Settings = pipeline.Settings
+
+    def __init__(self, book) -> None:
+        self.plans = 0
+        self.view = type("View", (), {"captions": object(), "clips": {p.index: None for p in book.pages}})()
+
+    def plan_book(self, book, settings, progress):
+        self.plans += 1
+
+    def open_run(self, book, settings):
+        return self.view
+
+
+def test_the_plan_is_checked_again_when_the_settings_or_the_book_change(manga109_root: Path, tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    """Files on disk from earlier settings or an earlier upload of the book are not enough: the
+    first step after a change runs the plan (which reuses what is still valid)."""
+    import m2m.ui.layout as layout
+
+    monkeypatch.setattr(layout, "panel_values", lambda texts: [None] * 7)
+    monkeypatch.setattr(layout, "panels", lambda book, view, page: None)
+    monkeypatch.setattr(layout, "reader_value", lambda *a, **k: {})
+    book = load_book(manga109_root)
+    service = CountingPlans(book)
+    app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), service)  # type: ignore[arg-type]
+    settings = pipeline.Settings(runs_root=tmp_path / "runs")
+    for _ in range(2):
+        list(app.tick(Session(book, settings), 0))
+    assert service.plans == 1  # planned once, then known
+    list(app.tick(Session(book, pipeline.Settings(runs_root=tmp_path / "runs", emotion_backend="dialogue")), 0))
+    assert service.plans == 2
+    edited = load_book(manga109_root)
+    edited = type(edited)(**{**edited.__dict__, "pages": edited.pages[:1]})
+    list(app.tick(Session(edited, settings), 0))
+    assert service.plans == 3

@@ -37,41 +37,37 @@ def test_a_failed_step_tells_the_reader_it_stopped(manga109_root: Path, tmp_path
     assert "Generation stopped" in str(status)
 
 
-class CountingPlans:
-    """A service whose run is planned and fully rendered; counts plan steps."""
+class RecordingPlans:
+    """A service whose run is planned and fully rendered; records what each plan step was asked."""
 
     Settings = pipeline.Settings
 
     def __init__(self, book) -> None:
-        self.plans = 0
+        self.asked: list[tuple[int, str | None]] = []
         self.view = type("View", (), {"captions": object(), "clips": {p.index: None for p in book.pages}})()
 
     def plan_book(self, book, settings, progress):
-        self.plans += 1
+        self.asked.append((len(book.pages), settings.emotion_backend))
 
     def open_run(self, book, settings):
         return self.view
 
 
-def test_the_plan_is_checked_again_when_the_settings_or_the_book_change(manga109_root: Path, tmp_path: Path,
-                                                                        monkeypatch) -> None:
-    """Files on disk from earlier settings or an earlier upload of the book are not enough: the
-    first step after a change runs the plan (which reuses what is still valid)."""
+def test_every_step_plans_with_the_readers_book_and_settings(manga109_root: Path, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    """Files on disk from other settings, an earlier upload of the book or another reader of the run
+    folder are not enough: every step runs the plan (which reuses what still holds), even when the
+    music is complete (it used to plan only when nothing was planned, so Apply settings did nothing)."""
     import m2m.ui.layout as layout
 
     monkeypatch.setattr(layout, "panel_values", lambda texts: [None] * 7)
     monkeypatch.setattr(layout, "panels", lambda book, view, page: None)
     monkeypatch.setattr(layout, "reader_value", lambda *a, **k: {})
     book = load_book(manga109_root)
-    service = CountingPlans(book)
+    service = RecordingPlans(book)
     app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), service)  # type: ignore[arg-type]
-    settings = pipeline.Settings(runs_root=tmp_path / "runs")
-    for _ in range(2):
-        list(app.tick(Session(book, settings), 0))
-    assert service.plans == 1  # planned once, then known
+    list(app.tick(Session(book, pipeline.Settings(runs_root=tmp_path / "runs")), 0))
     list(app.tick(Session(book, pipeline.Settings(runs_root=tmp_path / "runs", emotion_backend="dialogue")), 0))
-    assert service.plans == 2
-    edited = load_book(manga109_root)
-    edited = type(edited)(**{**edited.__dict__, "pages": edited.pages[:1]})
-    list(app.tick(Session(edited, settings), 0))
-    assert service.plans == 3
+    shorter = type(book)(**{**book.__dict__, "pages": book.pages[:1]})
+    list(app.tick(Session(shorter, pipeline.Settings(runs_root=tmp_path / "runs")), 0))
+    assert service.asked == [(len(book.pages), None), (len(book.pages), "dialogue"), (1, None)]

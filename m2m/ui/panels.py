@@ -158,9 +158,14 @@ def caption_panel(view: Any, page: int) -> str:
     music = (f'<div class="m2m-kv">music: <code>{escape(clip.engine)}</code>, {clip.seconds:.1f} s loop, '
              f'version <code>{escape(clip.version[:8])}</code></div>' if clip else
              '<div class="m2m-kv m2m-muted">music: not rendered yet</div>')
+    # After a person's edit the composer follows the caption wherever it contradicts these chips
+    # (the director's plan); say so rather than show the old plan as what plays.
+    edited = ('<div class="m2m-kv m2m-muted">caption edited: where it names a tempo, key, instruments or '
+              'mood, the music follows the caption rather than this plan</div>'
+              if getattr(cue, "planned_with", None) is not None and cue.caption_edited else "")
     return ('<div class="m2m-panel"><div class="m2m-chips">'
             + "".join(f'<span class="m2m-chip">{escape(str(c))}</span>' for c in chips)
-            + f"</div>{music}</div>")
+            + f"</div>{edited}{music}</div>")
 
 
 def provenance_panel(view: Any, page: int) -> str:

@@ -66,3 +66,18 @@ def test_upload_errors_hide_server_folders(tmp_path):
 def test_example_needs_books_txt(tmp_path):
     with pytest.raises(BookError, match="books.txt"):
         books.open_example(Path(tmp_path), LoadLimits())
+
+
+def test_caption_panel_says_when_an_edited_caption_overrides_the_plan():
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from m2m.directives import CaptionSheet, Cue, Plan
+    from m2m.ui.panels import caption_panel
+
+    written = Cue.planned(0, 0, "A calm piano piece", Plan(80, "C", "major", ("acoustic grand piano",), 0.3, "calm"))
+    view = SimpleNamespace(captions=CaptionSheet((written,)), clips={})
+    assert "caption edited" not in caption_panel(view, 0)
+    view = SimpleNamespace(captions=CaptionSheet((replace(written, caption="A furious metal track at 170 BPM"),)),
+                           clips={})
+    assert "caption edited" in caption_panel(view, 0)

@@ -30,6 +30,8 @@ class ArchiveError(ValueError):
 def extract_archive(path: Path, workdir: Path | None = None, limits: ArchiveLimits | None = None) -> Path:
     """Extract ``path`` into a new folder (inside ``workdir`` when given) and return that folder."""
     limits = limits or ArchiveLimits()
+    if path.stat().st_size == 0:
+        raise ArchiveError(f"{path}: the file is empty (0 bytes); upload the .zip or .cbz again")
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as e:

@@ -243,7 +243,9 @@ def _parse_xml(path: Path) -> ET.Element:
         return ET.parse(path).getroot()
     except ET.ParseError as e:
         line, col = e.position
-        raise BookError(f"{path}: malformed XML at line {line}, column {col}: {e.msg if hasattr(e, 'msg') else e}") from e
+        # expat's message already ends with ": line L, column C"; say the position once
+        reason = re.sub(r":\s*line \d+, column \d+$", "", str(getattr(e, "msg", e)))
+        raise BookError(f"{path}: malformed XML at line {line}, column {col}: {reason}") from e
 
 
 def _manga109_characters(book_el: ET.Element, xml_path: Path) -> tuple[Character, ...]:

@@ -88,6 +88,9 @@ def _expect(path: Path, *fragments: str, **kwargs) -> None:
 def test_malformed_xml(tmp_path: Path) -> None:
     root = write_manga109(tmp_path / "m", xml=MANGA109_XML.replace("</pages>", "</pagez>"))
     _expect(root, "TestBook.xml", "malformed XML", "line")
+    with pytest.raises(ValueError) as info:
+        load_book(root)
+    assert str(info.value).count("line") == 1  # the position is said once
 
 
 def test_missing_image(tmp_path: Path) -> None:
@@ -167,6 +170,8 @@ def test_hostile_archives(tmp_path: Path) -> None:
     _expect(many, "30 entries", limits=LoadLimits(archive=ArchiveLimits(max_entries=10)))
     big = _zip(tmp_path / "e.zip", {"big.bin": b"\0" * 200_000})
     _expect(big, "bytes uncompressed", limits=LoadLimits(archive=ArchiveLimits(max_total_bytes=100_000)))
+    (tmp_path / "empty.zip").write_bytes(b"")
+    _expect(tmp_path / "empty.zip", "the file is empty")
     (tmp_path / "f.zip").write_bytes(b"PK\x03\x04 garbage")
     _expect(tmp_path / "f.zip", "not a valid zip")
     assert not (tmp_path / "evil.txt").exists()

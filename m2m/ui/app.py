@@ -61,9 +61,19 @@ def build_app(config: AppConfig | None = None, service: Service | None = None) -
     return demo
 
 
+SCROLL_TO_PAGE = """() => {
+  const list = document.querySelector('#m2m-scene .m2m-dialogue');
+  const here = list && list.querySelector('.m2m-pagehead.m2m-here');
+  if (here) list.scrollTop = here.offsetTop - list.offsetTop;
+}"""
+
+
 def _side_panels(reader: Reader, status: gr.HTML) -> dict[str, Any]:
     with gr.Accordion("Scene · dialogue", open=True, elem_classes="m2m-acc"):
-        scene = gr.HTML(padding=False)
+        scene = gr.HTML(padding=False, elem_id="m2m-scene")
+        # The list scrolls inside its own box: bring the page on screen's lines into view there
+        # (not the whole window) whenever the panel changes.
+        scene.change(None, js=SCROLL_TO_PAGE)
     with gr.Accordion("Emotions", open=True, elem_classes="m2m-acc"):
         emotions = gr.HTML(padding=False)
     with gr.Accordion("Caption · plan (this page)", open=True, elem_classes="m2m-acc"):

@@ -79,6 +79,17 @@ def test_cold_open_real_music_lands_then_turns_crossfade(browser, served_real, a
         assert state["playingPage"] == 2 and state["audible"] == 1
         assert page.locator(".m2m-engine").inner_text().startswith("♪ composer")
         page.screenshot(path=str(artifacts / "reader-real-laptop.png"))
+
+        # The dialogue list scrolls in its own box to the page on screen (page 5 is the last of the
+        # example's first scene, far below the list's fold).
+        page.evaluate("window.m2mReader.go(4)")
+        page.wait_for_function("""() => {
+            const list = document.querySelector('#m2m-scene .m2m-dialogue');
+            const here = list && list.querySelector('.m2m-pagehead.m2m-here');
+            if (!here || here.textContent.trim() !== 'page 5') return false;
+            const box = list.getBoundingClientRect(), line = here.getBoundingClientRect();
+            return list.scrollTop > 0 && line.top >= box.top - 1 && line.bottom <= box.bottom + 1;
+        }""", timeout=15_000)
         assert not errors, errors
     finally:
         context.close()

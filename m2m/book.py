@@ -155,12 +155,11 @@ def load_book(path: str | Path, name: str | None = None, *, workdir: Path | None
         extracted = archive.extract_archive(root, workdir, limits.archive)
         try:
             book = _load_folder(_single_subfolder(extracted), Path(path), name, limits)
-        except ValueError as e:
+        except BaseException as e:
             shutil.rmtree(extracted, ignore_errors=True)
-            # name the archive the person gave, not the temporary folder it was unpacked into
-            raise BookError(str(e).replace(str(extracted), f"{path} (inside)")) from e
-        except BaseException:
-            shutil.rmtree(extracted, ignore_errors=True)
+            if isinstance(e, ValueError):
+                # name the archive the person gave, not the temporary folder it was unpacked into
+                raise BookError(str(e).replace(str(extracted), f"{path} (inside)")) from e
             raise
         if workdir is None:
             atexit.register(shutil.rmtree, extracted, True)

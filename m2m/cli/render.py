@@ -14,8 +14,9 @@ from m2m.cli.plan import (
     add_fallback_argument,
     director_settings,
 )
+from m2m.cli.study import ensure_library
 from m2m.music import available_engines
-from m2m.pipeline import Settings, ensure_library, library_dir, render_book
+from m2m.pipeline import Settings, no_progress, render_book
 from m2m.runs import CONDITIONS
 
 
@@ -56,9 +57,8 @@ def run(args: argparse.Namespace) -> int:
                         engine=args.engine, condition=args.condition, emotion_checkpoint=args.emotions_checkpoint,
                         emotion_backend=args.emotions, runs_root=args.out, seconds_per_page=args.pace,
                         device=args.device, allow_download=args.allow_download, whole_file=args.whole_file)
-    if settings.condition == "random" and ensure_library(settings, args.library_clips):
-        print(f"built the random condition's library: {args.library_clips} clips by {settings.engine} in "
-              f"{library_dir(settings)}", flush=True)
+    if settings.condition == "random":
+        ensure_library(settings, args.library_clips, no_progress)
     with tqdm(total=1, unit="step", dynamic_ncols=True) as bar:
         def progress(stage: str, done: int, total: int) -> None:
             bar.set_description(stage)

@@ -111,10 +111,10 @@ class PipelineAdapter:
         with self._lock_of(self.pipeline.library_dir(settings)):
             self.pipeline.ensure_library(settings, self.library_clips, progress)
 
-    def plan_book(self, book: Book, settings: Any, progress: ProgressFn = _quiet) -> RunView:
+    def plan_book(self, book: Book, settings: Any, progress: ProgressFn = _quiet) -> None:
+        """Stages 1-4 into the run folder; the reader reads the result with ``open_run``."""
         with self._lock(book, settings):
             self.pipeline.plan_book(book, settings, progress)
-        return self.open_run(book, settings)
 
     def render_pages(self, book: Book, settings: Any, pages: Sequence[int], progress: ProgressFn = _quiet,
                      *, force: Sequence[int] = ()) -> RunView:

@@ -104,7 +104,8 @@ def measure_run(run, soundtrack) -> None:
     import numpy as np
     import pyloudnorm
 
-    from m2m.soundtrack import read_audio, true_peak_db
+    from m2m.loudness import true_peak_db
+    from m2m.soundtrack import read_audio
 
     def loudness_lufs(samples, rate):  # the reference meter, not the one under test
         return pyloudnorm.Meter(rate).integrated_loudness(samples.T)

@@ -18,6 +18,7 @@ from m2m.book import Book
 from m2m.directives import CaptionSheet, DirectiveSheet
 from m2m.director import Director
 from m2m.emotions import EmotionReport
+from m2m.music import load_engine
 from m2m.music.base import Clip, RenderOptions
 from m2m.runs import CONDITIONS, Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
@@ -206,7 +207,8 @@ def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progre
                 on_clip: Callable[[Clip], None] | None = None) -> Soundtrack:
     """Stages 1-6: plan the book, then render every page's music (``order`` first) and the soundtrack;
     ``only`` renders just those pages (the listening study's), with no whole-book file."""
-    warm_up()  # the audio libraries load on the core the plan stages leave idle
+    # the audio libraries and the engine's SoundFont load on the core the plan stages leave idle
+    warm_up(load_engine(engine_for(settings)), render_options(settings))
     plan = plan_book(book, settings, progress)
     return build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
                             soundtrack_settings(settings), progress, render=render_options(settings),

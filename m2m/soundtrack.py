@@ -1,7 +1,7 @@
 """Stage 6: page clips → a loudness-matched, crossfaded soundtrack and its cue sheet.
 
-Each clip is normalised to the same loudness (ITU-R BS.1770 via pyloudnorm, -16 LUFS by default)
-with its true peak (4x oversampled) held under -1 dBTP by a gentle look-ahead limiter, then written
+Each clip is normalised to the same loudness (ITU-R BS.1770, -16 LUFS by default) with its true
+peak (4x oversampled) held under -1 dBTP by a gentle look-ahead limiter (``m2m.loudness``), then written
 atomically as ``audio/page-NNN.ogg``. ``soundtrack.json`` is the cue sheet a web reader loads: per
 page its file, start time at the chosen reading pace, length, loop flag, crossfade, engine, caption
 and scene. ``audio/soundtrack.ogg`` is the whole book at that pace, with equal-power crossfades
@@ -16,6 +16,7 @@ caller's thread writes the cue sheet and calls ``progress``/``on_clip``.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import subprocess
@@ -23,19 +24,19 @@ import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import cache
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import soundfile
 
 from m2m.directives import CaptionSheet, Cue
+from m2m.loudness import Loudness, normalize
 from m2m.music import DEFAULT_ENGINE, load_engine
 from m2m.music.base import Audio, Clip, Engine, Rendered, RenderOptions, resample, stable_seed
 from m2m.runs import Condition, Provenance, RunFolder, StageRecord, file_hash, hash_inputs
 
+log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 FORMATS = ("ogg", "mp3", "wav")
 
@@ -133,167 +134,23 @@ class Soundtrack:
 
 
 # ---------------------------------------------------------------------------------------------
-# loudness
+# getting ready
 
 
-@dataclass(frozen=True)
-class Loudness:
-    lufs: float
-    true_peak_db: float
+def warm_up(engine: Engine | None = None, render: RenderOptions | None = None) -> None:
+    """Let ``engine`` load what its first renders need (its ``prepare``, when it has one: the composer
+    loads its SoundFont) on a background thread; call it early, e.g. before planning, when a core is idle."""
+    prepare = getattr(engine, "prepare", None)
+    if prepare is not None:
+        threading.Thread(target=_prepare, args=(prepare, render or RenderOptions()), name="m2m-prepare",
+                         daemon=True).start()
 
 
-@cache
-def _dsp() -> SimpleNamespace:
-    """scipy.signal, scipy.ndimage and pyloudnorm, imported on first use: scipy.signal alone takes
-    about a second to import, which a command that never measures audio should not pay, and which a
-    render pays on a writer thread while the first pages synthesise (``build_soundtrack`` starts it)."""
-    import pyloudnorm
-    from scipy.ndimage import minimum_filter1d, uniform_filter1d
-    from scipy.signal import firwin, resample_poly, sosfilt, tf2sos
-
-    # BS.1770-4 Annex 2 estimates true peak with a 48-tap, 4-phase interpolation filter; a Kaiser-windowed
-    # low-pass of the same size (resample_poly itself scales it by 4 for the zeros stuffed in).
-    tp_filter = firwin(48, 0.25, window=("kaiser", 6.0)).astype(np.float32)
-    return SimpleNamespace(pyloudnorm=pyloudnorm, minimum_filter1d=minimum_filter1d, tp_filter=tp_filter,
-                           uniform_filter1d=uniform_filter1d, resample_poly=resample_poly, sosfilt=sosfilt,
-                           tf2sos=tf2sos)
-
-
-def warm_up() -> None:
-    """Import the DSP libraries on a background thread (once per process), so a render that is
-    about to start finds them loaded; call it early, e.g. before planning, when a core is idle."""
-    global _warming
-    with _warm_lock:
-        if _warming is None:
-            _warming = threading.Thread(target=_dsp, name="m2m-import-dsp", daemon=True)
-            _warming.start()
-
-
-_warm_lock = threading.Lock()
-_warming: threading.Thread | None = None
-
-
-def _oversample(samples: np.ndarray) -> np.ndarray:
-    dsp = _dsp()
-    return dsp.resample_poly(samples, 4, 1, axis=1, window=dsp.tp_filter)
-
-_BLOCK = 4096
-_HEADROOM = 10 ** (-4.0 / 20)  # inter-sample peaks of music stay well within 4 dB of the sample peaks
-
-
-def true_peak_db(samples: np.ndarray, sample_rate: int) -> float:
-    """The true peak of ``[channels, samples]`` audio in dBTP, from 4x oversampling (BS.1770-4)."""
-    del sample_rate  # the oversampling factor is fixed; the rate does not change the estimate
-    peak = float(np.abs(_oversample(samples)).max()) if samples.size else 0.0
-    return float(20 * np.log10(max(peak, 1e-12)))
-
-
-def _peak_envelope(samples: np.ndarray, threshold: float) -> np.ndarray:
-    """Per sample, the largest 4x-oversampled magnitude over channels around it.
-
-    Only blocks whose sample peak comes within 4 dB of ``threshold`` are oversampled; elsewhere the
-    sample magnitude stands in (the true peak there is far below the threshold anyway). This keeps
-    normalisation cheap: a 4x oversampling of a whole clip costs more than the rest together.
-    """
-    envelope = np.abs(samples).max(axis=0)
-    n = envelope.shape[0]
-    blocks = -(-n // _BLOCK)
-    block_peaks = np.pad(envelope, (0, blocks * _BLOCK - n)).reshape(blocks, _BLOCK).max(axis=1)
-    hot = np.flatnonzero(block_peaks > threshold * _HEADROOM)
-    if hot.size == 0:
-        return envelope
-    runs = np.split(hot, np.flatnonzero(np.diff(hot) > 1) + 1)
-    for run in runs:
-        a, b = run[0] * _BLOCK, min(n, (run[-1] + 1) * _BLOCK)
-        lo, hi = max(0, a - 64), min(n, b + 64)
-        up = np.abs(_oversample(samples[:, lo:hi])).max(axis=0)
-        envelope[a:b] = up[4 * (a - lo): 4 * (b - lo)].reshape(b - a, 4).max(axis=1)
-    return envelope
-
-
-def loudness_lufs(samples: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness (ITU-R BS.1770) of ``[channels, samples]`` audio; -inf when silent.
-
-    pyloudnorm's K-weighting filters and gating, with the 400 ms blocks summed from a running sum
-    instead of one Python loop step per block: the same figure (within 0.001 LU) in a tenth of
-    the time, which matters because every clip is measured once or twice as it is normalised.
-    """
-    if samples.shape[1] < int(0.4 * sample_rate):
-        raise ValueError(f"audio: {samples.shape[1] / sample_rate:.2f} s is too short to measure (at least 0.4 s)")
-    if samples.shape[0] > 5:
-        raise ValueError(f"audio: {samples.shape[0]} channels; BS.1770 loudness is defined for up to 5")
-    dsp = _dsp()
-    stages = (dsp.pyloudnorm.IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf"),
-              dsp.pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass"))
-    # both biquads in one second-order-sections pass (float64): the same filter, in fewer passes
-    sos = np.vstack([dsp.tf2sos(*stage.generate_coefficients()) for stage in stages])
-    weighted = dsp.sosfilt(sos, np.asarray(samples, dtype=np.float64), axis=1)
-    weighted *= np.prod([stage.passband_gain for stage in stages])
-    n = weighted.shape[1]
-    block, step = 0.4, 0.25  # seconds, and the hop as a fraction of a block (75 % overlap)
-    blocks = int(np.round((n / sample_rate - block) / (block * step))) + 1
-    j = np.arange(blocks)
-    lower = (block * (j * step) * sample_rate).astype(np.int64)  # the same sample bounds as pyloudnorm
-    upper = np.minimum((block * (j * step + 1) * sample_rate).astype(np.int64), n)
-    running = np.zeros((weighted.shape[0], n + 1))
-    np.cumsum(np.square(weighted, out=weighted), axis=1, out=running[:, 1:])
-    z = (running[:, upper] - running[:, lower]) / (block * sample_rate)  # [channels, blocks] mean square
-    gains = np.array([1.0, 1.0, 1.0, 1.41, 1.41])[: z.shape[0], None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        power = (gains * z).sum(axis=0)
-        block_lufs = -0.691 + 10.0 * np.log10(power)
-        gated = block_lufs >= -70.0
-        if not gated.any():
-            return float("-inf")
-        relative = -0.691 + 10.0 * np.log10((gains[:, 0] * z[:, gated].mean(axis=1)).sum()) - 10.0
-        gated = (block_lufs > relative) & (block_lufs > -70.0)
-        if not gated.any():
-            return float("-inf")
-        return float(-0.691 + 10.0 * np.log10((gains[:, 0] * z[:, gated].mean(axis=1)).sum()))
-
-
-def _limit(samples: np.ndarray, envelope: np.ndarray, ceiling: float, sample_rate: int, loop: bool) -> np.ndarray:
-    """Hold the peak ``envelope`` under ``ceiling`` (linear) with a smooth gain curve (about 20 ms
-    each side of a peak), wrapping around the ends of a loop so the seam stays continuous."""
-    needed = np.minimum(1.0, ceiling / np.maximum(envelope, 1e-9))
-    width = max(1, int(0.01 * sample_rate))
-    mode = "wrap" if loop else "nearest"
-    # the minimum over 2w+1 samples, then a mean over w+1, stays below what every sample needs
-    dsp = _dsp()
-    gain = dsp.minimum_filter1d(needed, size=2 * width + 1, mode=mode)
-    gain = dsp.uniform_filter1d(gain, size=width + 1, mode=mode)
-    return samples * gain[None, :].astype(samples.dtype)
-
-
-def normalize(samples: np.ndarray, sample_rate: int, target_lufs: float = -16.0, true_peak_db_max: float = -1.0,
-              loop: bool = True) -> tuple[np.ndarray, Loudness]:
-    """``[channels, samples]`` audio at ``target_lufs`` with its true peak under ``true_peak_db_max``.
-
-    A gain brings the loudness to the target; peaks that would then pass the ceiling are limited,
-    and the small loudness the limiter took is given back (twice at most, re-limiting each time).
-    """
-    lufs = loudness_lufs(samples, sample_rate)
-    if not np.isfinite(lufs):
-        raise ValueError("audio: the clip is silent; nothing to normalise")
-    ceiling = 10 ** ((true_peak_db_max - 0.1) / 20)
-    out = samples.astype(np.float32) * np.float32(10 ** ((target_lufs - lufs) / 20))
-    lufs = target_lufs  # a gain shifts integrated loudness by exactly that many dB
-    envelope = _peak_envelope(out, ceiling)
-    for _ in range(3):
-        if envelope.max() <= ceiling:
-            break
-        out = _limit(out, envelope, ceiling, sample_rate, loop)
-        lufs = loudness_lufs(out, sample_rate)
-        if target_lufs - lufs > 0.05:
-            out = out * np.float32(10 ** ((target_lufs - lufs) / 20))
-            lufs = target_lufs
-        envelope = _peak_envelope(out, ceiling)
-    peak = float(envelope.max())
-    if peak > ceiling:  # a last resort the limiter makes rare: a plain gain down to the ceiling
-        out = out * np.float32(ceiling / peak)
-        lufs += 20 * np.log10(ceiling / peak)
-        peak = ceiling
-    return out, Loudness(round(float(lufs), 2), round(float(20 * np.log10(max(peak, 1e-12))), 2))
+def _prepare(prepare: Callable[[RenderOptions], None], render: RenderOptions) -> None:
+    try:
+        prepare(render)
+    except Exception as e:  # noqa: BLE001 - the render meets the same problem and reports it there
+        log.debug("engine warm-up: %s", e)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,8 +393,8 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     if not captions.cues:
         raise ValueError("captions: no cues; nothing to render")
     settings = replace(options or SoundtrackSettings(), engine=engine_name)
-    warm_up()  # ready by the first clip
     engine = engine or load_engine(engine_name)
+    warm_up(engine, render)  # ready by the first clip
     progress = progress or (lambda stage, done, total: None)
     sheet, after, hashes, render = _clip_plan(book_id, captions, engine_name, engine, settings, render)
 

@@ -221,6 +221,44 @@ def test_lent_soundfonts_in_parallel_renders_sound_as_their_own(composer):
         assert np.array_equal(audio, alone[k % 2]), k
 
 
+def test_a_prepared_engine_renders_with_the_fonts_it_loaded_ahead(composer):
+    """``prepare`` loads one copy per render thread; the renders then load nothing, and sound the same."""
+    from m2m.music.composer import ComposerEngine
+
+    engine = ComposerEngine(workers=2)
+    try:
+        engine.prepare(OPTIONS)
+        engine.prepare(OPTIONS)  # a second call finds them loaded
+        assert len(engine.soundfont_cache._all) == 2
+        cues = [cue(page=p, energy=0.2 * p) for p in (1, 2, 3)]
+        rendered = engine.render_many(cues, OPTIONS)
+        assert len(engine.soundfont_cache._all) == 2
+    finally:
+        engine.soundfont_cache.close()
+    for c, r in zip(cues, rendered, strict=True):
+        assert np.array_equal(r.audio.samples, composer.render(c, OPTIONS).audio.samples)
+
+
+def test_warm_up_with_a_missing_soundfont_leaves_the_error_to_the_render(tmp_path, caplog):
+    import logging
+    import time
+
+    from m2m.music.composer import ComposerEngine
+    from m2m.music.synth import MissingSoundFontError
+    from m2m.soundtrack import warm_up
+
+    engine = ComposerEngine(soundfonts=(tmp_path / "none.sf2",))
+    with caplog.at_level(logging.DEBUG, logger="m2m.soundtrack"):
+        warm_up(engine, OPTIONS)
+        for _ in range(100):
+            if "engine warm-up" in caplog.text:
+                break
+            time.sleep(0.02)
+    assert "no General MIDI SoundFont" in caplog.text
+    with pytest.raises(MissingSoundFontError, match="fluid-soundfont-gm"):
+        engine.render(cue(), OPTIONS)
+
+
 def test_pyfluidsynth_prints_nothing_into_our_stdout_on_ci():
     """pyfluidsynth prints where it found the library when ``CI`` is set (pretty_midi imports it
     too); that line must not reach the stdout of m2m commands or anything piping them."""

@@ -108,7 +108,13 @@ def build_library(engine, out: Path, count: int, options: RenderOptions,
             write_json_atomic(out / INDEX, to_jsonable(library))  # usable even if the build stops midway
             if progress is not None:
                 progress(len(done), count)
-    return Library(engine.name, tuple(done[p] for p in sorted(done)))
+    library = Library(engine.name, tuple(done[p] for p in sorted(done)))
+    # clips of an earlier, larger build into the same folder are not in this index: remove them
+    kept = {clip.file for clip in library.clips}
+    for stale in out.glob("clip-*.ogg"):
+        if stale.name not in kept:
+            stale.unlink(missing_ok=True)
+    return library
 
 
 class LibraryEngine:

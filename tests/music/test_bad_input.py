@@ -116,3 +116,13 @@ def test_library_build_and_random_pick(tmp_path, composer):
     assert len(picks) >= 2  # pages get different clips, reproducibly
     again = engine.render(cue(page=1), RenderOptions(seconds=2.0, library_dir=tmp_path)).info.details["clip"]
     assert again == engine.render(cue(page=1), RenderOptions(seconds=2.0, library_dir=tmp_path)).info.details["clip"]
+
+
+def test_library_rebuilt_smaller_leaves_no_clips_outside_its_index(tmp_path, composer):
+    from m2m.music.library import build_library, read_library
+
+    build_library(composer, tmp_path, 3, RenderOptions(seconds=2.0, seed=1))
+    (tmp_path / "notes.txt").write_text("mine")  # not a clip: left alone
+    build_library(composer, tmp_path, 2, RenderOptions(seconds=2.0, seed=2))
+    assert sorted(p.name for p in tmp_path.glob("clip-*.ogg")) == sorted(c.file for c in read_library(tmp_path).clips)
+    assert len(read_library(tmp_path).clips) == 2 and (tmp_path / "notes.txt").is_file()

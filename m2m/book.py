@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import jsonschema
 from PIL import Image, UnidentifiedImageError
 
 from m2m import archive
@@ -492,6 +491,8 @@ def load_simple(root: Path, *, limits: LoadLimits | None = None) -> Book:
         raise BookError(f"{transcript_path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
     except UnicodeDecodeError as e:
         raise BookError(f"{transcript_path}: not UTF-8 text") from e
+    import jsonschema  # here, not at the top: 0.1 s of import that Manga109 books and other commands skip
+
     schema = json.loads(TRANSCRIPT_SCHEMA.read_text(encoding="utf-8"))
     try:
         jsonschema.validate(data, schema)

@@ -53,6 +53,18 @@ def _pick(options: Sequence[Any], *parts: object) -> Any:
     return options[_stable(*parts) % len(options)]
 
 
+def _style_for(styles: Sequence[str], instruments: Sequence[str], promises: Mapping[str, Any], *parts: object) -> str:
+    """A style whose instrument words the instruments keep ("lo-fi piano piece" only with a piano, see
+    the tables' ``style_promises``); any of them when none fits."""
+    names = " ".join(instruments).lower()
+
+    def kept(style: str) -> bool:
+        return all(any(gm in names for gm in keeping) for word, keeping in promises.items()
+                   if word != "about" and word in style.lower())
+
+    return _pick([s for s in styles if kept(s)] or list(styles), *parts)
+
+
 def _clamp(value: float, low: float, high: float) -> float:
     return max(low, min(high, value))
 
@@ -316,9 +328,11 @@ class OfflineDirector:
         palette = tuple(_pick(table["palettes"], book.id, scene.index, "palette"))
         cast = {t.speaker for p in pages for t in p.texts if t.speaker}
         count = 2 if len(cast) <= 1 else 3 if len(cast) == 2 else 4
+        style = _style_for(table["styles"], palette[:count], self.tables.get("style_promises", {}),
+                           book.id, scene.index, "style")
         return SceneMusic(mood=mood, key=_pick(table["keys"], book.id, scene.index, "key"), mode=table["mode"],
-                          style=_pick(table["styles"], book.id, scene.index, "style"), tempo=tempo,
-                          energy=round(energy, 2), instruments=palette[:count], palette=palette, intensity=intensity)
+                          style=style, tempo=tempo, energy=round(energy, 2), instruments=palette[:count],
+                          palette=palette, intensity=intensity)
 
     def _scene_distribution(self, scene: Scene, emotions: EmotionReport | None,
                             cues: Sequence[PageCues]) -> dict[str, float]:
@@ -553,7 +567,8 @@ class OfflineDirector:
         tempo = int(round(low + (high - low) * _clamp((energy - table["energy"]) * 2 + 0.5, 0.0, 1.0)))
         palette = _pick(table["palettes"], book.id, page.index, "palette")
         instruments = tuple(palette[: 2 + int(energy > 0.5) + int(busy > 0.6)])
-        style = _pick(table["styles"], book.id, page.index, "style")
+        style = _style_for(table["styles"], instruments, self.tables.get("style_promises", {}),
+                           book.id, page.index, "style")
         adjective = _adjective(table, energy, style, book.id, page.index)
         key = _pick(table["keys"], book.id, page.index, "key")
         word = _pick(table["words"], book.id, page.index, "word")

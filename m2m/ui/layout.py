@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,15 @@ CONDITIONS = [("M2M-Gen (the paper's method)", "m2m"), ("Baseline (page descript
 
 @dataclass(frozen=True)
 class Session:
-    """One reader's book and settings. ``settings`` may carry an API key: never render or log it."""
+    """One reader's book and settings. ``settings`` may carry an API key: never render or log it.
+
+    ``shown`` is what each editable box (caption, directive) last got from the server, as (page,
+    text): the refreshes that come as clips land leave a box alone while that is unchanged, so a
+    caption being typed during generation is not replaced under the reader's cursor."""
 
     book: Book | None = None
     settings: Any = None
+    shown: dict[str, tuple[int, str]] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,10 @@ class Controls:
 
 def panel_values(p: PanelTexts) -> list[Any]:
     return [p.scene, p.emotions, p.directive, p.directive_text, p.caption, p.caption_text, p.provenance]
+
+
+EDITABLE = {"directive": 3, "caption": 5}
+"""Where the editable boxes' texts stand in ``panel_values``."""
 
 
 def status_html(message: str, kind: str = "info") -> str:
@@ -116,11 +125,20 @@ class ReaderApp:
                             crossfade_s=session.settings.crossfade_s, planned=planned, message=message,
                             start_page=page, stopped=stopped)
 
-    def panels_for(self, session: Session, view: Any | None, page: int) -> list[Any]:
+    def panels_for(self, session: Session, view: Any | None, page: int, refresh: bool = False) -> list[Any]:
+        """The side panels' values for ``page``. A ``refresh`` (a clip landed, a step ended) skips each
+        editable box whose page and server text are what it last got: the reader may be typing in it."""
         if session.book is None:
             return panel_values(PanelTexts("", "", "", "", "", "", "", None))
         page = max(0, min(page, len(session.book.pages) - 1))
-        return panel_values(panels(session.book, view, page))
+        values = panel_values(panels(session.book, view, page))
+        for index, box in ((EDITABLE["directive"], "directive"), (EDITABLE["caption"], "caption")):
+            sent = (page, values[index])
+            if refresh and session.shown.get(box) == sent:
+                values[index] = gr.skip()
+            else:
+                session.shown[box] = sent
+        return values
 
     def progress_message(self, session: Session, view: Any | None, page: int = 0) -> str:
         if session.book is None:
@@ -218,7 +236,7 @@ class ReaderApp:
             view = self.view_of(session)
             if not planned:
                 yield (self.value_for(session, view, page), status_html(self.progress_message(session, view, page)),
-                       timer, *self.panels_for(session, view, page))
+                       timer, *self.panels_for(session, view, page, refresh=True))
             todo = render_order([p.index for p in book.pages], page, (view.clips or {}).keys()) if view else []
             if not todo:
                 yield (self.value_for(session, view, page), status_html(self.progress_message(session, view, page)),
@@ -231,7 +249,7 @@ class ReaderApp:
                     book, settings, step, progress)):
                 yield (self.value_for(session, view, page, note),
                        status_html(note or self.progress_message(session, view, page)),
-                       timer, *self.panels_for(session, view, page))
+                       timer, *self.panels_for(session, view, page, refresh=True))
         except Exception as e:  # the UI boundary: say what failed, keep serving, stop this loop
             log.exception("generation failed for %s", book.id)
             # The reader says so too: its "planning…"/"composing…" would otherwise wait forever.
@@ -321,7 +339,7 @@ class ReaderApp:
                     book, settings, todo, progress)):
                 yield (self.value_for(session, view, page, note),
                        status_html(note or self.progress_message(session, view, page)),
-                       *self.panels_for(session, view, page))
+                       *self.panels_for(session, view, page, refresh=True))
         except ValueError as e:
             gr.Warning(str(e))
             yield (gr.skip(), status_html(f"The edit was not applied: {e}", "error"), *(gr.skip() for _ in range(7)))

@@ -145,27 +145,44 @@ def cue_for(view: Any, page: int) -> Any | None:
 
 
 def caption_panel(view: Any, page: int) -> str:
-    """The page's caption is in the textbox below; here the plan, as chips, and the clip's engine."""
+    """The page's caption is in the textbox below; here the plan, as chips, and the clip's engine.
+
+    After a person's edit the composer reads the caption against the director's plan (tempo, key,
+    mode, instruments and mood it names win), so the chips show that reconciled plan, the one the
+    music follows, with the fields taken from the caption marked; not the director's old plan."""
     cue = cue_for(view, page)
     if cue is None:
         return _empty("No caption for this page yet.")
-    plan = cue.plan
-    chips = [f"{plan.tempo} BPM", f"{plan.key} {plan.mode}", f"energy {plan.energy:.2f}"]
-    if plan.mood:
-        chips.append(plan.mood)
-    chips += list(plan.instruments)
+    edited = getattr(cue, "planned_with", None) is not None and cue.caption_edited
+    plan, from_caption, note = cue.plan, (), ""
+    mood = plan.mood
+    if edited:
+        from m2m.music.plans import resolve_plan
+
+        try:
+            resolved = resolve_plan(cue)
+        except ValueError as e:  # a plan the composer refuses: its render says so too
+            note = f'<div class="m2m-kv m2m-warn">caption edited; the plan is not playable: {escape(str(e))}</div>'
+        else:
+            plan, from_caption = resolved.plan, resolved.from_caption
+            # the composer takes a mood the caption names as its mood family; the plan's words stay
+            mood = resolved.family if "mood" in from_caption else plan.mood
+            taken = f" ({', '.join(from_caption)} from it)" if from_caption else " (it names nothing that changes it)"
+            note = (f'<div class="m2m-kv m2m-muted">caption edited: the plan the composer follows, read from '
+                    f"the caption{escape(taken)}</div>")
+    chips = [("tempo", f"{plan.tempo} BPM"), ("key", f"{plan.key} {plan.mode}"), ("energy", f"energy {plan.energy:.2f}")]
+    if mood:
+        chips.append(("mood", mood))
+    chips += [("instruments", name) for name in plan.instruments]
+    fields = set(from_caption) | ({"key"} if "mode" in from_caption else set())
     clip = (getattr(view, "clips", {}) or {}).get(page)
     music = (f'<div class="m2m-kv">music: <code>{escape(clip.engine)}</code>, {clip.seconds:.1f} s loop, '
              f'version <code>{escape(clip.version[:8])}</code></div>' if clip else
              '<div class="m2m-kv m2m-muted">music: not rendered yet</div>')
-    # After a person's edit the composer follows the caption wherever it contradicts these chips
-    # (the director's plan); say so rather than show the old plan as what plays.
-    edited = ('<div class="m2m-kv m2m-muted">caption edited: where it names a tempo, key, instruments or '
-              'mood, the music follows the caption rather than this plan</div>'
-              if getattr(cue, "planned_with", None) is not None and cue.caption_edited else "")
     return ('<div class="m2m-panel"><div class="m2m-chips">'
-            + "".join(f'<span class="m2m-chip">{escape(str(c))}</span>' for c in chips)
-            + f"</div>{edited}{music}</div>")
+            + "".join(f'<span class="m2m-chip{" m2m-chip-edited" if field in fields else ""}">{escape(str(text))}</span>'
+                      for field, text in chips)
+            + f"</div>{note}{music}</div>")
 
 
 def provenance_panel(view: Any, page: int) -> str:

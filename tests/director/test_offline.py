@@ -193,3 +193,35 @@ def test_a_book_without_dialogue_or_speakers_still_gets_music(tmp_path):
     assert "wordless" in sheet.directives[0].text or "single voice" in sheet.directives[0].text
     baseline = caption_pages(book, describe_pages(book, director).data, director).data
     assert len(baseline.cues) == 5
+
+
+def test_a_style_never_promises_an_instrument_the_plan_lacks():
+    """"A sunny ukulele-style folk piece ... with piano, xylophone and flute" named a ukulele nobody plays."""
+    from m2m.director.offline import OfflineDirector, _style_for
+
+    tables = OfflineDirector().tables
+    promises = tables["style_promises"]
+    for mood, table in tables["moods"].items():
+        for palette in table["palettes"]:
+            for count in (2, 3, 4):
+                instruments = palette[:count]
+                names = " ".join(instruments).lower()
+                for seed in range(12):
+                    style = _style_for(table["styles"], instruments, promises, "book", seed, "style")
+                    for word, keeping in promises.items():
+                        if word != "about" and word in style.lower():
+                            assert any(gm in names for gm in keeping), (mood, style, instruments)
+
+
+def test_example_captions_name_no_missing_instrument(tmp_path):
+    from m2m.director.offline import OfflineDirector
+    from m2m.pipeline import Settings, plan_book
+
+    promises = OfflineDirector().tables["style_promises"]
+    result = plan_book(load_book(ROOT / "examples" / "manga109"), Settings(runs_root=tmp_path))
+    for cue in result.captions.cues:
+        style = cue.caption.split(" in ", 1)[0].lower()  # "A cheerful bright pop-orchestral piece"
+        names = " ".join(cue.plan.instruments).lower()
+        for word, keeping in promises.items():
+            if word != "about" and word in style:
+                assert any(gm in names for gm in keeping), cue.caption

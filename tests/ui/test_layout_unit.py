@@ -71,3 +71,30 @@ def test_every_step_plans_with_the_readers_book_and_settings(manga109_root: Path
     shorter = type(book)(**{**book.__dict__, "pages": book.pages[:1]})
     list(app.tick(Session(shorter, pipeline.Settings(runs_root=tmp_path / "runs")), 0))
     assert service.asked == [(len(book.pages), None), (len(book.pages), "dialogue"), (1, None)]
+
+
+def test_refreshes_leave_a_caption_being_typed_alone(manga109_root: Path, tmp_path: Path) -> None:
+    """Clips land every second or so during generation, and each refreshed the side panels: the
+    caption box was reset to the server's text under the reader's cursor, and a Save sent that."""
+    from types import SimpleNamespace
+
+    from m2m.directives import CaptionSheet, Cue, Plan
+    from m2m.ui.layout import EDITABLE
+
+    book = load_book(manga109_root)
+    app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), RecordingPlans(book))  # type: ignore[arg-type]
+    session = Session(book, pipeline.Settings(runs_root=tmp_path / "runs"))
+    plan = Plan(90, "C", "major", ("acoustic grand piano",), 0.4, "calm")
+    view = SimpleNamespace(captions=CaptionSheet(tuple(Cue.planned(p.index, 0, f"page {p.index}", plan)
+                                                       for p in book.pages)), clips={}, scenes=None,
+                           emotions=None, directives=None, provenance={})
+    caption = EDITABLE["caption"]
+    assert app.panels_for(session, view, 1)[caption] == "page 1"  # a turn: the box gets the page's caption
+    skipped = app.panels_for(session, view, 1, refresh=True)[caption]
+    assert not isinstance(skipped, str)  # gr.skip(): the box keeps what the reader typed
+    # the server's caption changed (an edit saved, a new plan): the refresh brings it
+    edited = SimpleNamespace(**{**vars(view), "captions": CaptionSheet(tuple(
+        Cue.planned(p.index, 0, "new words" if p.index == 1 else f"page {p.index}", plan) for p in book.pages))})
+    assert app.panels_for(session, edited, 1, refresh=True)[caption] == "new words"
+    # another page: the box follows it
+    assert app.panels_for(session, edited, 0, refresh=True)[caption] == "page 0"

@@ -80,4 +80,8 @@ def test_caption_panel_says_when_an_edited_caption_overrides_the_plan():
     assert "caption edited" not in caption_panel(view, 0)
     view = SimpleNamespace(captions=CaptionSheet((replace(written, caption="A furious metal track at 170 BPM"),)),
                            clips={})
-    assert "caption edited" in caption_panel(view, 0)
+    html = caption_panel(view, 0)
+    assert "caption edited" in html
+    # the chips show what the music follows: the caption's tempo, marked as taken from it, not the old 80
+    assert '<span class="m2m-chip m2m-chip-edited">170 BPM</span>' in html and "80 BPM" not in html
+    assert "tempo" in html.split("caption edited", 1)[1]

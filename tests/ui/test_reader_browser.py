@@ -96,6 +96,14 @@ def test_open_start_and_turn_with_crossfade(browser, served, artifacts):
         assert [t["how"] for t in state["turns"][-2:]] == ["click", "click"]
         page.screenshot(path=str(artifacts / "reader-laptop-page2.png"))
 
+        # Mute: the button's pressed state and its tooltip say what the next click does.
+        mute = page.locator(".m2m-mute")
+        assert mute.get_attribute("title") == "Mute" and mute.get_attribute("aria-pressed") == "false"
+        mute.click()
+        assert mute.get_attribute("title") == "Unmute" and mute.get_attribute("aria-pressed") == "true"
+        mute.click()
+        assert mute.get_attribute("title") == "Mute"
+
         # The listening study's tab silences the reader (its music would play under the stimuli);
         # back on the Read tab it goes on.
         page.get_by_role("tab", name="Listening study").click()

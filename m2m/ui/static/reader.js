@@ -384,6 +384,7 @@ function updateChrome() {
   musicBtn.setAttribute('aria-pressed', String(R.musicOn));
   muteBtn.innerHTML = R.muted ? ICON_MUTED : ICON_SOUND;
   muteBtn.setAttribute('aria-pressed', String(R.muted));
+  muteBtn.title = R.muted ? 'Unmute' : 'Mute';  // the tooltip says what a click does
   if ('mediaSession' in navigator && window.MediaMetadata && R.book && R.started) {
     navigator.mediaSession.metadata = new MediaMetadata({
       title: R.book.title + ' — page ' + (R.page + 1),

@@ -207,7 +207,8 @@ def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progre
                 on_clip: Callable[[Clip], None] | None = None) -> Soundtrack:
     """Stages 1-6: plan the book, then render every page's music (``order`` first) and the soundtrack;
     ``only`` renders just those pages (the listening study's), with no whole-book file."""
-    # the audio libraries and the engine's SoundFont load on the core the plan stages leave idle
+    # the engine loads what its first renders need (the composer: its SoundFont) on the core the plan
+    # stages leave idle
     warm_up(load_engine(engine_for(settings)), render_options(settings))
     plan = plan_book(book, settings, progress)
     return build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
@@ -233,7 +234,6 @@ def ensure_library(settings: Settings, count: int, progress: ProgressFn = no_pro
     time per folder is the caller's to ensure (the app holds a lock)."""
     import shutil
 
-    from m2m.music import load_engine
     from m2m.music.library import INDEX, build_library
 
     folder = library_dir(settings)

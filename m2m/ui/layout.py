@@ -132,7 +132,7 @@ class ReaderApp:
             return panel_values(PanelTexts("", "", "", "", "", "", "", None))
         page = max(0, min(page, len(session.book.pages) - 1))
         values = panel_values(panels(session.book, view, page))
-        for index, box in ((EDITABLE["directive"], "directive"), (EDITABLE["caption"], "caption")):
+        for box, index in EDITABLE.items():
             sent = (page, values[index])
             if refresh and session.shown.get(box) == sent:
                 values[index] = gr.skip()

@@ -39,7 +39,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_composer(pages: int, clip_seconds: float, memory: bool = True) -> tuple[float, float]:
+def bench_composer(pages: int, clip_seconds: float, rate: int, memory: bool = True) -> tuple[float, float]:
     from m2m.music.base import RenderOptions
     from m2m.music.composer import ComposerEngine
     from m2m.runs import RunFolder
@@ -49,20 +49,20 @@ def bench_composer(pages: int, clip_seconds: float, memory: bool = True) -> tupl
     engine = ComposerEngine()
     # first page alone, cold (the soundfont is loaded for the first time in this process)
     w0, c0 = time.perf_counter(), time.process_time()
-    first = engine.render(sheet.cues[0], RenderOptions(seconds=clip_seconds))
-    print(f"composer first page: {time.perf_counter() - w0:.2f} s wall, {time.process_time() - c0:.2f} s CPU "
+    first = engine.render(sheet.cues[0], RenderOptions(seconds=clip_seconds, sample_rate=rate))
+    print(f"composer at {rate} Hz, first page: {time.perf_counter() - w0:.2f} s wall, {time.process_time() - c0:.2f} s CPU "
           f"for {first.audio.seconds:.1f} s of audio (target < 1 s)")
     # engine alone, every page: the real-time factor
     w0, c0 = time.perf_counter(), time.process_time()
     audio_seconds = 0.0
     for cue in sheet.cues:
-        audio_seconds += engine.render(cue, RenderOptions(seconds=clip_seconds)).audio.seconds
+        audio_seconds += engine.render(cue, RenderOptions(seconds=clip_seconds, sample_rate=rate)).audio.seconds
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     print(f"composer engine: {audio_seconds:.0f} s of audio in {wall:.2f} s wall / {cpu:.2f} s CPU -> "
           f"{audio_seconds / wall:.0f}x real time (wall), {audio_seconds / cpu:.0f}x per CPU second (target >= 50x)")
     # the engine as the soundtrack drives it: pages in parallel threads, one per core
     w0, c0 = time.perf_counter(), time.process_time()
-    rendered = engine.render_many(sheet.cues, RenderOptions(seconds=clip_seconds))
+    rendered = engine.render_many(sheet.cues, RenderOptions(seconds=clip_seconds, sample_rate=rate))
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     print(f"composer render_many ({engine.workers} threads): {audio_seconds:.0f} s of audio in {wall:.2f} s wall / "
           f"{cpu:.2f} s CPU -> {audio_seconds / wall:.0f}x real time (wall) (target >= 50x)")
@@ -74,7 +74,8 @@ def bench_composer(pages: int, clip_seconds: float, memory: bool = True) -> tupl
     for whole in (True, False):
         with tempfile.TemporaryDirectory() as tmp:
             run = RunFolder(tmp, "bench", "m2m")
-            settings = SoundtrackSettings(clip_seconds=clip_seconds, pace_seconds=20.0, whole_file=whole)
+            settings = SoundtrackSettings(clip_seconds=clip_seconds, pace_seconds=20.0, whole_file=whole,
+                                          sample_rate=rate)
             firsts: list[float] = []
             w0, c0 = time.perf_counter(), time.process_time()
             soundtrack = build_soundtrack("bench", "m2m", sheet, run, "composer", settings, engine=ComposerEngine(),
@@ -91,7 +92,8 @@ def bench_composer(pages: int, clip_seconds: float, memory: bool = True) -> tupl
         tracemalloc.start()
         with tempfile.TemporaryDirectory() as tmp:
             build_soundtrack("bench", "m2m", sheet, RunFolder(tmp, "bench", "m2m"), "composer",
-                             SoundtrackSettings(clip_seconds=clip_seconds, pace_seconds=20.0), engine=ComposerEngine())
+                             SoundtrackSettings(clip_seconds=clip_seconds, pace_seconds=20.0, sample_rate=rate),
+                             engine=ComposerEngine())
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         print(f"composer memory (the book): Python peak {peak / 2**20:.0f} MB (tracemalloc), "
@@ -174,7 +176,7 @@ def calibration_seconds() -> float:
     return best
 
 
-def bench_example_cli(runs: int) -> None:
+def bench_example_cli(runs: int, rate: int) -> None:
     """``m2m render`` on the bundled example book in a new process, as a user runs it: imports,
     the plan stages and the music, all cold (nothing on disk from before). On a shared machine the
     same work has taken from 16 to 24 CPU seconds, so each run prints its CPU seconds beside the wall
@@ -189,7 +191,7 @@ def bench_example_cli(runs: int) -> None:
         for _ in range(runs):
             calibration = calibration_seconds()
             with tempfile.TemporaryDirectory() as tmp:
-                argv = ["render", str(root / "examples" / "manga109"), "--out", tmp, *flags]
+                argv = ["render", str(root / "examples" / "manga109"), "--out", tmp, "--sample-rate", str(rate), *flags]
                 started = time.perf_counter()
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 subprocess.run([sys.executable, "-c", f"import sys; from m2m.cli import main; sys.exit(main({argv!r}))"],
@@ -197,12 +199,14 @@ def bench_example_cli(runs: int) -> None:
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 walls.append(time.perf_counter() - started)
                 cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-                print(f"m2m render examples/manga109, cold process ({what}): {walls[-1]:.2f} s wall, {cpu:.2f} s CPU "
+                print(f"m2m render examples/manga109 at {rate} Hz, cold process ({what}): {walls[-1]:.2f} s wall, {cpu:.2f} s CPU "
                       f"(machine calibration just before: {calibration:.3f} s)")
         print(f"  fastest of {runs}: {min(walls):.2f} s, median {statistics.median(walls):.2f} s (target < 10 s wall)")
 
 
 def main() -> None:
+    from m2m.music.base import DEFAULT_SAMPLE_RATE, SAMPLE_RATES
+
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pages", type=int, default=16)
     parser.add_argument("--clip-seconds", type=float, default=24.0)
@@ -212,9 +216,11 @@ def main() -> None:
     parser.add_argument("--skip-musicgen", action="store_true")
     parser.add_argument("--skip-memory", action="store_true", help="skip the composer's tracemalloc pass")
     parser.add_argument("--cli-runs", type=int, default=3, help="cold m2m render runs of the example book")
+    parser.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, choices=SAMPLE_RATES,
+                        help=f"of the composer's clips and the soundtrack (default {DEFAULT_SAMPLE_RATE}, as m2m render)")
     args = parser.parse_args()
-    composer_rtf, _ = bench_composer(args.pages, args.clip_seconds, memory=not args.skip_memory)
-    bench_example_cli(args.cli_runs)
+    composer_rtf, _ = bench_composer(args.pages, args.clip_seconds, args.sample_rate, memory=not args.skip_memory)
+    bench_example_cli(args.cli_runs, args.sample_rate)
     if not args.skip_musicgen:
         musicgen_rtf = bench_musicgen(args.musicgen_pages, args.musicgen_seconds, args.threads)
         print(f"composer / musicgen-small speed ratio: {composer_rtf / musicgen_rtf:.0f}x")

@@ -19,7 +19,7 @@ from m2m.directives import CaptionSheet, DirectiveSheet
 from m2m.director import Director
 from m2m.emotions import EmotionReport
 from m2m.music import load_engine
-from m2m.music.base import Clip, RenderOptions
+from m2m.music.base import DEFAULT_SAMPLE_RATE, SAMPLE_RATES, Clip, RenderOptions
 from m2m.runs import CONDITIONS, Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
 from m2m.soundtrack import Soundtrack, SoundtrackSettings, build_soundtrack, warm_up
@@ -51,6 +51,7 @@ class Settings:
     device: str | None = None  # None: the GPU when there is one (MusicGen, CLIP)
     allow_download: bool = False  # may MusicGen weights download into the Hugging Face cache
     whole_file: bool = True  # also write the whole book as one file at the reading pace
+    sample_rate: int = DEFAULT_SAMPLE_RATE  # of the clips and the whole-book file
 
     def __post_init__(self) -> None:
         # Frozen, so normalise through object.__setattr__: callers may pass runs_root as a str.
@@ -61,6 +62,8 @@ class Settings:
             raise ValueError(f"crossfade_s: {self.crossfade_s} is outside 0..30 s")
         if not 2.0 <= self.seconds_per_page <= 3600.0:
             raise ValueError(f"seconds_per_page: {self.seconds_per_page} is outside 2..3600 s")
+        if self.sample_rate not in SAMPLE_RATES:
+            raise ValueError(f"sample_rate: {self.sample_rate} is not one of {', '.join(map(str, SAMPLE_RATES))} Hz")
 
     def public(self) -> dict[str, Any]:
         """The settings that may be written to run files and shown in the browser (no key)."""
@@ -193,7 +196,8 @@ def stage_provenance(book: Book, settings: Settings, stage: str) -> Provenance |
 def soundtrack_settings(settings: Settings) -> SoundtrackSettings:
     return SoundtrackSettings(engine=engine_for(settings), pace_seconds=settings.seconds_per_page,
                               crossfade_seconds=min(settings.crossfade_s, settings.seconds_per_page),
-                              seed=settings.seed, whole_file=settings.whole_file)
+                              seed=settings.seed, whole_file=settings.whole_file,
+                              sample_rate=settings.sample_rate)
 
 
 def engine_for(settings: Settings) -> str:

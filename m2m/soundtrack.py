@@ -33,7 +33,17 @@ import soundfile
 from m2m.directives import CaptionSheet, Cue
 from m2m.loudness import Loudness, normalize
 from m2m.music import DEFAULT_ENGINE, load_engine
-from m2m.music.base import Audio, Clip, Engine, Rendered, RenderOptions, resample, stable_seed
+from m2m.music.base import (
+    DEFAULT_SAMPLE_RATE,
+    SAMPLE_RATES,
+    Audio,
+    Clip,
+    Engine,
+    Rendered,
+    RenderOptions,
+    resample,
+    stable_seed,
+)
 from m2m.runs import Condition, Provenance, RunFolder, StageRecord, file_hash, hash_inputs
 
 log = logging.getLogger(__name__)
@@ -60,7 +70,7 @@ class SoundtrackSettings:
     true_peak_db: float = -1.0
     crossfade_seconds: float = 2.0
     scene_crossfade_seconds: float = 5.0
-    sample_rate: int = 44100
+    sample_rate: int = DEFAULT_SAMPLE_RATE
     mp3: bool = False
     whole_file: bool = True
     continuation: bool = True
@@ -82,8 +92,8 @@ class SoundtrackSettings:
             raise ValueError(f"target_lufs: {self.target_lufs} is outside -40..-5 LUFS")
         if not -12.0 <= self.true_peak_db <= 0.0:
             raise ValueError(f"true_peak_db: {self.true_peak_db} is outside -12..0 dBTP")
-        if self.sample_rate not in (22050, 32000, 44100, 48000):
-            raise ValueError(f"sample_rate: {self.sample_rate} is not 22050, 32000, 44100 or 48000 Hz")
+        if self.sample_rate not in SAMPLE_RATES:
+            raise ValueError(f"sample_rate: {self.sample_rate} is not one of {', '.join(map(str, SAMPLE_RATES))} Hz")
 
 
 @dataclass(frozen=True)
@@ -307,7 +317,7 @@ def render_page(cue: Cue, engine: Engine | str, options: RenderOptions, path: Pa
     """Render one page and write it, loudness-normalised, atomically at ``path`` (.ogg/.wav/.mp3)."""
     engine = load_engine(engine) if isinstance(engine, str) else engine
     settings = settings or SoundtrackSettings(engine=engine.name)
-    rendered = engine.render(cue, options)
+    rendered = engine.render(cue, replace(options, sample_rate=settings.sample_rate))
     samples, _ = _finish(rendered, settings)
     write_audio_atomic(Path(path), samples, settings.sample_rate)
     return Clip(cue.page, str(path), samples.shape[1] / settings.sample_rate, settings.sample_rate, rendered.loop)
@@ -333,7 +343,7 @@ def _clip_plan(book_id: str, captions: CaptionSheet, engine_name: str, engine: E
     options with the settings' clip length and the book's seed."""
     book_seed = stable_seed(book_id, settings.seed) % (2**31)
     render = replace(render or RenderOptions(), seconds=settings.clip_seconds, seed=book_seed,
-                     previous=None, progress=None)
+                     previous=None, progress=None, sample_rate=settings.sample_rate)
     sheet = sorted(captions.cues, key=lambda c: c.page)
     continues = engine.continues and settings.continuation
     after: dict[int, int | None] = {}

@@ -20,7 +20,15 @@ import numpy as np
 
 from m2m.directives import Cue, Plan
 from m2m.midi import pretty_midi
-from m2m.music.base import Audio, EngineInfo, Rendered, RenderOptions, load_table, stable_seed
+from m2m.music.base import (
+    DEFAULT_SAMPLE_RATE,
+    Audio,
+    EngineInfo,
+    Rendered,
+    RenderOptions,
+    load_table,
+    stable_seed,
+)
 from m2m.music.plans import DRUMS, ResolvedPlan, program_of, resolve_plan
 from m2m.music.synth import (
     SOUNDFONT_CANDIDATES,
@@ -33,7 +41,6 @@ from m2m.music.synth import (
 from m2m.music.theory import Chord, nearest, parse_numeral, scale_pitches, tonic_pitch_class, voice_chord
 
 BEATS_PER_BAR = 4
-SAMPLE_RATE = 44100
 # Mixer settings per role: (volume CC7, pan CC10, reverb send CC91, chorus send CC93)
 _MIX: dict[str, tuple[int, int, int, int]] = {
     "melody": (100, 64, 62, 0), "melody2": (80, 84, 62, 0), "pad": (84, 64, 80, 50), "pad2": (70, 52, 80, 50),
@@ -494,12 +501,13 @@ def compose(cue: Cue, seconds: float, seed: int = 0) -> tuple[Piece, ResolvedPla
 class ComposerEngine:
     """The ``composer`` engine. ``soundfonts`` replaces the SoundFont search list (for tests);
     ``workers`` is how many pages render at once in ``render_many`` (threads: FluidSynth runs
-    outside the GIL). The engine holds no per-reader state; options come with each call."""
+    outside the GIL); ``sample_rate`` is the rate of a render whose options name none. The engine
+    holds no per-reader state; options come with each call."""
 
     name = "composer"
     continues = False
 
-    def __init__(self, soundfonts: Sequence[Path] = SOUNDFONT_CANDIDATES, sample_rate: int = SAMPLE_RATE,
+    def __init__(self, soundfonts: Sequence[Path] = SOUNDFONT_CANDIDATES, sample_rate: int = DEFAULT_SAMPLE_RATE,
                  workers: int | None = None) -> None:
         self.soundfonts = tuple(soundfonts)
         self.sample_rate = sample_rate
@@ -518,8 +526,9 @@ class ComposerEngine:
     def render(self, cue: Cue, options: RenderOptions) -> Rendered:
         soundfont = self.soundfont(options)  # fail before composing when there is none
         piece, resolved = compose(cue, options.seconds, options.seed)
-        raw = render_midi(piece.midi, soundfont, self.sample_rate, seconds=piece.seconds, cache=self.soundfont_cache)
-        loop_samples = int(round(piece.seconds * self.sample_rate))
+        rate = options.sample_rate or self.sample_rate  # FluidSynth renders at any rate: none to resample
+        raw = render_midi(piece.midi, soundfont, rate, seconds=piece.seconds, cache=self.soundfont_cache)
+        loop_samples = int(round(piece.seconds * rate))
         audio = fold_loop(raw, loop_samples)
         warnings = list(resolved.warnings)
         if soundfont.fallback:
@@ -535,7 +544,7 @@ class ComposerEngine:
                      "energy": resolved.plan.energy, "from_caption": list(resolved.from_caption)})
         if options.progress is not None:
             options.progress(1, 1)
-        return Rendered(cue.page, Audio(audio, self.sample_rate), True, info, piece.midi)
+        return Rendered(cue.page, Audio(audio, rate), True, info, piece.midi)
 
     def render_many(self, cues: Sequence[Cue], options: RenderOptions, *,
                     after: Mapping[int, int | None] | None = None, previous: Mapping[int, Audio] | None = None,

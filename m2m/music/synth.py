@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from m2m.midi import import_fluidsynth, pretty_midi
+from m2m.music.base import DEFAULT_SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class SoundFontCache:
 
     def _load(self, soundfont: SoundFont) -> _LoadedFont:
         fluidsynth = import_fluidsynth()
-        holder, sfid = _new_synth(fluidsynth, soundfont, 44100)
+        holder, sfid = _new_synth(fluidsynth, soundfont, DEFAULT_SAMPLE_RATE)  # never plays: any rate
         font = _api(fluidsynth).get_sfont_by_id(holder.synth, sfid)
         if not font:
             holder.delete()
@@ -224,7 +225,7 @@ def _write_float(fluidsynth):
                            "(`pip install -U pyfluidsynth`)") from e
 
 
-def render_midi(midi: pretty_midi.PrettyMIDI, soundfont: SoundFont, sample_rate: int = 44100,
+def render_midi(midi: pretty_midi.PrettyMIDI, soundfont: SoundFont, sample_rate: int = DEFAULT_SAMPLE_RATE,
                 seconds: float | None = None, tail_seconds: float = TAIL_SECONDS,
                 gain: float = 0.35, cache: SoundFontCache | None = None) -> np.ndarray:
     """Synthesise ``midi`` to float32 stereo ``[2, samples]`` covering ``seconds`` plus the tail.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -116,9 +117,13 @@ def test_same_inputs_same_audio(composer):
     assert np.array_equal(a.audio.samples, b.audio.samples)
 
 
-def test_clip_is_whole_bars_and_loops_without_a_click(composer):
+@pytest.mark.parametrize("rate", [None, 44100, 48000])
+def test_clip_is_whole_bars_and_loops_without_a_click(composer, rate):
+    options = replace(OPTIONS, sample_rate=rate)
     for c in (cue(tempo=75, energy=0.2), cue(tempo=140, energy=0.9, instruments=("brass section", "drums"))):
-        r = render(composer, c)
+        r = render(composer, c, options)
+        # synthesised at the rate asked for (the soundtrack's), never resampled; by default MusicGen's
+        assert r.audio.sample_rate == (rate or 32000)
         bars = r.info.details["bars"]
         assert r.audio.seconds == pytest.approx(bars * 4 * 60 / c.plan.tempo, abs=1 / r.audio.sample_rate)
         jump, typical = seam_jump(r.audio.samples)

@@ -87,7 +87,8 @@ def test_render_with_previous_audio_option(engine, tiny_model):
 def test_soundtrack_with_musicgen_resamples_and_chains(tmp_path, engine):
     run = RunFolder(tmp_path, "book", "m2m")
     captions = CaptionSheet((cue(1, 0, "a calm piano"), cue(2, 0, "calm piano again"), cue(3, 1, "epic drums")))
-    settings = SoundtrackSettings(clip_seconds=1.0, pace_seconds=2.0, crossfade_seconds=0.5, scene_crossfade_seconds=1.0)
+    settings = SoundtrackSettings(clip_seconds=1.0, pace_seconds=2.0, crossfade_seconds=0.5, scene_crossfade_seconds=1.0,
+                                  sample_rate=44100)
     soundtrack = build_soundtrack("book", "m2m", captions, run, "musicgen-small", settings, engine=engine)
     assert [c.details["continues_from"] for c in soundtrack.cues] == [None, 1, None]
     audio = read_audio(run.path / soundtrack.cues[1].file)

@@ -238,3 +238,25 @@ def test_mp3_copies_when_asked(tmp_path, composer):
     assert (run.path / "audio/soundtrack.mp3").is_file()
 
 
+
+
+def test_render_command_makes_the_soundtrack_at_the_rate_asked_for(manga109_root, tmp_path, capsys):
+    """MusicGen's 32 kHz by default; ``--sample-rate 44100`` gives the composer's full band, the
+    composer synthesising at that rate (whole-bar loops at either), and a rate no player takes is refused."""
+    import soundfile
+
+    from m2m.cli import main
+
+    for rate in (None, 44100):
+        out = tmp_path / f"runs-{rate}"
+        argv = ["render", str(manga109_root), "--out", str(out), "--no-whole-file"]
+        assert main(argv + ([] if rate is None else ["--sample-rate", str(rate)])) == 0
+        sheet = json.loads(next(out.glob("*/m2m/soundtrack.json")).read_text(encoding="utf-8"))["data"]
+        for entry in sheet["cues"]:
+            info = soundfile.info(str(next(out.glob("*/m2m")) / entry["file"]))
+            assert info.samplerate == (rate or 32000)
+            assert info.frames / info.samplerate == pytest.approx(entry["seconds"], abs=1e-3)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["render", str(manga109_root), "--out", str(tmp_path / "x"), "--sample-rate", "12345"])
+    assert "invalid choice" in capsys.readouterr().err

@@ -219,26 +219,54 @@ def test_edit_caption_plays_new_clip(browser, served, artifacts):
         context.close()
 
 
-def test_phone_layout_and_swipe(browser, served, artifacts):
+def test_phone_shows_a_spread_half_by_half_and_swipes_through_it(browser, served, artifacts):
+    """Upright on a phone a spread shown whole is a strip too small to read: the reader shows the
+    right half (a right-to-left book), a swipe moves to the left half with the music going on, the
+    next swipe turns the page, and a swipe back lands on the previous page's second half."""
     context, page, errors = open_reader(browser, served.url, 390, 844)
     try:
         wait_all_clips(page)
         page.screenshot(path=str(artifacts / "reader-phone.png"))
         page.click(".m2m-start-btn")
+        wait_full(page, 0)
+        state = page.evaluate(STATE)
+        assert (state["page"], state["side"]) == (0, "right")
+        book = page.locator(".m2m-book").bounding_box()
+        assert 300 < book["width"] <= 390 and book["height"] > 1.2 * book["width"], \
+            "half a spread fills the phone's width, upright"
         box = page.locator(".m2m-stage").bounding_box()
         y = box["y"] + box["height"] / 2
-        # A swipe to the right turns a right-to-left book forward.
-        page.evaluate("""([x0, x1, y]) => {
-            const el = document.querySelector('.m2m-stage');
-            const ev = (type, x) => el.dispatchEvent(new PointerEvent(type, {clientX: x, clientY: y, pointerId: 7, bubbles: true}));
-            ev('pointerdown', x0); ev('pointerup', x1);
-        }""", [box["x"] + 60, box["x"] + 260, y])
+
+        def swipe(dx: float) -> None:
+            page.evaluate("""([x0, x1, y]) => {
+                const el = document.querySelector('.m2m-stage');
+                const ev = (type, x) => el.dispatchEvent(new PointerEvent(type, {clientX: x, clientY: y, pointerId: 7, bubbles: true}));
+                ev('pointerdown', x0); ev('pointerup', x1);
+            }""", [box["x"] + 195 - dx / 2, box["x"] + 195 + dx / 2, y])
+
+        fades = len(page.evaluate(STATE)["fades"])
+        swipe(200)  # a finger pulling rightward goes forward in a right-to-left book
+        page.wait_for_function("window.m2mReader.state().side === 'left'")
+        state = settle(page, 0.6)
+        assert state["page"] == 0 and state["turns"][-1]["how"] == "swipe"
+        assert len(state["fades"]) == fades and state["playingPage"] == 0, "the same page: the music goes on"
+        page.screenshot(path=str(artifacts / "reader-phone-second-half.png"))
+        swipe(200)
         page.wait_for_function("window.m2mReader.state().page === 1")
-        assert page.evaluate(STATE)["turns"][-1]["how"] == "swipe"
+        assert page.evaluate(STATE)["side"] == "right"
+        wait_full(page, 1)
+        swipe(-200)
+        page.wait_for_function("window.m2mReader.state().page === 0")
+        assert page.evaluate(STATE)["side"] == "left", "back onto the previous page's second half"
         page.wait_for_timeout(900)
         page.screenshot(path=str(artifacts / "reader-phone-full.png"), full_page=True)
-        book = page.locator(".m2m-book").bounding_box()
-        assert book["width"] <= 390 and book["width"] > 300, "the spread fits the phone's width"
+        assert not errors, errors
+    finally:
+        context.close()
+    # held sideways, the spread shows whole again
+    context, page, errors = open_reader(browser, served.url, 844, 390)
+    try:
+        assert page.evaluate(STATE)["side"] is None
         assert not errors, errors
     finally:
         context.close()

@@ -32,7 +32,7 @@ const ICON_MUTED = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden=
   '<path d="M16 9l5 6M21 9l-5 6" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"/></svg>';
 
 const R = {
-  value: null, book: null, run: null, page: 0, dir: 'rtl', fade: 1.5,
+  value: null, book: null, run: null, page: 0, half: 0, dir: 'rtl', fade: 1.5,
   ctx: null, bus: null, started: false, musicOn: true, muted: false, volume: 0.8,
   buffers: new Map(),   // "run|page|version" -> {page, version, buffer, promise, requestedAt, decodedAt, error}
   failed: new Map(),    // "run|page|version" -> why the clip could not be fetched or decoded (cleared on success)
@@ -237,6 +237,16 @@ async function start(evTime) {
 
 function isSpread(p) { return p.width > p.height * 1.1; }
 
+// On a phone held upright a two-page spread shown whole is a strip about 250 px tall whose words
+// cannot be read, so there the reader shows a spread one half at a time, in reading order, as manga
+// apps do: a turn first moves to the other half (the same page, so the music goes on), then to the
+// next page. R.half is the half on screen (0 first, 1 second); it counts only while halves show.
+const HALVES = window.matchMedia('(max-width: 640px) and (orientation: portrait)');
+function halved(p) { return !!p && HALVES.matches && isSpread(p); }
+// The side of the image that half `h` shows: a right-to-left book starts on the right.
+function sideOf(h) { return (h === 0) === (R.dir === 'rtl') ? 'right' : 'left'; }
+function viewSide(index, h) { return halved(R.book.pages[index]) ? sideOf(h) : null; }
+
 function pageLayer(cls, page, half) {
   const d = document.createElement('div');
   d.className = 'm2m-layer ' + cls;
@@ -247,10 +257,10 @@ function pageLayer(cls, page, half) {
   return d;
 }
 
-function fitBook(page) {
+function fitBook(page, side) {
   if (!page) return;
   const w = stage.clientWidth, h = stage.clientHeight;
-  const aspect = page.width / page.height;
+  const aspect = (side ? page.width / 2 : page.width) / page.height;
   root.style.setProperty('--m2m-aspect', aspect.toFixed(4));
   const bw = Math.max(50, Math.min(w, h * aspect)), bh = bw / aspect;
   bookEl.style.width = Math.floor(bw) + 'px';
@@ -259,9 +269,31 @@ function fitBook(page) {
 
 function showPage(index) {
   const page = R.book.pages[index];
-  fitBook(page);
-  bookEl.replaceChildren(pageLayer('m2m-current', page));
+  const side = viewSide(index, R.half);
+  fitBook(page, side);
+  bookEl.replaceChildren(pageLayer('m2m-current', page, side));
   bookEl.dataset.page = String(index);
+  bookEl.dataset.side = side || 'whole';
+}
+
+// To the other half of the spread on screen: the image slides across, and the music stays.
+function turnHalf(half, how, evTime) {
+  finishAnimation();
+  const t0 = evTime || performance.now();
+  const from = sideOf(R.half);
+  R.half = half;
+  R.turns.push({ from: R.page, to: R.page, half, how, at: t0, handledAt: performance.now() });
+  if (R.turns.length > 400) R.turns.splice(0, R.turns.length - 400);
+  showPage(R.page);
+  const layer = bookEl.firstElementChild;
+  const reduce = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+  if (!reduce && layer && layer.animate) {
+    const at = (side) => ({ backgroundPosition: side === 'left' ? '0% 0%' : '100% 0%' });
+    const anim = layer.animate([at(from), at(sideOf(half))], { duration: 320, easing: 'cubic-bezier(.35,.05,.25,1)' });
+    R.anim = anim;
+    anim.onfinish = () => { if (R.anim === anim) R.anim = null; };
+  }
+  updateChrome();
 }
 
 function preloadImages(index) {
@@ -279,17 +311,17 @@ function finishAnimation() {
 // A spread turns at the spine: the half nearest the reader's next page lifts and lands on the other
 // half. Right-to-left books turn their left half over to the right going forward; left-to-right
 // books the opposite. Single pages turn as one leaf around their outer edge.
-function animateTurn(from, to) {
+function animateTurn(from, to, sideA, sideB) {
   finishAnimation();
   const a = R.book.pages[from], b = R.book.pages[to];
   const reduce = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
   if (reduce || !bookEl.animate) { showPage(to); return; }
   const forward = to > from;
   const leftMoves = forward === (R.dir === 'rtl');   // the leaf starts on the left half
-  fitBook(b);
+  fitBook(b, sideB);
   const layers = [];
   let leaf, frames;
-  if (isSpread(a) && isSpread(b)) {
+  if (!sideA && !sideB && isSpread(a) && isSpread(b)) {
     const stay = pageLayer('m2m-static', a, leftMoves ? 'right' : 'left');
     leaf = document.createElement('div');
     leaf.className = 'm2m-leaf ' + (leftMoves ? 'm2m-leaf-left' : 'm2m-leaf-right');
@@ -299,11 +331,11 @@ function animateTurn(from, to) {
     frames = [{ transform: 'rotateY(0deg)' }, { transform: 'rotateY(' + (leftMoves ? 180 : -180) + 'deg)' }];
   } else {
     // Forward: the current page swings away; backward: the previous page swings back on top.
-    const moving = forward ? a : b;
     leaf = document.createElement('div');
     leaf.className = 'm2m-leaf m2m-leaf-full ' + (leftMoves ? 'm2m-hinge-right' : 'm2m-hinge-left');
-    leaf.append(pageLayer('m2m-face m2m-front', moving), pageLayer('m2m-face m2m-back m2m-paper', null));
-    layers.push(pageLayer('m2m-under', forward ? b : a), leaf);
+    leaf.append(forward ? pageLayer('m2m-face m2m-front', a, sideA) : pageLayer('m2m-face m2m-front', b, sideB),
+                pageLayer('m2m-face m2m-back m2m-paper', null));
+    layers.push(forward ? pageLayer('m2m-under', b, sideB) : pageLayer('m2m-under', a, sideA), leaf);
     const end = 'rotateY(' + (leftMoves ? 180 : -180) + 'deg)';
     frames = forward ? [{ transform: 'rotateY(0deg)' }, { transform: end }]
                      : [{ transform: end }, { transform: 'rotateY(0deg)' }];
@@ -318,26 +350,35 @@ function animateTurn(from, to) {
   anim.onfinish = () => { if (R.anim === anim) { R.anim = null; showPage(R.page); } };
 }
 
-function go(target, how, evTime) {
+// To page `target`, on its half `half` when halves show (going back lands on the second half).
+function go(target, how, evTime, half = 0) {
   if (!R.book) return;
   const t0 = evTime || performance.now();
   const n = R.book.pages.length;
   target = Math.max(0, Math.min(n - 1, target));
   if (target === R.page) return;
   const from = R.page;
+  const sideA = viewSide(from, R.half);
   R.page = target;
+  R.half = half;
   R.turns.push({ from, to: target, how, at: t0, handledAt: performance.now() });
   if (R.turns.length > 400) R.turns.splice(0, R.turns.length - 400);
   musicFor(target, t0, 'turn');       // first: the fade must start within 50 ms of the input
-  animateTurn(from, target);
+  animateTurn(from, target, sideA, viewSide(target, half));
   prefetchAround(target);
   preloadImages(target);
   updateChrome();
   notifyServer();
 }
 
-function next(how, t) { go(R.page + 1, how, t); }
-function prev(how, t) { go(R.page - 1, how, t); }
+function next(how, t) {
+  if (R.book && halved(R.book.pages[R.page]) && R.half === 0) turnHalf(1, how, t);
+  else go(R.page + 1, how, t, 0);
+}
+function prev(how, t) {
+  if (R.book && halved(R.book.pages[R.page]) && R.half === 1) turnHalf(0, how, t);
+  else go(R.page - 1, how, t, 1);
+}
 // On screen "left" means forward in a right-to-left book.
 function turnLeft(how, t) { R.dir === 'rtl' ? next(how, t) : prev(how, t); }
 function turnRight(how, t) { R.dir === 'rtl' ? prev(how, t) : next(how, t); }
@@ -422,6 +463,7 @@ function applyValue(value) {
     root.dataset.dir = R.dir;
     slider.style.direction = R.dir;  // dragging toward the next page moves the way the pages turn
     R.page = Math.max(0, Math.min(value.book.pages.length - 1, Number(value.start_page) || 0));
+    R.half = 0;
     finishAnimation();
     showPage(R.page);
     preloadImages(R.page);
@@ -510,7 +552,8 @@ function fitHeight() {
   if (doc.style.getPropertyValue('--m2m-reader-height') !== h + 'px') doc.style.setProperty('--m2m-reader-height', h + 'px');
 }
 window.addEventListener('resize', fitHeight);
-new ResizeObserver(() => { fitHeight(); if (R.book && !R.anim) fitBook(R.book.pages[R.page]); }).observe(stage);
+// showPage, not only fitBook: turning the phone switches between halves and whole spreads
+new ResizeObserver(() => { fitHeight(); if (R.book && !R.anim) showPage(R.page); }).observe(stage);
 setInterval(pruneVoices, 250);
 setupMediaSession();
 
@@ -525,6 +568,7 @@ function state() {
   const heading = voices.filter((v) => v.target === 1);
   return {
     page: R.page, pages: R.book ? R.book.pages.length : 0, direction: R.dir, run: R.run,
+    side: R.book ? viewSide(R.page, R.half) : null,  // the half on screen ('right'/'left'), null: the whole page
     started: R.started, ctxState: R.ctx ? R.ctx.state : 'none', ctxTime: now,
     musicOn: R.musicOn, muted: R.muted, volume: R.volume, crossfade: R.fade,
     busGain: R.bus ? R.bus.gain.value : 0,

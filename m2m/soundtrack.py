@@ -102,6 +102,7 @@ class SoundtrackCue:
 
     ``start`` is when the page begins in the whole-book file (at the settings' pace);
     ``crossfade`` the length of the equal-power transition into it, centred on ``start``.
+    ``lufs`` and ``true_peak_db`` are measured on the clip before it is encoded.
     """
 
     page: int
@@ -323,9 +324,16 @@ def render_page(cue: Cue, engine: Engine | str, options: RenderOptions, path: Pa
     return Clip(cue.page, str(path), samples.shape[1] / settings.sample_rate, settings.sample_rate, rendered.loop)
 
 
+# Lossy encoding moves peaks: Vorbis at libsndfile's default quality raised the example book's clips'
+# true peaks by up to 0.2 dB. The files people play must stay under the ceiling, so the limiter
+# aims this much lower than the settings' true peak.
+ENCODER_HEADROOM_DB = 0.5
+
+
 def _finish(rendered: Rendered, settings: SoundtrackSettings) -> tuple[np.ndarray, Loudness]:
     samples = _to_rate(rendered.audio, settings.sample_rate)
-    return normalize(samples, settings.sample_rate, settings.target_lufs, settings.true_peak_db, rendered.loop)
+    return normalize(samples, settings.sample_rate, settings.target_lufs,
+                     settings.true_peak_db - ENCODER_HEADROOM_DB, rendered.loop)
 
 
 def clip_hashes(book_id: str, captions: CaptionSheet, engine_name: str, options: SoundtrackSettings | None = None,

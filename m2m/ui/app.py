@@ -124,8 +124,11 @@ def _wire(demo: gr.Blocks, app: ReaderApp, c: Controls, session: gr.State, page:
     c.timer.tick(app.tick, inputs=[session, page], outputs=[c.reader, c.status, c.timer, *panels],
                  concurrency_id="generate", concurrency_limit=config.render_concurrency,
                  show_progress="hidden", api_visibility="private")
+    # "multiple": Gradio's "always_last" re-runs a deferred event without its event data, which lost
+    # the last turn of a burst (the panels stayed on an earlier page); each turn carries a sequence
+    # number instead, and the session's Reading drops one that a newer turn overtook.
     c.reader.turn(app.turn, inputs=[session], outputs=[page, *panels], concurrency_id="turn",
-                  concurrency_limit=None, trigger_mode="always_last", show_progress="hidden",
+                  concurrency_limit=None, trigger_mode="multiple", show_progress="hidden",
                   api_visibility="private")
     upload.upload(app.upload, inputs=[upload, session], outputs=opened, concurrency_id="open",
                   api_name="open_book")

@@ -98,3 +98,58 @@ def test_refreshes_leave_a_caption_being_typed_alone(manga109_root: Path, tmp_pa
     assert app.panels_for(session, edited, 1, refresh=True)[caption] == "new words"
     # another page: the box follows it
     assert app.panels_for(session, edited, 0, refresh=True)[caption] == "page 0"
+
+
+def test_turns_overtaken_by_newer_ones_leave_the_panels_alone(manga109_root: Path, tmp_path: Path,
+                                                              monkeypatch) -> None:
+    """Turn events run side by side; one that arrives or finishes after a newer one must not put an
+    earlier page in the panels (Gradio's always_last re-ran a burst's last turn without its page)."""
+    from types import SimpleNamespace
+
+    import m2m.ui.layout as layout
+
+    monkeypatch.setattr(layout, "panel_values", lambda texts: [texts] * 7)
+    monkeypatch.setattr(layout, "panels", lambda book, view, page: f"panels of page {page}")
+    book = load_book(manga109_root)
+    app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), RecordingPlans(book))  # type: ignore[arg-type]
+    session = Session(book, pipeline.Settings(runs_root=tmp_path / "runs"))
+
+    def turn(page: int, seq: int) -> tuple:
+        return app.turn(SimpleNamespace(_data={"page": page, "seq": seq}), session)
+
+    assert turn(1, 2)[:2] == (1, "panels of page 1")
+    assert not isinstance(turn(0, 1)[0], int)  # older than the turn already shown: skipped
+    assert session.reading.page == 1
+    assert turn(0, 3)[:2] == (0, "panels of page 0")
+    assert turn(99, 4)[0] == len(book.pages) - 1  # clamped to the book
+    assert turn(0, 0)[:2] == (0, "panels of page 0")  # no sequence number (an API client): taken as is
+    assert session.reading.page == 0
+
+
+def test_a_step_refreshes_the_panels_of_the_page_on_screen_now(manga109_root: Path, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """A generation step starts with the page input of its tick; when the reader turns while it runs,
+    the refresh that comes as a clip lands shows the page on screen, not the one the step began on."""
+    from types import SimpleNamespace
+
+    import m2m.ui.layout as layout
+
+    monkeypatch.setattr(layout, "panel_values", lambda texts: [texts] * 7)
+    monkeypatch.setattr(layout, "panels", lambda book, view, page: f"panels of page {page}")
+    monkeypatch.setattr(layout, "reader_value", lambda *a, **k: {})
+    book = load_book(manga109_root)
+    session = Session(book, pipeline.Settings(runs_root=tmp_path / "runs"))
+
+    class TurnsWhileRendering(RecordingPlans):
+        def __init__(self, book) -> None:
+            super().__init__(book)
+            self.view.clips = {}
+
+        def render_pages(self, book, settings, pages, progress):
+            session.reading.turned(1, 1)  # the reader turns to page 2 while page 1 renders
+            self.view.clips = {0: SimpleNamespace(version="v")}
+            progress("music", 1, len(book.pages))
+
+    app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), TurnsWhileRendering(book))  # type: ignore[arg-type]
+    steps = list(app.tick(session, 0))
+    assert steps[-1][3] == "panels of page 1"

@@ -197,6 +197,32 @@ def test_fast_turns_leave_one_source(browser, served):
         context.close()
 
 
+def test_the_panels_follow_a_burst_of_turns_to_its_last_page(browser, served):
+    """Six turns 150 ms apart: the side panels end on the page on screen (the last turn of a burst
+    used to be dropped, leaving them on an earlier page, and a caption saved there went to it)."""
+    context, page, errors = open_reader(browser, served.url)
+    try:
+        here = ".m2m-pagehead.m2m-here"
+        page.wait_for_function(f"document.querySelector('{here}')?.textContent === 'page 1'")
+        # the first bursts while the music is still being made (a busy server answers turns late),
+        # the last one when it is all ready
+        for burst in ([1] * 6, [-1] * 3, [1, 1], "ready", [1] * 4, [-1] * 2):
+            if burst == "ready":
+                wait_all_clips(page)
+                continue
+            for step in burst:
+                page.evaluate("window.m2mReader." + ("next" if step > 0 else "prev") + "()")
+                page.wait_for_timeout(130)
+            target = page.evaluate(STATE)["page"] + 1
+            page.wait_for_function(f"document.querySelector('{here}')?.textContent === 'page {target}'",
+                                   timeout=5_000)
+            page.wait_for_timeout(1_000)  # and it stays there
+            assert page.evaluate(f"document.querySelector('{here}').textContent") == f"page {target}"
+        assert not errors, errors
+    finally:
+        context.close()
+
+
 def test_edit_caption_plays_new_clip(browser, served, artifacts):
     context, page, errors = open_reader(browser, served.url)
     try:

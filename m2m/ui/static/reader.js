@@ -38,7 +38,7 @@ const R = {
   failed: new Map(),    // "run|page|version" -> why the clip could not be fetched or decoded (cleared on success)
   voices: [],           // {id, run, page, version, src, gain, curve, curveStart, curveDur, hold, target, startedAt}
   prefetchLog: [], turns: [], fades: [], errors: [], notes: [],
-  startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0,
+  startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0, turnSeq: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -387,7 +387,7 @@ function notifyServer() {
   // The server renders the page on screen and the next two first; tell it where the reader is,
   // coalescing a burst of turns into one message.
   clearTimeout(R.notifyTimer);
-  R.notifyTimer = setTimeout(() => trigger('turn', { page: R.page }), 120);
+  R.notifyTimer = setTimeout(() => trigger('turn', { page: R.page, seq: ++R.turnSeq }), 120);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,13 +16,15 @@ STATE = "window.m2mReader.state()"
 
 
 def open_reader(browser, url: str, width: int = 1366, height: int = 800, *, autoplay: bool = True,
-                routes: tuple = ()):
+                routes: tuple = (), init_script: str | None = None):
     """``routes``: (url matcher, handler) pairs installed before the page loads (clips are fetched
-    as soon as the reader opens when they are ready)."""
+    as soon as the reader opens when they are ready); ``init_script`` runs before the page's own."""
     context = browser.new_context(viewport={"width": width, "height": height},
                                   is_mobile=width < 600, has_touch=width < 600)
     for matcher, handler in routes:
         context.route(matcher, handler)
+    if init_script:
+        context.add_init_script(init_script)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -192,6 +194,34 @@ def test_fast_turns_leave_one_source(browser, served):
         for f in state["fades"]:
             for step in f["fades"]:
                 assert 0 <= step["from"] <= 1
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_the_music_plays_on_while_a_far_page_s_clip_arrives(browser, served):
+    """A jump past the prefetched pages, to a clip that takes 2.5 s to arrive: the music on now plays
+    on and crossfades once the new clip is decoded (it used to fade to silence meanwhile)."""
+    slow = ("const f = window.fetch; window.fetch = (u, o) => String(u).includes('page-007.ogg') ? "
+            "new Promise((r) => setTimeout(r, 2500)).then(() => f(u, o)) : f(u, o);")
+    context, page, errors = open_reader(browser, served.url, init_script=slow)
+    try:
+        wait_all_clips(page)
+        page.click(".m2m-start-btn")
+        wait_full(page, 0)
+        page.evaluate("window.m2mReader.go(7)")
+        levels = []
+        for _ in range(80):
+            state = page.evaluate(STATE)
+            levels.append(sum(v["gain"] for v in state["voices"]))
+            if any(v["page"] == 7 and v["gain"] > 0.999 for v in state["voices"]):
+                break
+            page.wait_for_timeout(100)
+        else:
+            raise AssertionError(f"page 8's music never came in: {state['voices']}")
+        assert len(levels) > 20, "the clip was held back 2.5 s"
+        assert min(levels) > 0.9, f"the music dropped while the clip arrived: {levels}"
+        assert page.evaluate(STATE)["fades"][-1]["reason"] == "clip-ready"
         assert not errors, errors
     finally:
         context.close()

@@ -111,15 +111,23 @@ function readyEntry(page) {
   return e && e.buffer ? e : null;
 }
 
+// Whether the page's clip exists and is on its way (fetching or decoding, or about to be): the
+// music playing now goes on until it arrives rather than dropping to silence for that half second.
+function arriving(page) {
+  const clip = clipOf(page);
+  return !!clip && !R.failed.has(bufferKey(page, clip.version));
+}
+
 // Make the page's music the only one heading for full gain. `reason` is logged with the fade.
 function musicFor(page, turnAt, reason) {
   if (!R.ctx || !R.started) return;
   const entry = R.musicOn ? readyEntry(page) : null;
+  const hold = !entry && R.musicOn && arriving(page);
   const fades = [];
   let keep = null;
   for (const v of R.voices) {
     if (entry && v.run === R.run && v.page === page && v.version === entry.version) keep = v;
-    else if (v.target !== 0) fades.push(fadeVoice(R.ctx, v, 0, R.fade));
+    else if (v.target !== 0 && !hold) fades.push(fadeVoice(R.ctx, v, 0, R.fade));
   }
   if (entry) {
     if (!keep) keep = startVoice(entry);
@@ -133,7 +141,7 @@ function musicFor(page, turnAt, reason) {
     if (v.curveStart + v.curveDur - R.ctx.currentTime > 0.15) fades.push(fadeVoice(R.ctx, v, 0, 0.12));
   }
   R.fades.push({ page, reason, turnAt, at: performance.now(), ctxTime: R.ctx.currentTime,
-                 hadBuffer: !!entry, count: fades.length, fades });
+                 hadBuffer: !!entry, held: hold, count: fades.length, fades });
   if (R.fades.length > 400) R.fades.splice(0, R.fades.length - 400);
   pruneVoices();
   updateChrome();
@@ -174,7 +182,8 @@ async function fetchClip(page) {
       R.buffers.delete(key);  // let a later prefetch try again
       R.failed.set(key, entry.error);
       R.errors.push(entry.error);
-      if (R.run === run && R.page === page) updateChrome();
+      // the music held for this clip gives way: the page says why it has none
+      if (R.run === run && R.page === page) { musicFor(page, null, 'clip-failed'); updateChrome(); }
       return null;
     }
   })();

@@ -33,6 +33,18 @@ def open_reader(browser, url: str, width: int = 1366, height: int = 800, *, auto
     return context, page, errors
 
 
+def aspects(page) -> tuple[float, float]:
+    """(width / height of the book as drawn, of the image part it shows: a half spread is half as wide)."""
+    return tuple(page.evaluate("""async () => {
+        const book = document.querySelector('.m2m-book'), layer = book.querySelector('.m2m-current');
+        const img = new Image();
+        img.src = getComputedStyle(layer).backgroundImage.slice(5, -2);
+        await img.decode();
+        const box = book.getBoundingClientRect(), half = book.dataset.side !== 'whole';
+        return [box.width / box.height, img.naturalWidth / (half ? 2 : 1) / img.naturalHeight];
+    }"""))
+
+
 def wait_all_clips(page, timeout_ms: int = 60_000) -> None:
     page.wait_for_function("(() => { const s = window.m2mReader.state(); return s.status && "
                            "s.status.ready === s.status.total; })()", timeout=timeout_ms)
@@ -62,6 +74,8 @@ def test_open_start_and_turn_with_crossfade(browser, served, artifacts):
         state = page.evaluate(STATE)
         assert state["started"] is False and state["voices"] == []
         page.screenshot(path=str(artifacts / "reader-laptop-start.png"))
+        drawn, image = aspects(page)
+        assert drawn == pytest.approx(image, rel=0.005), "drawn in its own proportions, not squeezed"
 
         page.click(".m2m-start-btn")
         page.wait_for_function("window.m2mReader.state().playingPage === 0", timeout=10_000)
@@ -290,6 +304,8 @@ def test_phone_shows_a_spread_half_by_half_and_swipes_through_it(browser, served
         book = page.locator(".m2m-book").bounding_box()
         assert 300 < book["width"] <= 390 and book["height"] > 1.2 * book["width"], \
             "half a spread fills the phone's width, upright"
+        drawn, image = aspects(page)
+        assert drawn == pytest.approx(image, rel=0.005), "drawn in its own proportions, not squeezed"
         box = page.locator(".m2m-stage").bounding_box()
         y = box["y"] + box["height"] / 2
 

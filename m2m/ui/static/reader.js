@@ -268,7 +268,11 @@ function pageLayer(cls, page, half) {
 
 function fitBook(page, side) {
   if (!page) return;
-  const w = stage.clientWidth, h = stage.clientHeight;
+  // the stage's content box: clientWidth counts its padding, and a book sized to that was squeezed
+  // narrower by the flex layout while keeping its height (the page drawn ~2% too thin)
+  const css = getComputedStyle(stage);
+  const w = stage.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight);
+  const h = stage.clientHeight - parseFloat(css.paddingTop) - parseFloat(css.paddingBottom);
   const aspect = (side ? page.width / 2 : page.width) / page.height;
   root.style.setProperty('--m2m-aspect', aspect.toFixed(4));
   const bw = Math.max(50, Math.min(w, h * aspect)), bh = bw / aspect;

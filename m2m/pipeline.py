@@ -19,7 +19,7 @@ from m2m.directives import CaptionSheet, DirectiveSheet
 from m2m.director import Director
 from m2m.emotions import EmotionReport
 from m2m.music import load_engine
-from m2m.music.base import DEFAULT_SAMPLE_RATE, SAMPLE_RATES, Clip, RenderOptions
+from m2m.music.base import DEFAULT_SAMPLE_RATE, Clip, RenderOptions, check_sample_rate
 from m2m.runs import CONDITIONS, Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
 from m2m.soundtrack import Soundtrack, SoundtrackSettings, build_soundtrack, warm_up
@@ -62,8 +62,7 @@ class Settings:
             raise ValueError(f"crossfade_s: {self.crossfade_s} is outside 0..30 s")
         if not 2.0 <= self.seconds_per_page <= 3600.0:
             raise ValueError(f"seconds_per_page: {self.seconds_per_page} is outside 2..3600 s")
-        if self.sample_rate not in SAMPLE_RATES:
-            raise ValueError(f"sample_rate: {self.sample_rate} is not one of {', '.join(map(str, SAMPLE_RATES))} Hz")
+        check_sample_rate(self.sample_rate)
 
     def public(self) -> dict[str, Any]:
         """The settings that may be written to run files and shown in the browser (no key)."""
@@ -227,8 +226,10 @@ def render_options(settings: Settings) -> RenderOptions:
 
 
 def library_dir(settings: Settings) -> Path:
-    """The random condition's clip library, made once per engine and shared by every book."""
-    return settings.runs_root / ".library" / settings.engine
+    """The random condition's clip library, made once per engine and sample rate and shared by every
+    book (at another rate its clips would be resampled: upsampled, they would lack the top band the
+    other conditions have)."""
+    return settings.runs_root / ".library" / f"{settings.engine}-{settings.sample_rate}"
 
 
 def ensure_library(settings: Settings, count: int, progress: ProgressFn = no_progress) -> bool:
@@ -245,7 +246,8 @@ def ensure_library(settings: Settings, count: int, progress: ProgressFn = no_pro
         return False
     partial = folder.with_name(folder.name + ".building")
     shutil.rmtree(partial, ignore_errors=True)
-    build_library(load_engine(settings.engine), partial, count, RenderOptions(seed=settings.seed),
+    build_library(load_engine(settings.engine), partial, count,
+                  RenderOptions(seed=settings.seed, sample_rate=settings.sample_rate),
                   lambda done, total: progress("library", done, total))
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)

@@ -35,12 +35,12 @@ from m2m.loudness import Loudness, normalize
 from m2m.music import DEFAULT_ENGINE, load_engine
 from m2m.music.base import (
     DEFAULT_SAMPLE_RATE,
-    SAMPLE_RATES,
     Audio,
     Clip,
     Engine,
     Rendered,
     RenderOptions,
+    check_sample_rate,
     resample,
     stable_seed,
 )
@@ -92,8 +92,7 @@ class SoundtrackSettings:
             raise ValueError(f"target_lufs: {self.target_lufs} is outside -40..-5 LUFS")
         if not -12.0 <= self.true_peak_db <= 0.0:
             raise ValueError(f"true_peak_db: {self.true_peak_db} is outside -12..0 dBTP")
-        if self.sample_rate not in SAMPLE_RATES:
-            raise ValueError(f"sample_rate: {self.sample_rate} is not one of {', '.join(map(str, SAMPLE_RATES))} Hz")
+        check_sample_rate(self.sample_rate)
 
 
 @dataclass(frozen=True)
@@ -358,7 +357,7 @@ def _clip_plan(book_id: str, captions: CaptionSheet, engine_name: str, engine: E
     for prev, cue in zip([None, *sheet], sheet, strict=False):
         after[cue.page] = prev.page if continues and prev is not None and prev.scene == cue.scene else None
     common = (engine_name, getattr(engine, "version", ""), render.settings(), settings.sample_rate,
-              settings.target_lufs, settings.true_peak_db)
+              settings.target_lufs, settings.true_peak_db, ENCODER_HEADROOM_DB)
     hashes: dict[int, str] = {}
     for cue in sheet:
         hashes[cue.page] = hash_inputs(cue, *common, hashes.get(after[cue.page] or -1, ""))

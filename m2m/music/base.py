@@ -23,6 +23,11 @@ DEFAULT_SAMPLE_RATE = 32000
 # the rates the soundtrack can be made at (each is a rate browsers and Vorbis play everywhere)
 SAMPLE_RATES = (22050, 32000, 44100, 48000)
 
+
+def check_sample_rate(rate: int) -> None:
+    if rate not in SAMPLE_RATES:
+        raise ValueError(f"sample_rate: {rate} is not one of {', '.join(map(str, SAMPLE_RATES))} Hz")
+
 # progress(step, total) for one engine call; steps are engine-defined (pages, decoding steps).
 StepProgress = Callable[[int, int], None]
 
@@ -107,8 +112,8 @@ class RenderOptions:
             raise ValueError(f"prompt_seconds: {self.prompt_seconds} is outside 0..10 s")
         if self.batch_size < 1:
             raise ValueError(f"batch_size: {self.batch_size} must be at least 1")
-        if self.sample_rate is not None and self.sample_rate not in SAMPLE_RATES:
-            raise ValueError(f"sample_rate: {self.sample_rate} is not one of {', '.join(map(str, SAMPLE_RATES))} Hz")
+        if self.sample_rate is not None:
+            check_sample_rate(self.sample_rate)
 
     def settings(self) -> dict[str, Any]:
         """The options that change the music, as JSON (for hashes and run files)."""

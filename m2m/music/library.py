@@ -16,7 +16,15 @@ import numpy as np
 
 from m2m.directives import Cue, Plan
 from m2m.jsonio import from_jsonable, to_jsonable, write_json_atomic
-from m2m.music.base import Audio, EngineInfo, Rendered, RenderOptions, load_table, stable_seed
+from m2m.music.base import (
+    DEFAULT_SAMPLE_RATE,
+    Audio,
+    EngineInfo,
+    Rendered,
+    RenderOptions,
+    load_table,
+    stable_seed,
+)
 
 INDEX = "library.json"
 _INSTRUMENT_POOL = (
@@ -88,7 +96,7 @@ def build_library(engine, out: Path, count: int, options: RenderOptions,
         raise ValueError(f"count: {count} is outside 1..10000")
     out = Path(out)
     rng = np.random.default_rng(stable_seed("library", options.seed))
-    settings = SoundtrackSettings(engine=engine.name)
+    settings = SoundtrackSettings(engine=engine.name, sample_rate=options.sample_rate or DEFAULT_SAMPLE_RATE)
     # Plans are drawn in order first, so the library is the same whatever order the clips finish in.
     cues = [Cue.planned(page=i + 1, scene=i, caption=caption, plan=plan)
             for i, (caption, plan) in enumerate(random_plan(rng) for _ in range(count))]

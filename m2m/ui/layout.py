@@ -178,6 +178,17 @@ class ReaderApp:
                 session.shown[box] = sent
         return values
 
+    def refreshed(self, session: Session, view: Any | None, page: int) -> tuple[int, list[Any]]:
+        """(the page on screen now, the refresh of its panels) for an event that has been running while
+        the reader may have turned (``page`` is its input). A turn that lands while the panels are
+        built sends its own; this refresh then leaves them alone."""
+        seq = session.reading.seq
+        now = session.reading.at(page)
+        values = self.panels_for(session, view, now, refresh=True)
+        if session.reading.seq != seq:
+            values = [gr.skip() for _ in values]
+        return now, values
+
     def progress_message(self, session: Session, view: Any | None, page: int = 0) -> str:
         if session.book is None:
             return "No book open."
@@ -270,9 +281,6 @@ class ReaderApp:
         book, settings = session.book, session.settings
         timer = gr.Timer(value=self.config.tick_s, active=True)
 
-        def here() -> int:  # the page on screen now: the reader may turn while the step runs
-            return session.reading.at(page)
-
         try:
             view = self.view_of(session)
             planned = view is not None and getattr(view, "captions", None) is not None
@@ -282,9 +290,10 @@ class ReaderApp:
             self.service.plan_book(book, settings, _quiet)
             view = self.view_of(session)
             if not planned:
-                yield (self.value_for(session, view, here()), status_html(self.progress_message(session, view, here())),
-                       timer, *self.panels_for(session, view, here(), refresh=True))
-            first = here()
+                now, values = self.refreshed(session, view, page)
+                yield (self.value_for(session, view, now), status_html(self.progress_message(session, view, now)),
+                       timer, *values)
+            first = session.reading.at(page)  # the reader may have turned since the tick began
             todo = render_order([p.index for p in book.pages], first, (view.clips or {}).keys()) if view else []
             if not todo:
                 yield (self.value_for(session, view, first), status_html(self.progress_message(session, view, first)),
@@ -295,16 +304,15 @@ class ReaderApp:
             step = todo[:1] if todo[0] == first else todo[:2]
             for view, note in self._streamed(session, lambda progress: self.service.render_pages(
                     book, settings, step, progress)):
-                now = here()
+                now, values = self.refreshed(session, view, page)
                 yield (self.value_for(session, view, now, note),
-                       status_html(note or self.progress_message(session, view, now)),
-                       timer, *self.panels_for(session, view, now, refresh=True))
+                       status_html(note or self.progress_message(session, view, now)), timer, *values)
         except Exception as e:  # the UI boundary: say what failed, keep serving, stop this loop
             log.exception("generation failed for %s", book.id)
             # The reader says so too: its "planning…"/"composing…" would otherwise wait forever.
             stopped = (f"The music stopped: {type(e).__name__}: {e}. Change the settings (or the book) "
                        "and apply them to try again.")
-            yield (self.value_for(session, self.view_of(session), here(), stopped, stopped=True),
+            yield (self.value_for(session, self.view_of(session), session.reading.at(page), stopped, stopped=True),
                    status_html(f"Generation stopped: {type(e).__name__}: {e}", "error"),
                    gr.Timer(active=False), *(gr.skip() for _ in range(7)))
 
@@ -386,9 +394,9 @@ class ReaderApp:
             # The new clip reaches the reader as soon as it lands (a scene's other pages follow).
             for view, note in self._streamed(session, lambda progress: self.service.render_pages(
                     book, settings, todo, progress)):
-                yield (self.value_for(session, view, page, note),
-                       status_html(note or self.progress_message(session, view, page)),
-                       *self.panels_for(session, view, page, refresh=True))
+                now, values = self.refreshed(session, view, page)
+                yield (self.value_for(session, view, now, note),
+                       status_html(note or self.progress_message(session, view, now)), *values)
         except ValueError as e:
             gr.Warning(str(e))
             yield (gr.skip(), status_html(f"The edit was not applied: {e}", "error"), *(gr.skip() for _ in range(7)))

@@ -159,7 +159,7 @@ def test_render_random_builds_its_library_when_there_is_none(book_root, tmp_path
                  "--no-whole-file"]) == 0
     printed = capsys.readouterr().out
     assert "built the random condition's library: 3 clips" in printed
-    assert (out / ".library" / "composer" / "library.json").is_file()
+    assert (out / ".library" / "composer-32000" / "library.json").is_file()  # per engine and sample rate
     sheet = json.loads((out / "Fixture" / "random" / "soundtrack.json").read_text(encoding="utf-8"))["data"]
     assert {c["engine"] for c in sheet["cues"]} == {"library"}
     assert main(["render", str(book_root), "--out", str(out), "--condition", "random", "--no-whole-file"]) == 0

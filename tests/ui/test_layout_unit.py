@@ -100,6 +100,16 @@ def test_refreshes_leave_a_caption_being_typed_alone(manga109_root: Path, tmp_pa
     assert app.panels_for(session, edited, 0, refresh=True)[caption] == "page 0"
 
 
+def labelled_panels(monkeypatch, manga109_root: Path, tmp_path: Path) -> Session:
+    """Panels that say which page they are for (no HTML), and a session on the fixture book."""
+    import m2m.ui.layout as layout
+
+    monkeypatch.setattr(layout, "panel_values", lambda texts: [texts] * 7)
+    monkeypatch.setattr(layout, "panels", lambda book, view, page: f"panels of page {page}")
+    monkeypatch.setattr(layout, "reader_value", lambda *a, **k: {})
+    return Session(load_book(manga109_root), pipeline.Settings(runs_root=tmp_path / "runs"))
+
+
 def test_turns_overtaken_by_newer_ones_leave_the_panels_alone(manga109_root: Path, tmp_path: Path,
                                                               monkeypatch) -> None:
     """Turn events run side by side; one that arrives or finishes after a newer one must not put an
@@ -108,11 +118,9 @@ def test_turns_overtaken_by_newer_ones_leave_the_panels_alone(manga109_root: Pat
 
     import m2m.ui.layout as layout
 
-    monkeypatch.setattr(layout, "panel_values", lambda texts: [texts] * 7)
-    monkeypatch.setattr(layout, "panels", lambda book, view, page: f"panels of page {page}")
-    book = load_book(manga109_root)
+    session = labelled_panels(monkeypatch, manga109_root, tmp_path)
+    book = session.book
     app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), RecordingPlans(book))  # type: ignore[arg-type]
-    session = Session(book, pipeline.Settings(runs_root=tmp_path / "runs"))
 
     def turn(page: int, seq: int) -> tuple:
         return app.turn(SimpleNamespace(_data={"page": page, "seq": seq}), session)
@@ -125,6 +133,15 @@ def test_turns_overtaken_by_newer_ones_leave_the_panels_alone(manga109_root: Pat
     assert turn(0, 0)[:2] == (0, "panels of page 0")  # no sequence number (an API client): taken as is
     assert session.reading.page == 0
 
+    # overtaken while its panels are built: the newer turn's panels stand, this one sends nothing
+    def overtaken(book, view, page):
+        if page == 0:
+            session.reading.turned(6, 1)
+        return f"panels of page {page}"
+
+    monkeypatch.setattr(layout, "panels", overtaken)
+    assert not isinstance(turn(0, 5)[0], int) and session.reading.page == 1
+
 
 def test_a_step_refreshes_the_panels_of_the_page_on_screen_now(manga109_root: Path, tmp_path: Path,
                                                                monkeypatch) -> None:
@@ -132,13 +149,8 @@ def test_a_step_refreshes_the_panels_of_the_page_on_screen_now(manga109_root: Pa
     the refresh that comes as a clip lands shows the page on screen, not the one the step began on."""
     from types import SimpleNamespace
 
-    import m2m.ui.layout as layout
-
-    monkeypatch.setattr(layout, "panel_values", lambda texts: [texts] * 7)
-    monkeypatch.setattr(layout, "panels", lambda book, view, page: f"panels of page {page}")
-    monkeypatch.setattr(layout, "reader_value", lambda *a, **k: {})
-    book = load_book(manga109_root)
-    session = Session(book, pipeline.Settings(runs_root=tmp_path / "runs"))
+    session = labelled_panels(monkeypatch, manga109_root, tmp_path)
+    book = session.book
 
     class TurnsWhileRendering(RecordingPlans):
         def __init__(self, book) -> None:
@@ -153,3 +165,28 @@ def test_a_step_refreshes_the_panels_of_the_page_on_screen_now(manga109_root: Pa
     app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), TurnsWhileRendering(book))  # type: ignore[arg-type]
     steps = list(app.tick(session, 0))
     assert steps[-1][3] == "panels of page 1"
+
+
+def test_an_edit_s_refreshes_follow_the_reader_to_another_page(manga109_root: Path, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """A saved caption re-renders its page; the reader turns meanwhile: the refresh as the clip lands
+    shows the page on screen (it used to put the edited page's panels back)."""
+    from types import SimpleNamespace
+
+    session = labelled_panels(monkeypatch, manga109_root, tmp_path)
+    book = session.book
+
+    class Edits(RecordingPlans):
+        def edit_caption(self, book, settings, page, text):
+            self.saved = (page, text)
+
+        def render_pages(self, book, settings, pages, progress):
+            session.reading.turned(1, 1)  # the reader moves on while page 1's new music renders
+            self.view.clips = {0: SimpleNamespace(version="new")}
+            progress("music", 1, len(book.pages))
+
+    service = Edits(book)
+    app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), service)  # type: ignore[arg-type]
+    steps = list(app.edit_caption(session, 0, "a quiet harp"))
+    assert service.saved == (0, "a quiet harp")
+    assert steps[-1][2] == "panels of page 1"

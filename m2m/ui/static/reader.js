@@ -304,7 +304,7 @@ function turnHalf(half, how, evTime) {
     const at = (side) => ({ backgroundPosition: side === 'left' ? '0% 0%' : '100% 0%' });
     const anim = layer.animate([at(from), at(sideOf(half))], { duration: 320, easing: 'cubic-bezier(.35,.05,.25,1)' });
     R.anim = anim;
-    anim.onfinish = () => { if (R.anim === anim) R.anim = null; };
+    anim.onfinish = () => { if (R.anim === anim) { R.anim = null; showPage(R.page); } };
   }
   updateChrome();
 }

@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 import soundfile
 
+from m2m import kept_clips
 from m2m.directives import CaptionSheet, Cue
+from m2m.jsonio import from_jsonable, to_jsonable
 from m2m.loudness import Loudness, normalize
 from m2m.music import DEFAULT_ENGINE, load_engine
 from m2m.music.base import (
@@ -423,6 +425,10 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
         if old is not None and cue.page not in force and old.hash == hashes[cue.page] \
                 and _intact(run.path / old.file, old.file_hash):
             done[cue.page] = replace(old, caption=cue.caption, scene=cue.scene)
+        elif cue.page not in force:
+            back = _take_back(run, hashes[cue.page], old)
+            if back is not None:
+                done[cue.page] = replace(back, caption=cue.caption, scene=cue.scene)
     wanted = None if only is None else _with_predecessors(only, after)
     pending = [c for c in _order(sheet, order) if c.page not in done and (wanted is None or c.page in wanted)]
     complete = len(done) + len(pending) == len(sheet)
@@ -445,6 +451,7 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
         if pending:
             def write(rendered: Rendered) -> SoundtrackCue:
                 cue = next(c for c in sheet if c.page == rendered.page)
+                _keep(run, existing.get(cue.page), hashes[cue.page])
                 return _write_clip(run, cue, rendered, settings, hashes[cue.page], whole)
 
             def written(clip: SoundtrackCue) -> None:
@@ -653,6 +660,30 @@ def _intact(path: Path, expected: str) -> bool:
     return path.is_file() and bool(expected) and file_hash(path) == expected
 
 
+def _keep(run: RunFolder, current: SoundtrackCue | None, new_hash: str) -> None:
+    """Before a clip of ``new_hash`` replaces the page's ``current`` one, put that one's files aside."""
+    if current is None or current.hash == new_hash or not _intact(run.path / current.file, current.file_hash):
+        return
+    files = [run.path / f for f in (current.file, current.mp3, current.midi) if f]
+    kept_clips.keep(run.audio_dir, current.hash, files, to_jsonable(current))
+
+
+def _take_back(run: RunFolder, clip_hash: str, current: SoundtrackCue | None) -> SoundtrackCue | None:
+    """The page's clip of ``clip_hash`` from the kept ones, back in its place (the page's current clip
+    put aside first), or None: none kept, or its file no longer what it was."""
+    if not (run.audio_dir / kept_clips.KEPT / f"{clip_hash}.json").is_file():
+        return None
+    _keep(run, current, clip_hash)
+    entry = kept_clips.take_back(run.audio_dir, clip_hash)
+    try:
+        back = from_jsonable(SoundtrackCue, entry, source="kept clip") if entry is not None else None
+    except ValueError:
+        return None
+    if back is None or back.hash != clip_hash or not _intact(run.path / back.file, back.file_hash):
+        return None  # the page renders anew over whatever came back
+    return back
+
+
 def _write_clip(run: RunFolder, cue: Cue, rendered: Rendered, settings: SoundtrackSettings,
                 clip_hash: str, whole: _WholeFile | None = None) -> SoundtrackCue:
     samples, loudness = _finish(rendered, settings)
@@ -708,6 +739,4 @@ def _write_sheet(run: RunFolder, book_id: str, condition: Condition, sheet: Sequ
 
 
 def _settings_json(settings: SoundtrackSettings) -> dict[str, Any]:
-    from m2m.jsonio import to_jsonable
-
     return to_jsonable(settings)

@@ -173,6 +173,56 @@ def test_only_some_pages_renders_those_and_no_whole_file(tmp_path, composer):
     assert rest.pages == [1, 2] and full.complete and (run.audio_dir / "soundtrack.ogg").is_file()
 
 
+def test_music_made_with_other_settings_comes_back_without_rendering(tmp_path, composer):
+    """A reader tries other settings (another engine, director, an edited caption) and returns: the
+    clips made before come back from the run folder instead of being made again (with MusicGen that is
+    minutes), the same files, listed in the cue sheet; a damaged kept clip renders anew; each page
+    keeps a few versions."""
+    from m2m.kept_clips import KEPT, VERSIONS_PER_PAGE
+    from m2m.runs import file_hash
+
+    run = RunFolder(tmp_path, "book", "m2m")
+    first = build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS, engine=composer)
+    page2 = run.path / first.cues[1].file
+    made = file_hash(page2)
+
+    def edited(words: str) -> CaptionSheet:
+        return CaptionSheet(tuple(c if c.page != 2 else cue(2, 0, words, tempo=80, key="A", mode="minor")
+                                  for c in sheet().cues))
+
+    other = Counting(composer)
+    build_soundtrack("book", "m2m", edited("a slow sad cello"), run, "composer", SETTINGS, engine=other)
+    assert other.pages == [2] and file_hash(page2) != made
+    twin = page2.with_suffix(".flac")  # the reader's FLAC copy of the clip now in place
+    twin.write_bytes(b"fLaC")
+    back = Counting(composer)
+    again = build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS, engine=back)
+    assert back.pages == [], "the first clip came back, nothing rendered"
+    assert not twin.exists(), "a copy of the clip it replaced is not served for it"
+    assert file_hash(page2) == made and again.cues[1].hash == first.cues[1].hash
+    assert again.cues[1].file_hash == made and (run.path / again.cues[1].midi).is_file()
+    assert read_audio(run.path / again.file).seconds > 0  # the whole-book file is mixed from it
+    # and the other way: the cello clip was put aside in turn and comes back too
+    cello = Counting(composer)
+    build_soundtrack("book", "m2m", edited("a slow sad cello"), run, "composer", SETTINGS, engine=cello)
+    assert cello.pages == []
+    # a kept clip that no longer is what it was is not trusted
+    store = run.audio_dir / KEPT
+    for kept in store.glob("*.ogg"):
+        kept.write_bytes(b"OggS" + b"\0" * 64)
+    damaged = Counting(composer)
+    remade = build_soundtrack("book", "m2m", sheet(), run, "composer", SETTINGS, engine=damaged)
+    assert damaged.pages == [2] and remade.cues[1].hash == first.cues[1].hash
+    assert remade.cues[1].file_hash == file_hash(page2) and read_audio(page2).seconds == first.cues[1].seconds
+    # a few versions per page, the oldest deleted
+    for n in range(VERSIONS_PER_PAGE + 2):
+        build_soundtrack("book", "m2m", edited(f"version {n} on a harp"), run, "composer", SETTINGS,
+                         engine=composer)
+    kept_pages = [json.loads(p.read_text())["page"] for p in store.glob("*.json")]
+    assert kept_pages.count(2) == VERSIONS_PER_PAGE
+    assert len(list(store.glob("*.ogg"))) == len(kept_pages)
+
+
 def test_only_a_page_that_continues_renders_the_page_it_continues_from():
     from m2m.soundtrack import _with_predecessors
 

@@ -79,7 +79,9 @@ def scene_panel(book: Book, view: Any, page: int) -> str:
             rows.append(f'<li class="m2m-line{here}"><span class="m2m-speaker">'
                         f'{escape(book.character_name(t.speaker))}</span>'
                         f'<div class="m2m-ja" lang="ja">{escape(t.text)}</div>{gloss}</li>')
-    return f'<div class="m2m-panel">{head}{summary}<ul class="m2m-dialogue">{"".join(rows)}</ul></div>'
+    # data-m2m-page: the reader checks the panels are for the page on screen (see reader.js)
+    return (f'<div class="m2m-panel" data-m2m-page="{page}">{head}{summary}'
+            f'<ul class="m2m-dialogue">{"".join(rows)}</ul></div>')
 
 
 def _page_range(pages: tuple[int, ...]) -> str:

@@ -269,6 +269,38 @@ def test_the_panels_follow_a_burst_of_turns_to_its_last_page(browser, served):
         context.close()
 
 
+def test_a_turn_the_server_never_answered_is_sent_again(browser, served):
+    """The side panels say which page they show; a turn whose answer is lost or overtaken (two
+    answers can arrive in either order on a busy server) leaves them on another page, and the
+    reader asks again."""
+    import json
+
+    dropped = []
+
+    def drop_first_turn_to_page_3(route) -> None:
+        body = route.request.post_data or ""
+        try:
+            data = json.loads(body).get("event_data") or {}
+        except ValueError:
+            data = {}
+        if data.get("page") == 3 and not dropped:
+            dropped.append(data)
+            # accepted, never answered: as an answer that was lost, or overtaken by an older one
+            route.fulfill(status=200, content_type="application/json", body=json.dumps({"event_id": "lost"}))
+        else:
+            route.continue_()
+
+    context, page, errors = open_reader(browser, served.url, routes=(("**/queue/join*", drop_first_turn_to_page_3),))
+    try:
+        wait_all_clips(page)
+        page.evaluate("window.m2mReader.go(3)")
+        marker = "document.querySelector('[data-m2m-page]')"
+        page.wait_for_function(f"{marker}?.dataset.m2mPage === '3'", timeout=10_000)
+        assert dropped and page.evaluate(STATE)["panelRetries"] == 1
+    finally:
+        context.close()
+
+
 def test_edit_caption_plays_new_clip(browser, served, artifacts):
     context, page, errors = open_reader(browser, served.url)
     try:

@@ -39,6 +39,7 @@ const R = {
   voices: [],           // {id, run, page, version, src, gain, curve, curveStart, curveDur, hold, target, startedAt}
   prefetchLog: [], turns: [], fades: [], errors: [], notes: [],
   startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0, turnSeq: 0,
+  checkTimer: null, checkTries: 0, panelRetries: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -400,7 +401,25 @@ function notifyServer() {
   // The server renders the page on screen and the next two first; tell it where the reader is,
   // coalescing a burst of turns into one message.
   clearTimeout(R.notifyTimer);
-  R.notifyTimer = setTimeout(() => trigger('turn', { page: R.page, seq: ++R.turnSeq }), 120);
+  clearTimeout(R.checkTimer);
+  R.checkTries = 0;
+  R.notifyTimer = setTimeout(sendTurn, 120);
+}
+
+function sendTurn() {
+  trigger('turn', { page: R.page, seq: ++R.turnSeq });
+  R.checkTimer = setTimeout(checkPanels, 1500);
+}
+
+// Two turns in quick succession are two events whose answers can reach the page in either order
+// when the server is busy, leaving the side panels on the earlier page. The scene panel says which
+// page it shows; if that is not the page on screen once the answers are in, ask again (twice at most).
+function checkPanels() {
+  const shown = document.querySelector('[data-m2m-page]');
+  if (!shown || !R.book || Number(shown.dataset.m2mPage) === R.page || R.checkTries >= 2) return;
+  R.checkTries += 1;
+  R.panelRetries += 1;
+  sendTurn();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -591,14 +610,14 @@ function state() {
     status: R.value ? R.value.status : null,
     prefetch: R.prefetchLog.slice(), turns: R.turns.slice(), fades: R.fades.slice(), errors: R.errors.slice(),
     notes: R.notes.slice(),
-    startGestureAt: R.startGestureAt, firstAudibleAt: R.firstAudibleAt, animating: !!R.anim,
+    startGestureAt: R.startGestureAt, firstAudibleAt: R.firstAudibleAt, animating: !!R.anim, panelRetries: R.panelRetries,
     now: performance.now(),
   };
 }
 
 // suspend/resume: the page hides the reader (the study tab) and shows it again; the audio clock
 // stops, so every voice goes on from where it was.
-window.m2mReader = { state, next: () => next('api'), prev: () => prev('api'), go: (p) => go(p, 'api'),
+window.m2mReader = { state, next: () => next('api'), prev: () => prev('api'), go: (p) => go(p, 'api'), checkPanels,
                      start: () => start(), element: root,
                      suspend: () => { if (R.ctx && R.ctx.state === 'running') R.ctx.suspend(); },
                      resume: () => { if (R.started && R.ctx && R.ctx.state === 'suspended') R.ctx.resume(); } };

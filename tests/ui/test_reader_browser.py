@@ -215,17 +215,24 @@ def test_fast_turns_leave_one_source(browser, served):
         context.close()
 
 
+def jump_to_a_late_clip(browser, url: str, page_index: int, late_ms: int):
+    """A reader playing page index 0 that jumps to ``page_index``, whose clip arrives ``late_ms`` late
+    (past the prefetched pages, so it is fetched only then)."""
+    slow = (f"const f = window.fetch; window.fetch = (u, o) => String(u).includes('page-{page_index:03d}.ogg') ? "
+            f"new Promise((r) => setTimeout(r, {late_ms})).then(() => f(u, o)) : f(u, o);")
+    context, page, errors = open_reader(browser, url, init_script=slow)
+    wait_all_clips(page)
+    page.click(".m2m-start-btn")
+    wait_full(page, 0)
+    page.evaluate(f"window.m2mReader.go({page_index})")
+    return context, page, errors
+
+
 def test_the_music_plays_on_while_a_far_page_s_clip_arrives(browser, served):
     """A jump past the prefetched pages, to a clip that takes 2.5 s to arrive: the music on now plays
     on and crossfades once the new clip is decoded (it used to fade to silence meanwhile)."""
-    slow = ("const f = window.fetch; window.fetch = (u, o) => String(u).includes('page-007.ogg') ? "
-            "new Promise((r) => setTimeout(r, 2500)).then(() => f(u, o)) : f(u, o);")
-    context, page, errors = open_reader(browser, served.url, init_script=slow)
+    context, page, errors = jump_to_a_late_clip(browser, served.url, 7, 2500)
     try:
-        wait_all_clips(page)
-        page.click(".m2m-start-btn")
-        wait_full(page, 0)
-        page.evaluate("window.m2mReader.go(7)")
         levels = []
         for _ in range(80):
             state = page.evaluate(STATE)
@@ -238,6 +245,24 @@ def test_the_music_plays_on_while_a_far_page_s_clip_arrives(browser, served):
         assert len(levels) > 20, "the clip was held back 2.5 s"
         assert min(levels) > 0.9, f"the music dropped while the clip arrived: {levels}"
         assert page.evaluate(STATE)["fades"][-1]["reason"] == "clip-ready"
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_a_clip_that_stalls_lets_the_music_fade_after_a_while(browser, served):
+    """Held music waits for a late clip, but not for good: a clip 9 s late leaves silence after
+    about 5 s (the page says it is loading), and the clip plays when it comes."""
+    context, page, errors = jump_to_a_late_clip(browser, served.url, 6, 9000)
+    try:
+        state = settle(page, 2.0)
+        assert any(v["page"] == 0 and v["target"] == 1 for v in state["voices"]), "held at first"
+        page.wait_for_function("window.m2mReader.state().fades.some(f => f.reason === 'hold-expired')",
+                               timeout=8_000)
+        state = settle(page, 2.0)
+        assert all(v["target"] == 0 for v in state["voices"]) and state["audible"] == 0
+        assert "Loading" in page.inner_text(".m2m-pagenote")
+        wait_full(page, 6)  # the clip, when it comes, plays
         assert not errors, errors
     finally:
         context.close()

@@ -25,6 +25,7 @@ const progressFill = $('.m2m-progress-fill');
 
 const KEEP_AROUND = 2;      // decoded buffers kept this many pages either side of the page on screen
 const TURN_MS = 620;
+const HOLD_MS = 5000;      // the longest the music on now waits for a page's clip before it fades out
 const SPEAKER = '<path d="M3 9v6h4l5 4V5L7 9H3z" fill="currentColor"/>';
 const ICON_SOUND = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">' + SPEAKER +
   '<path d="M15.5 8.5a5 5 0 0 1 0 7M18 6a8.5 8.5 0 0 1 0 12" stroke="currentColor" stroke-width="1.8" fill="none" stroke-linecap="round"/></svg>';
@@ -39,7 +40,7 @@ const R = {
   voices: [],           // {id, run, page, version, src, gain, curve, curveStart, curveDur, hold, target, startedAt}
   prefetchLog: [], turns: [], fades: [], errors: [], notes: [],
   startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0, turnSeq: 0,
-  checkTimer: null, checkTries: 0, panelRetries: 0,
+  checkTimer: null, checkTries: 0, panelRetries: 0, holdTimer: null, holdPage: null, heldFor: null,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -123,7 +124,21 @@ function arriving(page) {
 function musicFor(page, turnAt, reason) {
   if (!R.ctx || !R.started) return;
   const entry = R.musicOn ? readyEntry(page) : null;
-  const hold = !entry && R.musicOn && arriving(page);
+  const hold = !entry && R.musicOn && arriving(page) && R.heldFor !== page;
+  if (!hold) {
+    clearTimeout(R.holdTimer);
+    R.holdPage = null;
+  } else if (R.holdPage !== page) {
+    // a fetch that stalls must not keep another page's music on for good
+    clearTimeout(R.holdTimer);
+    R.holdPage = page;
+    R.holdTimer = setTimeout(() => {
+      R.holdPage = null;
+      if (R.page !== page || readyEntry(page)) return;
+      R.heldFor = page;
+      musicFor(page, null, 'hold-expired');
+    }, HOLD_MS);
+  }
   const fades = [];
   let keep = null;
   for (const v of R.voices) {
@@ -374,6 +389,7 @@ function go(target, how, evTime, half = 0) {
   const from = R.page;
   const sideA = viewSide(from, R.half);
   R.page = target;
+  R.heldFor = null;
   R.half = half;
   R.turns.push({ from, to: target, how, at: t0, handledAt: performance.now() });
   if (R.turns.length > 400) R.turns.splice(0, R.turns.length - 400);

@@ -358,7 +358,8 @@ def _clip_plan(book_id: str, captions: CaptionSheet, engine_name: str, engine: E
     after: dict[int, int | None] = {}
     for prev, cue in zip([None, *sheet], sheet, strict=False):
         after[cue.page] = prev.page if continues and prev is not None and prev.scene == cue.scene else None
-    common = (engine_name, getattr(engine, "version", ""), render.settings(), settings.sample_rate,
+    # render.settings() carries the sample rate (set above from the settings)
+    common = (engine_name, getattr(engine, "version", ""), render.settings(),
               settings.target_lufs, settings.true_peak_db, ENCODER_HEADROOM_DB)
     hashes: dict[int, str] = {}
     for cue in sheet:

@@ -280,7 +280,6 @@ class ReaderApp:
             return
         book, settings = session.book, session.settings
         timer = gr.Timer(value=self.config.tick_s, active=True)
-
         try:
             view = self.view_of(session)
             planned = view is not None and getattr(view, "captions", None) is not None

@@ -43,6 +43,16 @@ const R = {
   checkTimer: null, checkTries: 0, panelRetries: 0, holdTimer: null, holdPage: null, heldFor: null,
 };
 
+// Append to one of the logs state() shows, keeping its newest `limit` entries.
+function record(log, entry, limit = 400) {
+  log.push(entry);
+  if (log.length > limit) log.splice(0, log.length - limit);
+}
+
+function reducedMotion() {
+  return !!(window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Audio
 
@@ -156,9 +166,8 @@ function musicFor(page, turnAt, reason) {
   for (const v of leaving.slice(0, Math.max(0, leaving.length - 2))) {
     if (v.curveStart + v.curveDur - R.ctx.currentTime > 0.15) fades.push(fadeVoice(R.ctx, v, 0, 0.12));
   }
-  R.fades.push({ page, reason, turnAt, at: performance.now(), ctxTime: R.ctx.currentTime,
-                 hadBuffer: !!entry, held: hold, count: fades.length, fades });
-  if (R.fades.length > 400) R.fades.splice(0, R.fades.length - 400);
+  record(R.fades, { page, reason, turnAt, at: performance.now(), ctxTime: R.ctx.currentTime,
+                    hadBuffer: !!entry, held: hold, count: fades.length, fades });
   pruneVoices();
   updateChrome();
 }
@@ -173,8 +182,7 @@ async function fetchClip(page) {
   const entry = { page, version: clip.version, run, buffer: null, requestedAt: performance.now(),
                   decodedAt: null, error: null, promise: null };
   const log = { page, version: clip.version, run, requestedAt: entry.requestedAt, decodedAt: null, ok: false };
-  R.prefetchLog.push(log);
-  if (R.prefetchLog.length > 600) R.prefetchLog.splice(0, R.prefetchLog.length - 600);
+  record(R.prefetchLog, log, 600);
   entry.promise = (async () => {
     try {
       entry.buffer = await fetchAndDecode(clip.url, page);
@@ -311,12 +319,10 @@ function turnHalf(half, how, evTime) {
   const t0 = evTime || performance.now();
   const from = sideOf(R.half);
   R.half = half;
-  R.turns.push({ from: R.page, to: R.page, half, how, at: t0, handledAt: performance.now() });
-  if (R.turns.length > 400) R.turns.splice(0, R.turns.length - 400);
+  record(R.turns, { from: R.page, to: R.page, half, how, at: t0, handledAt: performance.now() });
   showPage(R.page);
   const layer = bookEl.firstElementChild;
-  const reduce = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
-  if (!reduce && layer && layer.animate) {
+  if (!reducedMotion() && layer && layer.animate) {
     const at = (side) => ({ backgroundPosition: side === 'left' ? '0% 0%' : '100% 0%' });
     const anim = layer.animate([at(from), at(sideOf(half))], { duration: 320, easing: 'cubic-bezier(.35,.05,.25,1)' });
     R.anim = anim;
@@ -343,8 +349,7 @@ function finishAnimation() {
 function animateTurn(from, to, sideA, sideB) {
   finishAnimation();
   const a = R.book.pages[from], b = R.book.pages[to];
-  const reduce = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
-  if (reduce || !bookEl.animate) { showPage(to); return; }
+  if (reducedMotion() || !bookEl.animate) { showPage(to); return; }
   const forward = to > from;
   const leftMoves = forward === (R.dir === 'rtl');   // the leaf starts on the left half
   fitBook(b, sideB);
@@ -391,8 +396,7 @@ function go(target, how, evTime, half = 0) {
   R.page = target;
   R.heldFor = null;
   R.half = half;
-  R.turns.push({ from, to: target, how, at: t0, handledAt: performance.now() });
-  if (R.turns.length > 400) R.turns.splice(0, R.turns.length - 400);
+  record(R.turns, { from, to: target, how, at: t0, handledAt: performance.now() });
   musicFor(target, t0, 'turn');       // first: the fade must start within 50 ms of the input
   animateTurn(from, target, sideA, viewSide(target, half));
   prefetchAround(target);
@@ -458,8 +462,7 @@ function updateChrome() {
     note = 'This page’s music could not be played: ' + R.failed.get(bufferKey(R.page, clip.version)) + '.';
   } else if (R.started && !readyEntry(R.page)) note = 'Loading this page’s music…';
   if (note !== noteEl.textContent) {
-    R.notes.push({ page: R.page, text: note, at: performance.now() });
-    if (R.notes.length > 200) R.notes.splice(0, R.notes.length - 200);
+    record(R.notes, { page: R.page, text: note, at: performance.now() }, 200);
   }
   noteEl.textContent = note;
   noteEl.hidden = !note || !R.book;
@@ -633,7 +636,7 @@ function state() {
 
 // suspend/resume: the page hides the reader (the study tab) and shows it again; the audio clock
 // stops, so every voice goes on from where it was.
-window.m2mReader = { state, next: () => next('api'), prev: () => prev('api'), go: (p) => go(p, 'api'), checkPanels,
+window.m2mReader = { state, next: () => next('api'), prev: () => prev('api'), go: (p) => go(p, 'api'),
                      start: () => start(), element: root,
                      suspend: () => { if (R.ctx && R.ctx.state === 'running') R.ctx.suspend(); },
                      resume: () => { if (R.started && R.ctx && R.ctx.state === 'suspended') R.ctx.resume(); } };

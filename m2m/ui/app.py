@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import gradio as gr
@@ -114,6 +116,24 @@ def _book_panel() -> gr.File:
     return upload
 
 
+STREAM_KEEPALIVE_S = 10.0
+
+
+async def keep_event_stream_open() -> AsyncIterator[None]:
+    """An event that never completes while the page is open, so the session's event stream stays open.
+
+    Gradio's server closes a session's stream when its last pending event completes, and its client
+    opens one only when it joins an event while none is open. An event joined as the stream closes
+    (a page turn or a caption saved just as a generation step ends) finds the client still counting
+    the stream as open, then sees it aborted: the event is reported as "Connection errored out" and
+    its result never reaches the page. With this event pending the stream is never closed, so that
+    moment never comes. It sleeps in the event loop (no worker thread) and yields now and then only
+    so that Gradio can end it once the page has gone (it checks after each yield)."""
+    while True:
+        await asyncio.sleep(STREAM_KEEPALIVE_S)
+        yield None
+
+
 def _wire(demo: gr.Blocks, app: ReaderApp, c: Controls, session: gr.State, page: gr.State,
           s: dict[str, Any], upload: gr.File, config: AppConfig) -> None:
     panels = c.panel_outputs()
@@ -121,6 +141,8 @@ def _wire(demo: gr.Blocks, app: ReaderApp, c: Controls, session: gr.State, page:
     opened = [session, page, c.reader, c.status, c.timer, *panels]
     demo.load(app.load, inputs=[session, *setting_inputs], outputs=opened, api_visibility="private",
               concurrency_id="open", concurrency_limit=4)
+    demo.load(keep_event_stream_open, concurrency_id="keepalive", concurrency_limit=None,
+              show_progress="hidden", api_visibility="private")
     c.timer.tick(app.tick, inputs=[session, page], outputs=[c.reader, c.status, c.timer, *panels],
                  concurrency_id="generate", concurrency_limit=config.render_concurrency,
                  show_progress="hidden", api_visibility="private")

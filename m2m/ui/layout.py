@@ -241,7 +241,8 @@ class ReaderApp:
             gr.Warning(str(e), duration=12)
             return (gr.skip(), gr.skip(), gr.skip(), status_html(f"That book was not opened: {e}", "error"),
                     *(gr.skip() for _ in range(1 + 7)))
-        gr.Info(f"Opened {html.escape(book.title)} ({len(book.pages)} pages).")  # a title is text, not markup
+        # a title is text, not markup; short, as the toast covers the side panel's top
+        gr.Info(f"Opened {html.escape(book.title)} ({len(book.pages)} pages).", duration=4)
         return self.open_book(book, session)
 
     def apply_settings(self, session: Session, page: int, director: str, api_key: str, emotion_backend: str,
@@ -405,7 +406,16 @@ class ReaderApp:
             yield (gr.skip(), status_html(f"Saved, but regeneration failed: {type(e).__name__}: {e}", "error"),
                    *(gr.skip() for _ in range(7)))
             return
-        gr.Info("Saved to the run file; the new music plays as soon as it is loaded.")
+        # In the status line under the reader, not a toast: a toast covers the side panel's top.
+        yield (gr.skip(), status_html(f"Saved to the run file; the new music for {pages_label(todo)} is in "
+                                      "and plays as soon as it is loaded."), *(gr.skip() for _ in range(7)))
+
+
+def pages_label(pages: list[int]) -> str:
+    """'page 3', 'pages 3–5' (0-based pages, shown 1-based)."""
+    if len(pages) == 1:
+        return f"page {pages[0] + 1}"
+    return f"pages {min(pages) + 1}–{max(pages) + 1}"
 
 
 def _quiet(message: str, done: int, total: int) -> None:

@@ -189,4 +189,5 @@ def test_an_edit_s_refreshes_follow_the_reader_to_another_page(manga109_root: Pa
     app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), service)  # type: ignore[arg-type]
     steps = list(app.edit_caption(session, 0, "a quiet harp"))
     assert service.saved == (0, "a quiet harp")
-    assert steps[-1][2] == "panels of page 1"
+    assert steps[-2][2] == "panels of page 1"
+    assert "Saved to the run file; the new music for page 1 is in" in steps[-1][1]

@@ -61,6 +61,22 @@ def wait_full(page, p: int) -> None:
                            timeout=10_000)
 
 
+def wait_or_explain(page, condition: str, timeout_ms: int, what: str) -> None:
+    """wait_for_function whose timeout says what the reader and the app showed, so a failure on CI
+    can be read without a rerun."""
+    try:
+        page.wait_for_function(condition, timeout=timeout_ms)
+    except Exception as e:
+        seen = page.evaluate("""() => {
+            const s = window.m2mReader.state();
+            return {voices: s.voices, fades: s.fades.slice(-4), clips: s.clips, errors: s.errors,
+                    status: document.querySelector('.m2m-status-box')?.innerText,
+                    caption: document.querySelector('#m2m-caption textarea')?.value,
+                    toasts: [...document.querySelectorAll('.toast-body')].map(t => t.innerText)};
+        }""")
+        raise AssertionError(f"waited {timeout_ms / 1000:.0f} s for {what}; the page showed {seen}") from e
+
+
 def settle(page, seconds: float) -> dict:
     time.sleep(seconds)
     return page.evaluate(STATE)
@@ -242,7 +258,10 @@ def test_the_music_plays_on_while_a_far_page_s_clip_arrives(browser, served):
             page.wait_for_timeout(100)
         else:
             raise AssertionError(f"page 8's music never came in: {state['voices']}")
-        assert len(levels) > 20, "the clip was held back 2.5 s"
+        # by the page's clock, not by counting samples: on a loaded machine each sample takes longer
+        fetched = [f for f in state["prefetch"] if f["page"] == 7 and f["decodedAt"]][-1]
+        assert fetched["decodedAt"] - fetched["requestedAt"] >= 2400, "the clip was held back 2.5 s"
+        assert len(levels) >= 5, f"too few samples of the gains to judge: {levels}"
         assert min(levels) > 0.9, f"the music dropped while the clip arrived: {levels}"
         assert page.evaluate(STATE)["fades"][-1]["reason"] == "clip-ready"
         assert not errors, errors
@@ -326,6 +345,23 @@ def test_a_turn_the_server_never_answered_is_sent_again(browser, served):
         context.close()
 
 
+def test_the_event_stream_stays_open_while_the_reader_is_open(browser, served):
+    """Gradio closes a session's event stream when its last event completes; an event joined in that
+    moment lost its answer (the caption-save test failed so on CI). The app keeps one event pending,
+    so once the page has loaded and generation has finished the stream is still the first one."""
+    context, page, errors = open_reader(browser, served.url)
+    try:
+        wait_all_clips(page)
+        page.wait_for_function("window.m2mReader.state().status.ready === window.m2mReader.state().status.total")
+        page.wait_for_timeout(1500)  # the generation step that found nothing to do has ended
+        streams = page.evaluate("performance.getEntriesByType('resource').map(e => e.name)"
+                                ".filter(n => n.includes('/queue/data'))")
+        assert streams == [], f"event streams that closed: {streams}"
+        assert not errors, errors
+    finally:
+        context.close()
+
+
 def test_edit_caption_plays_new_clip(browser, served, artifacts):
     context, page, errors = open_reader(browser, served.url)
     try:
@@ -336,13 +372,53 @@ def test_edit_caption_plays_new_clip(browser, served, artifacts):
         box = page.locator("#m2m-caption textarea")
         box.fill("a tense, dark string ostinato in D minor, 120 BPM")
         page.click("#m2m-caption-save")
-        page.wait_for_function(f"window.m2mReader.state().voices.some(v => v.page === 0 && v.version !== '{old}' "
-                               "&& v.target === 1)", timeout=20_000)
+        wait_or_explain(page, f"window.m2mReader.state().voices.some(v => v.page === 0 && v.version !== '{old}' "
+                              "&& v.target === 1)", 20_000, "the edited page's new clip to play")
         state = settle(page, page.evaluate(STATE)["crossfade"] + 0.5)
         assert state["playingPage"] == 0 and state["audible"] == 1
         assert state["voices"][0]["version"] != old
         assert state["fades"][-1]["reason"] in {"update", "clip-ready"}
         page.screenshot(path=str(artifacts / "reader-laptop-edited.png"), full_page=True)
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_a_turn_past_the_last_page_ends_the_book_and_its_music(browser, served, artifacts):
+    """Past the last page a card says the book has ended and the music fades out slowly, instead of
+    the last page's loop playing on for ever; turning back brings it back, "read again" goes to page 1."""
+    context, page, errors = open_reader(browser, served.url)
+    try:
+        wait_all_clips(page)
+        page.click(".m2m-start-btn")
+        last = page.evaluate(STATE)["pages"] - 1
+        page.evaluate(f"window.m2mReader.go({last})")
+        wait_full(page, last)
+        assert not page.is_visible(".m2m-end")
+        page.keyboard.press("ArrowLeft")  # forward, in a right-to-left book
+        state = settle(page, 0.3)
+        assert state["ended"] and state["page"] == last and page.is_visible(".m2m-end")
+        end = state["fades"][-1]
+        assert end["reason"] == "end" and all(f["to"] == 0 for f in end["fades"]) and end["fades"]
+        assert all(f["seconds"] >= 3.9 for f in end["fades"]), "a slow fade, not a page turn's"
+        assert 0.3 < state["voices"][0]["gain"] < 1, "fading, not cut"
+        page.screenshot(path=str(artifacts / "reader-laptop-end.png"))
+        page.wait_for_function("window.m2mReader.state().audible === 0", timeout=10_000)
+        page.keyboard.press("ArrowLeft")  # one more turn forward changes nothing
+        assert page.evaluate(STATE)["ended"] and page.evaluate(STATE)["fades"][-1]["reason"] == "end"
+
+        page.keyboard.press("ArrowRight")  # back: the last page and its music again
+        state = settle(page, 0.2)
+        assert not state["ended"] and not page.is_visible(".m2m-end") and state["page"] == last
+        assert state["fades"][-1]["reason"] == "back" and state["playingPage"] == last
+        wait_full(page, last)
+
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_selector(".m2m-end", state="visible")
+        page.click(".m2m-end-btn")
+        page.wait_for_function("window.m2mReader.state().playingPage === 0", timeout=10_000)
+        state = page.evaluate(STATE)
+        assert state["page"] == 0 and not state["ended"] and not page.is_visible(".m2m-end")
         assert not errors, errors
     finally:
         context.close()

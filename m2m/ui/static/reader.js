@@ -14,6 +14,7 @@ const $ = (sel) => root.querySelector(sel);
 const stage = $('.m2m-stage');
 const bookEl = $('.m2m-book');
 const startEl = $('.m2m-start');
+const endEl = $('.m2m-end');
 const noteEl = $('.m2m-pagenote');
 const slider = $('.m2m-slider');
 const counter = $('.m2m-counter');
@@ -26,6 +27,7 @@ const progressFill = $('.m2m-progress-fill');
 const KEEP_AROUND = 2;      // decoded buffers kept this many pages either side of the page on screen
 const TURN_MS = 620;
 const HOLD_MS = 5000;      // the longest the music on now waits for a page's clip before it fades out
+const END_FADE_S = 4;      // past the last page the music fades out slowly, as a film's does
 const SPEAKER = '<path d="M3 9v6h4l5 4V5L7 9H3z" fill="currentColor"/>';
 const ICON_SOUND = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">' + SPEAKER +
   '<path d="M15.5 8.5a5 5 0 0 1 0 7M18 6a8.5 8.5 0 0 1 0 12" stroke="currentColor" stroke-width="1.8" fill="none" stroke-linecap="round"/></svg>';
@@ -33,7 +35,7 @@ const ICON_MUTED = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden=
   '<path d="M16 9l5 6M21 9l-5 6" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"/></svg>';
 
 const R = {
-  value: null, book: null, run: null, page: 0, half: 0, dir: 'rtl', fade: 1.5,
+  value: null, book: null, run: null, page: 0, half: 0, dir: 'rtl', fade: 1.5, ended: false,
   ctx: null, bus: null, started: false, musicOn: true, muted: false, volume: 0.8,
   buffers: new Map(),   // "run|page|version" -> {page, version, buffer, promise, requestedAt, decodedAt, error}
   failed: new Map(),    // "run|page|version" -> why the clip could not be fetched or decoded (cleared on success)
@@ -133,8 +135,10 @@ function arriving(page) {
 // Make the page's music the only one heading for full gain. `reason` is logged with the fade.
 function musicFor(page, turnAt, reason) {
   if (!R.ctx || !R.started) return;
-  const entry = R.musicOn ? readyEntry(page) : null;
-  const hold = !entry && R.musicOn && arriving(page) && R.heldFor !== page;
+  // Past the last page (R.ended) no page's music is wanted: every voice fades out, slowly.
+  const entry = R.musicOn && !R.ended ? readyEntry(page) : null;
+  const hold = !entry && !R.ended && R.musicOn && arriving(page) && R.heldFor !== page;
+  const fade = R.ended ? Math.max(END_FADE_S, R.fade) : R.fade;
   if (!hold) {
     clearTimeout(R.holdTimer);
     R.holdPage = null;
@@ -153,7 +157,7 @@ function musicFor(page, turnAt, reason) {
   let keep = null;
   for (const v of R.voices) {
     if (entry && v.run === R.run && v.page === page && v.version === entry.version) keep = v;
-    else if (v.target !== 0 && !hold) fades.push(fadeVoice(R.ctx, v, 0, R.fade));
+    else if (v.target !== 0 && !hold) fades.push(fadeVoice(R.ctx, v, 0, fade));
   }
   if (entry) {
     if (!keep) keep = startVoice(entry);
@@ -390,7 +394,9 @@ function go(target, how, evTime, half = 0) {
   const t0 = evTime || performance.now();
   const n = R.book.pages.length;
   target = Math.max(0, Math.min(n - 1, target));
+  if (R.ended && target === R.page) { endBook(false, t0); return; }
   if (target === R.page) return;
+  leaveEnd();
   const from = R.page;
   const sideA = viewSide(from, R.half);
   R.page = target;
@@ -406,12 +412,30 @@ function go(target, how, evTime, half = 0) {
 }
 
 function next(how, t) {
-  if (R.book && halved(R.book.pages[R.page]) && R.half === 0) turnHalf(1, how, t);
+  if (!R.book) return;
+  if (halved(R.book.pages[R.page]) && R.half === 0) turnHalf(1, how, t);
+  else if (R.page === R.book.pages.length - 1) endBook(true, t);
   else go(R.page + 1, how, t, 0);
 }
 function prev(how, t) {
-  if (R.book && halved(R.book.pages[R.page]) && R.half === 1) turnHalf(0, how, t);
+  if (!R.book) return;
+  if (R.ended) endBook(false, t);
+  else if (halved(R.book.pages[R.page]) && R.half === 1) turnHalf(0, how, t);
   else go(R.page - 1, how, t, 1);
+}
+
+// A turn past the last page ends the book: a card says so over the last page and the music fades
+// out (a reader who stops there is not left with one page looping for ever); turning back, the
+// slider or "read again" brings the music back.
+function endBook(on, t) {
+  if (R.ended === on) return;
+  R.ended = on;
+  endEl.hidden = !on;
+  musicFor(R.page, t || performance.now(), on ? 'end' : 'back');
+}
+function leaveEnd() {
+  R.ended = false;
+  endEl.hidden = true;
 }
 // On screen "left" means forward in a right-to-left book.
 function turnLeft(how, t) { R.dir === 'rtl' ? next(how, t) : prev(how, t); }
@@ -454,7 +478,7 @@ function updateChrome() {
   const clip = clipOf(R.page);
   const status = (R.value && R.value.status) || {};
   let note = '';
-  if (!R.musicOn) note = '';
+  if (!R.musicOn || R.ended) note = '';
   else if (!clip && status.message) note = status.message;
   else if (!status.planned) note = 'Planning the music (scenes, emotions, directives, captions)…';
   else if (!clip) note = 'Composing the music for this page… it starts the moment it is ready.';
@@ -515,6 +539,7 @@ function applyValue(value) {
     slider.style.direction = R.dir;  // dragging toward the next page moves the way the pages turn
     R.page = Math.max(0, Math.min(value.book.pages.length - 1, Number(value.start_page) || 0));
     R.half = 0;
+    leaveEnd();
     finishAnimation();
     showPage(R.page);
     preloadImages(R.page);
@@ -580,6 +605,7 @@ $('.m2m-right').addEventListener('click', (e) => turnRight('button', e.timeStamp
 slider.addEventListener('input', () => { counter.textContent = slider.value + ' / ' + slider.max; });
 slider.addEventListener('change', (e) => { go(Number(slider.value) - 1, 'slider', e.timeStamp); slider.blur(); });
 $('.m2m-start-btn').addEventListener('click', (e) => start(e.timeStamp));
+$('.m2m-end-btn').addEventListener('click', (e) => go(0, 'again', e.timeStamp));
 musicBtn.addEventListener('click', () => {
   R.musicOn = !R.musicOn;
   setBus();
@@ -618,7 +644,7 @@ function state() {
   const audible = voices.filter((v) => v.gain > 0.001);
   const heading = voices.filter((v) => v.target === 1);
   return {
-    page: R.page, pages: R.book ? R.book.pages.length : 0, direction: R.dir, run: R.run,
+    page: R.page, pages: R.book ? R.book.pages.length : 0, direction: R.dir, run: R.run, ended: R.ended,
     side: R.book ? viewSide(R.page, R.half) : null,  // the half on screen ('right'/'left'), null: the whole page
     started: R.started, ctxState: R.ctx ? R.ctx.state : 'none', ctxTime: now,
     musicOn: R.musicOn, muted: R.muted, volume: R.volume, crossfade: R.fade,

@@ -35,6 +35,7 @@ class Served:
     url: str
     config: object
     service: object
+    demo: object = None
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +54,7 @@ def serve(example_root: Path, tmp: Path, service: object) -> Iterator[Served]:
                                       "prevent_thread_lock": True, "quiet": True}
     demo.queue(default_concurrency_limit=2).launch(**kwargs)
     try:
-        yield Served(f"http://127.0.0.1:{kwargs['server_port']}/", config, service)
+        yield Served(f"http://127.0.0.1:{kwargs['server_port']}/", config, service, demo)
     finally:
         demo.close()
 

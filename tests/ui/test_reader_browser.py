@@ -362,6 +362,32 @@ def test_the_event_stream_stays_open_while_the_reader_is_open(browser, served):
         context.close()
 
 
+def test_the_pending_event_ends_when_the_page_goes(browser, served, monkeypatch):
+    """The event that keeps the stream open must not outlive its page (one per visit would pile up)."""
+    import m2m.ui.app
+
+    monkeypatch.setattr(m2m.ui.app, "STREAM_KEEPALIVE_S", 0.3)
+
+    def kept_open() -> set[str]:
+        """The sessions whose keep-open event is running."""
+        return {job.session_hash for jobs in served.demo._queue.active_jobs if jobs
+                for job in jobs if job.fn.name == "keep_event_stream_open"}
+
+    before = kept_open()  # an earlier test's pages may still be ending
+    context, page, errors = open_reader(browser, served.url)
+    wait_all_clips(page)
+    deadline = time.monotonic() + 10
+    while not kept_open() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    ours = kept_open() - before
+    assert len(ours) == 1, "the page keeps one event pending"
+    context.close()
+    deadline = time.monotonic() + 30
+    while ours & kept_open() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ours & kept_open(), "the event ended with its page"
+
+
 def test_edit_caption_plays_new_clip(browser, served, artifacts):
     context, page, errors = open_reader(browser, served.url)
     try:

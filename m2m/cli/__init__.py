@@ -37,6 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def explain(error: Exception) -> str:
+    """The message for an error the user can fix. A file-system error says which path and what is wrong
+    with it in words ("[Errno 20] Not a directory: '…'" reads as a crash), and where to look."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        path = os.fsdecode(error.filename)
+        return (f"{error.strerror.lower()}: {path} (a path this command reads or writes: check it, "
+                "the --out folder and the free disk space)")
+    return str(error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -48,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (ValueError, OSError) as e:
         # Bad input (or a broken ratings database) is the user's to fix: say what and where, no traceback.
-        print(f"m2m {args.command}: error: {e}", file=sys.stderr)
+        print(f"m2m {args.command}: error: {explain(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"m2m {args.command}: interrupted; finished work is kept, run the same command to go on",

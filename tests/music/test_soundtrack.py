@@ -316,6 +316,18 @@ def test_render_command_makes_the_soundtrack_at_the_rate_asked_for(manga109_root
     assert "invalid choice" in capsys.readouterr().err
 
 
+def test_render_into_a_folder_that_cannot_be_made_says_so(manga109_root, tmp_path, capsys):
+    """An --out under a file (as read-only or full disks do) is an error naming the path in words."""
+    from m2m.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["render", str(manga109_root), "--out", str(blocker / "runs"), "--no-whole-file"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: not a directory: {blocker / 'runs'}" in err and "--out" in err
+    assert "Errno" not in err and "Traceback" not in err
+
+
 def test_a_page_file_stays_under_the_true_peak_ceiling_as_decoded(tmp_path):
     """Vorbis moves peaks: a clip limited to -1.1 dBTP came back from the file at -0.92. The limiter
     aims lower by the encoder's headroom, so the file a reader plays is under the ceiling."""

@@ -185,7 +185,8 @@ def resolve_plan(cue: Cue) -> ResolvedPlan:
         plan_family = mood_family(plan.mood) if plan.mood else None
         return ResolvedPlan(plan, plan_family or hints.mood or _fallback_family(plan), (), ())
     changed: list[str] = []
-    if hints.tempo is not None and abs(hints.tempo - plan.tempo) > 0.05 * plan.tempo:
+    # A number of BPM is exact: someone who wrote "120 BPM" over a plan at 119 means 120.
+    if hints.tempo is not None and hints.tempo != plan.tempo:
         plan, changed = replace(plan, tempo=hints.tempo), [*changed, "tempo"]
     elif hints.tempo is None and hints.tempo_range and not hints.tempo_range[0] <= plan.tempo <= hints.tempo_range[1]:
         plan, changed = replace(plan, tempo=(hints.tempo_range[0] + hints.tempo_range[1]) // 2), [*changed, "tempo"]

@@ -181,6 +181,20 @@ def test_offline_director_plans_reach_the_composer_unchanged():
         assert (resolved.plan, resolved.from_caption) == (validate_plan(c.plan), ()), c.page
 
 
+def test_an_edited_caption_s_bpm_is_played_exactly():
+    """A caption edited to "120 BPM" over a plan at 119 plays at 120 (a 5 % tolerance kept 119, and the
+    panel showed 119 under a caption saying 120)."""
+    from dataclasses import replace
+
+    from m2m.directives import Cue, Plan
+    from m2m.music.plans import resolve_plan
+
+    written = Cue.planned(0, 0, "A tense string ostinato in D minor at 119 BPM",
+                          Plan(119, "D", "minor", ("string ensemble 1",), 0.5, "tense"))
+    resolved = resolve_plan(replace(written, caption="A tense string ostinato in D minor, 120 BPM"))
+    assert resolved.plan.tempo == 120 and resolved.from_caption == ("tempo",)
+
+
 def test_caption_that_agrees_keeps_the_plan(composer):
     c = cue(tempo=84, key="D", mode="minor", energy=0.3, instruments=("acoustic grand piano", "cello"),
             caption="A slow, melancholic piano piece in D minor with a cello", mood="sad")

@@ -505,6 +505,40 @@ def test_phone_shows_a_spread_half_by_half_and_swipes_through_it(browser, served
         context.close()
 
 
+def test_a_left_to_right_book_s_halves_start_on_the_left_on_a_phone(browser, served, tmp_path):
+    """Upright on a phone a left-to-right book's spread shows its left half first; the right half,
+    then the next page's left half follow; going back lands on the previous page's right half."""
+    from tests.ui import bookmaker
+
+    images = {}
+    for i in range(2):
+        bookmaker.draw_spread(tmp_path / f"s{i}.jpg", i)
+        images[f"s{i}.jpg"] = (tmp_path / f"s{i}.jpg").read_bytes()
+    archive = bookmaker.simple_zip(tmp_path / "ltr.cbz", images=images)
+    context, page, errors = open_reader(browser, served.url, 390, 844)
+    try:
+        before = page.evaluate(STATE)["run"]
+        upload_book(page, archive)
+        state = wait_opened_and_planned(page, before, 2)
+        assert state["direction"] == "ltr" and (state["page"], state["side"]) == (0, "left")
+        seen = []
+        for _ in range(3):
+            page.evaluate("window.m2mReader.next()")
+            page.wait_for_function("!window.m2mReader.state().animating")
+            state = page.evaluate(STATE)
+            seen.append((state["page"], state["side"]))
+        assert seen == [(0, "right"), (1, "left"), (1, "right")]
+        page.evaluate("window.m2mReader.prev()")
+        page.evaluate("window.m2mReader.prev()")
+        page.wait_for_function("!window.m2mReader.state().animating")
+        state = page.evaluate(STATE)
+        assert (state["page"], state["side"]) == (0, "right")
+        assert page.evaluate("document.querySelector('.m2m-book').dataset.side") == "right"
+        assert not errors, errors
+    finally:
+        context.close()
+
+
 def upload_book(page, archive) -> None:
     """Open your own book → the file input, as a reader does."""
     field = page.locator("#m2m-upload input[type=file]")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,8 +17,10 @@ from m2m.ui.fallback_audio import fallback_routes
 from m2m.ui.layout import CONDITIONS, DIRECTORS, Controls, ReaderApp, Session
 from m2m.ui.reader import STATIC, Reader
 from m2m.ui.service import Service, default_service
-from m2m.ui.study_api import start_study_backup, study_app_kwargs
+from m2m.ui.study_api import start_study_backup, study_app_kwargs, study_dir_from_env
 from m2m.ui.study_tab import build_study_tab
+
+log = logging.getLogger(__name__)
 
 INTRO = ('<div class="m2m-title"><span class="m2m-logo">m2m</span><span class="m2m-sub">background music for '
          'manga, made from the book itself (<a href="https://arxiv.org/abs/2410.09928" target="_blank" '
@@ -36,6 +39,11 @@ FORCE_DARK = """() => {
 
 def build_app(config: AppConfig | None = None, service: Service | None = None) -> gr.Blocks:
     config = config or AppConfig.from_env()
+    if config.study_only:
+        return build_study_only()
+    if study_dir_from_env() is not None:
+        log.warning("A listening study is configured and the Read tab is on: its Settings name the conditions "
+                    "participants rate blind, and it plays them. For a study, set M2M_STUDY_ONLY=1.")
     app = ReaderApp(config, service or default_service())  # type: ignore[arg-type]
     with gr.Blocks(title="m2m — manga with music", fill_width=True) as demo:
         session = gr.State(Session())
@@ -60,6 +68,17 @@ def build_app(config: AppConfig | None = None, service: Service | None = None) -
         timer = gr.Timer(config.tick_s, active=False)
         controls = Controls(reader=reader, status=status, timer=timer, **c)
         _wire(demo, app, controls, session, page, settings, upload, config)
+    return demo
+
+
+def build_study_only() -> gr.Blocks:
+    """The listening study alone (M2M_STUDY_ONLY=1): participants rate the conditions blind, so the page
+    has no reader, whose settings name them and whose music plays them, and nothing composes meanwhile."""
+    with gr.Blocks(title="m2m — listening study", fill_width=True) as demo:
+        with gr.Row(elem_classes="m2m-top"):
+            gr.HTML(INTRO, padding=False)
+        with gr.Tab("Listening study", elem_id="m2m-tab-study"):
+            build_study_tab()
     return demo
 
 

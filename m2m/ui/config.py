@@ -27,14 +27,19 @@ class AppConfig:
     """How many generation steps run at once across all readers (the machine's cores)."""
     tick_s: float = 0.4
     """How often a reader's session asks for the next clip while some are missing (seconds)."""
+    study_only: bool = False
+    """Serve the listening study alone: no reader, whose settings name the conditions a participant
+    rates blind and whose music would play the study's clips by name (M2M_STUDY_ONLY=1)."""
 
     @classmethod
     def from_env(cls) -> AppConfig:
-        """Defaults, with folders overridable by M2M_EXAMPLES, M2M_RUNS and M2M_UPLOADS."""
+        """Defaults, with folders overridable by M2M_EXAMPLES, M2M_RUNS and M2M_UPLOADS, and the study
+        alone with M2M_STUDY_ONLY=1."""
         runs = Path(os.environ.get("M2M_RUNS", cls.runs_root)).resolve()
         return cls(examples_root=Path(os.environ.get("M2M_EXAMPLES", cls.examples_root)).resolve(),
                    runs_root=runs,
-                   uploads_root=Path(os.environ.get("M2M_UPLOADS", runs / ".uploads")).resolve())
+                   uploads_root=Path(os.environ.get("M2M_UPLOADS", runs / ".uploads")).resolve(),
+                   study_only=os.environ.get("M2M_STUDY_ONLY", "").strip().lower() in ("1", "true", "yes"))
 
     def served_paths(self) -> list[str]:
         return [str(self.examples_root), str(self.runs_root), str(self.uploads_root)]

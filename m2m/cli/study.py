@@ -1,7 +1,7 @@
 """``m2m study prepare|analyze|export``: build a listening study from a book, then report on it.
 
     m2m study prepare PATH [--book NAME] --design within-scene --scenes 6 --out studies/within
-    m2m study analyze studies/within [--db data/study.sqlite3]
+    m2m study analyze studies/within [--db data/study.sqlite3] [--all-participants]
     m2m study export studies/within --format csv
 
 ``prepare`` plans the book (M2M-Gen condition) to find its scenes, picks runs of four consecutive
@@ -73,6 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     analyze.add_argument("study", type=Path, help="the study folder (or its study.json)")
     analyze.add_argument("--db", type=Path, default=None, help="ratings database (default $M2M_DATA_DIR/study.sqlite3)")
     analyze.add_argument("--out", type=Path, default=None, help="report folder (default STUDY/results)")
+    analyze.add_argument("--all-participants", action="store_true",
+                         help="analyse everyone; by default only participants meeting the paper's screening rule "
+                              "(manga and music interest above 2, fluent or native Japanese)")
     analyze.set_defaults(func=run_analyze)
 
     export = commands.add_parser("export", help="write the study's ratings as CSV or JSON Lines")
@@ -190,14 +193,18 @@ def run_analyze(args: argparse.Namespace) -> int:
     study, folder, store = _open(args.study, args.db)
     with store:
         ratings = store.ratings(study.id)
+        participants = store.participants(study.id)
     if not ratings:
         raise ValueError(f"study {study.id!r} has no ratings yet")
-    analysis = analyse(ratings_frame(ratings))
+    analysis = analyse(ratings_frame(ratings), participants=participants, include_all=args.all_participants)
     files = write_report(analysis, args.out or folder / RESULTS_DIR, study.title)
-    print(f"{len(analysis.participants)} participants, {analysis.n_ratings} ratings"
-          + (f" ({len(analysis.dropped)} incomplete participant(s) left out)" if analysis.dropped else ""))
+    print(analysis.cohort.status())
     for anova in analysis.anovas:
-        print(f"  {anova.criterion}: F({anova.df_num:g}, {anova.df_den:g}) = {anova.f_value:.2f}, p = {anova.p_value:.3g}")
+        if anova.note:
+            print(f"  {anova.criterion}: F and p not available: {anova.note}")
+        else:
+            print(f"  {anova.criterion}: F({anova.df_num:g}, {anova.df_den:g}) = {anova.f_value:.2f}, "
+                  f"p = {anova.p_value:.3g}")
     print(f"report: {files.markdown}\nchart:  {files.figure}")
     return 0
 

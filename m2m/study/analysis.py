@@ -5,11 +5,17 @@ Per criterion (relevancy, quality, consistency):
 1. each participant's ratings are averaged per condition (the unit of analysis is the participant,
    not the rating: ratings from one person are not independent);
 2. mean and t-based 95% confidence interval over those participant means, per condition;
-3. a repeated-measures ANOVA with condition as the within-subject factor (statsmodels AnovaRM);
+3. a one-way repeated-measures ANOVA with condition as the within-subject factor;
 4. post-hoc paired t-tests between every pair of conditions, Holm-corrected within the criterion.
 
-AnovaRM needs every participant in every condition, so a participant missing a condition is left
-out of all of these (so means, ANOVA and t-tests describe the same people) and the report lists them.
+Who is analysed (``cohort``): given the participants' screening answers, only those meeting the
+paper's inclusion rule (``questionnaire.PAPER_SCREENING_RULE``) unless ``include_all``; of those,
+only people who rated every condition, since the repeated-measures ANOVA needs balanced data (so
+means, ANOVA and t-tests describe the same people). The report lists everyone left out and why.
+
+A test whose error term has no variance (every participant shows exactly the same differences, or
+too few participants for one error degree of freedom) is undefined: F or t and p are NaN with a
+``note`` saying why, and such a comparison is never called significant.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,15 +34,19 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import stats
-from statsmodels.stats.anova import AnovaRM
 from statsmodels.stats.multitest import multipletests
 
 from .manifest import CONDITIONS
-from .questionnaire import CRITERIA, SCORE_MAX, load_questionnaire
-from .store import RATING_FIELDS, Rating
+from .questionnaire import CRITERIA, PAPER_SCREENING_RULE, SCORE_MAX, load_questionnaire, screening_reasons
+from .store import RATING_FIELDS, Participant, Rating
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("participant", "stimulus", "condition", *CRITERIA)
 CONFIDENCE = 0.95
+# Participant means are averages of 1-5 integer scores, so a sum of squares or a spread this small
+# (relative to the total, for sums of squares) is floating-point rounding of an exact zero, not data.
+RELATIVE_TOLERANCE = 1e-9
+ABSOLUTE_TOLERANCE = 1e-9
+MORE_PARTICIPANTS = "more participants are needed"
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,9 @@ class ConditionSummary:
 
 @dataclass(frozen=True)
 class AnovaResult:
-    """Repeated-measures ANOVA for one criterion: F(df_num, df_den), p, partial eta squared."""
+    """Repeated-measures ANOVA for one criterion: F(df_num, df_den), p, partial eta squared.
+
+    When the test is undefined, F, p and eta are NaN and ``note`` says why in plain words."""
 
     criterion: str
     f_value: float
@@ -60,11 +74,14 @@ class AnovaResult:
     df_den: float
     p_value: float
     partial_eta_squared: float
+    note: str = ""
 
 
 @dataclass(frozen=True)
 class PairwiseTest:
-    """Paired t-test of condition_a against condition_b; mean_difference = a - b over participant means."""
+    """Paired t-test of condition_a against condition_b; mean_difference = a - b over participant means.
+
+    When the test is undefined, t and both p are NaN, ``significant`` is False and ``note`` says why."""
 
     criterion: str
     condition_a: str
@@ -75,6 +92,45 @@ class PairwiseTest:
     p_value: float
     p_holm: float
     significant: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ScreenedOut:
+    participant: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Every participant in exactly one group, so the report accounts for all of them.
+
+    ``rule`` is the screening rule applied (None: everyone included); ``registered`` is None when the
+    analysis was given ratings only, without the participants' screening answers."""
+
+    rule: str | None
+    registered: int | None
+    screened_out: tuple[ScreenedOut, ...]
+    not_started: tuple[str, ...]
+    incomplete: tuple[str, ...]
+    complete: tuple[str, ...]
+    ratings: int
+
+    def status(self) -> str:
+        """One line for the researcher: how many registered, analysed, left out and screened out."""
+        total = self.registered if self.registered is not None else (
+            len(self.not_started) + len(self.incomplete) + len(self.complete))
+        counted = "registered" if self.registered is not None else "in the ratings"
+        if self.rule is not None:
+            screening = f"{len(self.screened_out)} screened out by the paper's rule"
+        elif self.registered is not None:
+            screening = "none screened out (every participant included)"
+        else:
+            screening = "screening not applied (no screening answers)"
+        left_out = len(self.incomplete) + len(self.not_started)
+        return (f"{_count(total, 'participant')} {counted}: {len(self.complete)} complete "
+                f"({_count(self.ratings, 'rating')} analysed), {left_out} left out ({len(self.incomplete)} "
+                f"incomplete, {len(self.not_started)} with no ratings), {screening}.")
 
 
 @dataclass(frozen=True)
@@ -88,6 +144,7 @@ class StudyAnalysis:
     summaries: tuple[ConditionSummary, ...]
     anovas: tuple[AnovaResult, ...]
     posthoc: tuple[PairwiseTest, ...]
+    cohort: Cohort
 
     def summary(self, criterion: str, condition: str) -> ConditionSummary:
         for s in self.summaries:
@@ -113,11 +170,45 @@ def ratings_frame(ratings: Iterable[Rating]) -> pd.DataFrame:
     return pd.DataFrame.from_records([asdict(r) for r in ratings], columns=list(RATING_FIELDS))
 
 
-def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alpha: float = 0.05) -> StudyAnalysis:
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def cohort(ratings: pd.DataFrame, participants: Iterable[Participant] | None = None, include_all: bool = False,
+           conditions: Sequence[str] = CONDITIONS) -> Cohort:
+    """Sort participants into screened out, no ratings, incomplete and complete (rated every one of
+    ``conditions``). ``participants`` are the registered participants with their screening answers;
+    without them nobody can be screened, and only people who rated something are known."""
+    rated = ratings[ratings["condition"].astype(str).isin(conditions)]
+    per_person = rated.groupby(rated["participant"].astype(str))["condition"].nunique()
+    seen = set(ratings["participant"].astype(str))
+    screened_out: list[ScreenedOut] = []
+    if participants is None:
+        rule, registered, everyone = None, None, seen
+    else:
+        records = {p.id: p for p in participants}
+        everyone = set(records) | seen
+        rule, registered = (None if include_all else PAPER_SCREENING_RULE), len(everyone)
+        for pid in sorted(everyone) if rule else ():
+            # Ratings with no participant record (e.g. imported from elsewhere) have no answers to check.
+            reasons = screening_reasons(records[pid].screening) if pid in records else ("no screening answers on record",)
+            if reasons:
+                screened_out.append(ScreenedOut(pid, "; ".join(reasons)))
+    kept = everyone - {s.participant for s in screened_out}
+    complete = tuple(sorted(p for p in kept if per_person.get(p, 0) == len(conditions)))
+    incomplete = tuple(sorted(p for p in kept & seen if p not in complete))
+    not_started = tuple(sorted(kept - seen))
+    return Cohort(rule, registered, tuple(screened_out), not_started, incomplete, complete,
+                  int(rated["participant"].astype(str).isin(complete).sum()))
+
+
+def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alpha: float = 0.05,
+            participants: Iterable[Participant] | None = None, include_all: bool = False) -> StudyAnalysis:
     """Run the paper's analysis on a ratings table (one row per participant x stimulus x condition).
 
     ``conditions`` fixes which conditions to compare and their order (default: those present, in
-    the order m2m, baseline, random, then any others alphabetically).
+    the order m2m, baseline, random, then any others alphabetically). ``participants`` (from the
+    store) turns on the paper's screening rule, unless ``include_all``; see ``cohort``.
     """
     if not isinstance(ratings, pd.DataFrame):
         raise ValueError(f"ratings must be a pandas DataFrame, got {type(ratings).__name__}")
@@ -136,6 +227,9 @@ def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alph
             raise ValueError(f"ratings.{criterion} must be numeric with no gaps, got {bad!r}")
         data[criterion] = values.astype(float)
 
+    # All ratings, so that someone who rated only conditions left out of ``conditions`` counts as
+    # incomplete rather than as someone who never rated anything.
+    every_rating = data
     present = set(data["condition"])
     if conditions is None:
         order = tuple(c for c in CONDITIONS if c in present) + tuple(sorted(present - set(CONDITIONS)))
@@ -148,14 +242,14 @@ def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alph
     if len(order) < 2:
         raise ValueError(f"need at least 2 conditions to compare, got {list(order)}")
 
-    means = data.groupby(["participant", "condition"], as_index=False)[list(CRITERIA)].mean()
-    counts = means.groupby("participant")["condition"].nunique()
-    complete = tuple(sorted(counts.index[counts == len(order)]))
-    dropped = tuple(sorted(counts.index[counts < len(order)]))
+    groups = cohort(every_rating, participants, include_all, order)
+    complete = groups.complete
     if len(complete) < 2:
-        raise ValueError(f"need at least 2 participants who rated every condition {list(order)}, got {len(complete)}")
-    balanced = means[means["participant"].isin(complete)].reset_index(drop=True)
+        screened = f" ({len(groups.screened_out)} screened out by the paper's rule)" if groups.screened_out else ""
+        raise ValueError(f"need at least 2 participants who rated every condition {list(order)}, "
+                         f"got {len(complete)}{screened}")
     used = data[data["participant"].isin(complete)]
+    balanced = used.groupby(["participant", "condition"], as_index=False)[list(CRITERIA)].mean()
 
     summaries = tuple(_summarise(balanced, criterion, condition) for criterion in CRITERIA for condition in order)
     anovas = tuple(_anova(balanced, criterion) for criterion in CRITERIA)
@@ -163,13 +257,14 @@ def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alph
     return StudyAnalysis(
         conditions=order,
         participants=complete,
-        dropped=dropped,
+        dropped=groups.incomplete,
         n_stimuli=int(used["stimulus"].nunique()),
         n_ratings=len(used),
         alpha=alpha,
         summaries=summaries,
         anovas=anovas,
         posthoc=posthoc,
+        cohort=groups,
     )
 
 
@@ -183,37 +278,73 @@ def _summarise(means: pd.DataFrame, criterion: str, condition: str) -> Condition
 
 
 def _anova(means: pd.DataFrame, criterion: str) -> AnovaResult:
-    # With no within-participant variance at all F is 0/0. AnovaRM then returns NaN or, through
-    # rounding, a meaningless F (even a negative one); report "n/a" rather than a made-up number.
-    spread = means[criterion] - means.groupby("participant")[criterion].transform("mean")
-    if not np.any(np.abs(spread.to_numpy(dtype=float)) > 1e-9):
-        nan = float("nan")
-        return AnovaResult(criterion, nan, nan, nan, nan, nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        table = AnovaRM(data=means, depvar=criterion, subject="participant", within=["condition"]).fit().anova_table
-    row = table.loc["condition"]
-    f_value, df_num, df_den = float(row["F Value"]), float(row["Num DF"]), float(row["Den DF"])
-    denominator = f_value * df_num + df_den
-    eta = f_value * df_num / denominator if math.isfinite(f_value) and denominator > 0 else float("nan")
-    return AnovaResult(criterion, f_value, df_num, df_den, float(row["Pr > F"]), eta)
+    """One-way repeated-measures ANOVA from its sums of squares (the classical, sphericity-assumed F)."""
+    wide = means.pivot(index="participant", columns="condition", values=criterion).to_numpy(dtype=float)
+    n, k = wide.shape
+    df_num, df_den = k - 1, (k - 1) * (n - 1)
+    if df_den < 1:
+        return _no_anova(criterion, df_num, df_den, f"only {_count(n, 'participant')}; at least 2 are needed")
+    # Taking each participant's own mean out first is what makes the test within-subject.
+    within = wide - wide.mean(axis=1, keepdims=True)
+    effects = wide.mean(axis=0) - wide.mean()
+    residual = within - effects
+    ss_within = float((within**2).sum())
+    ss_condition = float(n * (effects**2).sum())
+    ss_error = float((residual**2).sum())
+    if ss_within <= ABSOLUTE_TOLERANCE:
+        return _no_anova(criterion, df_num, df_den,
+                         "every participant gave every condition the same mean score; there is nothing to test")
+    # No error variance: F would be a ratio over (rounding) zero, e.g. 1e30, with a meaningless p.
+    if ss_error <= RELATIVE_TOLERANCE * ss_within:
+        return _no_anova(criterion, df_num, df_den, "no variation between participants in the differences "
+                         f"between conditions (each shows exactly the same ones); {MORE_PARTICIPANTS}")
+    f_value = (ss_condition / df_num) / (ss_error / df_den)
+    p_value = float(stats.f.sf(f_value, df_num, df_den))
+    return AnovaResult(criterion, f_value, df_num, df_den, p_value, ss_condition / (ss_condition + ss_error))
+
+
+def _no_anova(criterion: str, df_num: int, df_den: int, reason: str) -> AnovaResult:
+    nan = float("nan")
+    return AnovaResult(criterion, nan, df_num, df_den, nan, nan, reason)
+
+
+def _untestable(diff: np.ndarray) -> str:
+    """Why a paired t-test on these differences is undefined, or "" when it is not."""
+    if len(diff) < 2:
+        return f"only {_count(len(diff), 'participant')}; at least 2 are needed"
+    # t = mean / (sd / sqrt(n)): with no spread in the differences it is x/0 or 0/0.
+    if float(np.ptp(diff)) > ABSOLUTE_TOLERANCE:
+        return ""
+    if abs(float(diff[0])) <= ABSOLUTE_TOLERANCE:
+        return "every participant gave both conditions the same mean score; there is no difference to test"
+    return f"no variation between participants in this difference (it is the same for everyone); {MORE_PARTICIPANTS}"
 
 
 def _posthoc(means: pd.DataFrame, criterion: str, order: tuple[str, ...], alpha: float) -> list[PairwiseTest]:
     wide = means.pivot(index="participant", columns="condition", values=criterion)
-    raw: list[tuple[str, str, float, float, int, float]] = []
+    nan = float("nan")
+    raw: list[tuple[str, str, float, float, int, float, str]] = []
     for a, b in itertools.combinations(order, 2):
         diff = wide[a].to_numpy(dtype=float) - wide[b].to_numpy(dtype=float)
-        if np.all(diff == 0):
-            # Identical means for everyone: t is 0/0. No evidence of a difference, so p = 1.
-            t, p = 0.0, 1.0
+        note = _untestable(diff)
+        if note:
+            t, p = nan, nan
         else:
             result = stats.ttest_rel(wide[a], wide[b])
             t, p = float(result.statistic), float(result.pvalue)
-        raw.append((a, b, float(diff.mean()), t, len(diff) - 1, p))
-    reject, corrected, _, _ = multipletests([r[5] for r in raw], alpha=alpha, method="holm")
+        raw.append((a, b, float(diff.mean()), t, len(diff) - 1, p, note))
+    # Holm runs over the tests actually made: an undefined one tests nothing, so it cannot add to the
+    # family-wise error, and it is never significant.
+    tested = [i for i, r in enumerate(raw) if not r[6]]
+    corrected = [nan] * len(raw)
+    reject = [False] * len(raw)
+    if tested:
+        flags, adjusted, _, _ = multipletests([raw[i][5] for i in tested], alpha=alpha, method="holm")
+        for i, flag, p_holm in zip(tested, flags, adjusted, strict=True):
+            corrected[i], reject[i] = float(p_holm), bool(flag)
     return [
-        PairwiseTest(criterion, a, b, diff, t, df, p, float(p_holm), bool(rej))
-        for (a, b, diff, t, df, p), p_holm, rej in zip(raw, corrected, reject, strict=True)
+        PairwiseTest(criterion, a, b, diff, t, df, p, p_holm, rej, note)
+        for (a, b, diff, t, df, p, note), p_holm, rej in zip(raw, corrected, reject, strict=True)
     ]
 
 
@@ -268,6 +399,37 @@ def _num(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
 
 
+def _note(note: str) -> str:
+    return f"not available: {note}" if note else ""
+
+
+def _ids(ids: Iterable[str]) -> str:
+    return ", ".join(f"`{p}`" for p in ids)
+
+
+def _cohort_lines(group: Cohort) -> list[str]:
+    """Which screening rule was used, and everyone left out with the reason."""
+    if group.rule is not None:
+        who = "; ".join(f"`{s.participant}` ({s.reason})" for s in group.screened_out)
+        screening = (f"**Screening:** the paper's inclusion rule ({group.rule}); {len(group.screened_out)} of "
+                     f"{_count(group.registered or 0, 'registered participant')} screened out"
+                     + (f": {who}." if who else "."))
+    elif group.registered is not None:
+        screening = (f"**Screening:** none; all {_count(group.registered, 'registered participant')} are included "
+                     "(the paper's inclusion rule was switched off).")
+    else:
+        screening = ("**Screening:** not applied; the analysis was given the ratings without the participants' "
+                     "screening answers.")
+    lines = [screening, ""]
+    if group.incomplete:
+        lines += [f"**Left out:** {len(group.incomplete)} participant(s) did not rate every condition "
+                  f"(the repeated-measures ANOVA needs balanced data): {_ids(group.incomplete)}.", ""]
+    if group.not_started:
+        lines += [f"**Left out:** {len(group.not_started)} participant(s) signed up but gave no ratings: "
+                  f"{_ids(group.not_started)}.", ""]
+    return lines
+
+
 def render_report(analysis: StudyAnalysis, title: str, figure: str | None = None) -> str:
     """Markdown with every number: means and CIs, F(df1, df2), p, effect size, the post-hoc table."""
     criterion_names, condition_names = _names()
@@ -284,14 +446,7 @@ def render_report(analysis: StudyAnalysis, title: str, figure: str | None = None
         "Each participant's ratings are averaged per condition; all statistics are over these participant means.",
         "",
     ]
-    if analysis.dropped:
-        lines += [
-            f"**Note:** {len(analysis.dropped)} participant(s) did not rate every condition and are left out "
-            "(the repeated-measures ANOVA needs balanced data): "
-            + ", ".join(f"`{p}`" for p in analysis.dropped)
-            + ".",
-            "",
-        ]
+    lines += _cohort_lines(analysis.cohort)
     if figure:
         lines += [f"![Mean scores per criterion and condition, error bars 95% CI]({figure})", ""]
     lines += [
@@ -309,34 +464,46 @@ def render_report(analysis: StudyAnalysis, title: str, figure: str | None = None
         "",
         "## Repeated-measures ANOVA (within-subject factor: condition)",
         "",
-        "| Criterion | F | df | p | partial η² |",
-        "|---|---:|---|---:|---:|",
+        "| Criterion | F | df | p | partial η² | Note |",
+        "|---|---:|---|---:|---:|---|",
     ]
     for a in analysis.anovas:
         lines.append(
             f"| {criterion_names[a.criterion]} | {_num(a.f_value)} | {a.df_num:g}, {a.df_den:g} | {_p(a.p_value)} "
-            f"| {_num(a.partial_eta_squared)} |"
+            f"| {_num(a.partial_eta_squared)} | {_note(a.note)} |"
         )
     lines += [
         "",
         f"## Post-hoc paired t-tests (Holm-corrected within each criterion, α = {analysis.alpha:g})",
         "",
-        "| Criterion | Comparison | Mean difference | t | df | p | p (Holm) | Significant |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+        "| Criterion | Comparison | Mean difference | t | df | p | p (Holm) | Significant | Note |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for t in analysis.posthoc:
+        # An undefined test was not made: neither "yes" nor "no".
+        significant = "n/a" if t.note else ("yes" if t.significant else "no")
         lines.append(
             f"| {criterion_names[t.criterion]} | {cond(t.condition_a)} − {cond(t.condition_b)} | {_num(t.mean_difference)} "
-            f"| {_num(t.t)} | {t.df} | {_p(t.p_value)} | {_p(t.p_holm)} | {'yes' if t.significant else 'no'} |"
+            f"| {_num(t.t)} | {t.df} | {_p(t.p_value)} | {_p(t.p_holm)} | {significant} | {_note(t.note)} |"
         )
     lines.append("")
     return "\n".join(lines)
 
 
 def write_report(analysis: StudyAnalysis, folder: str | os.PathLike[str], title: str, stem: str = "report") -> ReportFiles:
-    """``<folder>/<stem>.md`` and ``<folder>/<stem>.png`` (the Markdown links the figure relatively)."""
+    """``<folder>/<stem>.md`` and ``<folder>/<stem>.png`` (the Markdown links the figure relatively).
+
+    Both are written in a private folder and then moved into place, so a researcher reading the
+    report while another asks for it never gets half a chart."""
     folder = Path(folder)
-    figure = plot_means(analysis, folder / f"{stem}.png", title)
-    markdown = folder / f"{stem}.md"
-    markdown.write_text(render_report(analysis, title, figure.name), encoding="utf-8")
-    return ReportFiles(markdown=markdown, figure=figure)
+    folder.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".report-", dir=folder))
+    try:
+        figure = plot_means(analysis, scratch / f"{stem}.png", title)
+        markdown = scratch / f"{stem}.md"
+        markdown.write_text(render_report(analysis, title, figure.name), encoding="utf-8")
+        os.replace(figure, folder / figure.name)
+        os.replace(markdown, folder / markdown.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return ReportFiles(markdown=folder / f"{stem}.md", figure=folder / f"{stem}.png")

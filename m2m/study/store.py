@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .manifest import Study
-from .questionnaire import CRITERIA, JAPANESE_LEVELS, SCORE_MAX, SCORE_MIN, SCREENING_KEYS
+from .questionnaire import CRITERIA, JAPANESE_LEVELS, SCORE_MAX, SCORE_MIN, SCREENING_KEYS, screening_reasons
 from .sessions import LABELS, condition_for, new_participant_id, new_secret
 
 DEFAULT_FILENAME = "study.sqlite3"
@@ -105,7 +105,7 @@ class Screening:
 
     def meets_paper_criteria(self) -> bool:
         """The paper's inclusion rule: interest in manga and music above 2, fluent in Japanese."""
-        return self.manga_interest > 2 and self.music_interest > 2 and self.japanese in ("fluent", "native")
+        return not screening_reasons(self)
 
 
 @dataclass(frozen=True)

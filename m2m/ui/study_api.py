@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -168,38 +167,36 @@ class ResearcherReport:
     message: str
 
 
-def researcher_report(study: Study, study_dir: str | os.PathLike[str], store: RatingsStore) -> ResearcherReport:
-    """Analyse the ratings so far into ``<study_dir>/results/report.{md,png}``.
+def researcher_report(study: Study, study_dir: str | os.PathLike[str], store: RatingsStore,
+                      include_all: bool = False) -> ResearcherReport:
+    """Analyse the ratings so far into ``<study_dir>/results/report.{md,png}``: the participants who
+    meet the paper's screening rule, or everyone with ``include_all``.
 
     Not enough data yet (fewer than two complete participants) is a report with a message, not an
-    error. The files are written in a private folder and then moved into place, so two researchers
-    asking at once never read half a chart. StoreError propagates (the database is down).
+    error; the message accounts for every participant either way. ``write_report`` moves finished
+    files into place, so two researchers asking at once never read half a chart. StoreError
+    propagates (the database is down).
     """
     from m2m.study import analyse, ratings_frame, write_report
+    from m2m.study.analysis import cohort
 
     ratings = store.ratings(study.id)
-    participants = len(store.participants(study.id))
+    people = store.participants(study.id)
+    frame = ratings_frame(ratings)
+    # The counts come from the sorting the analysis itself uses, so they are right with no report too.
+    status = cohort(frame, people, include_all).status()
     try:
-        analysis = analyse(ratings_frame(ratings))
+        analysis = analyse(frame, participants=people, include_all=include_all)
     except ValueError as e:
-        return ResearcherReport(participants, len(ratings), None, None, f"No report yet: {e}.")
+        return ResearcherReport(len(people), len(ratings), None, None, f"{status} No report yet: {e}.")
     except ArithmeticError as e:
-        # Degenerate data (e.g. every participant giving one criterion the same score) can break the
-        # statistics; the researcher gets the reason on the page and the raw ratings still export.
-        return ResearcherReport(participants, len(ratings), None, None, f"The analysis failed on these ratings: {e!r}.")
-    results = study_folder(study_dir) / RESULTS_DIR
-    results.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".report-", dir=results))
-    try:
-        files = write_report(analysis, scratch, study.title)
-        markdown = files.markdown.read_text(encoding="utf-8")
-        figure = results / files.figure.name
-        os.replace(files.figure, figure)
-        os.replace(files.markdown, results / files.markdown.name)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return ResearcherReport(participants, len(ratings), markdown, figure,
-                            f"{len(analysis.participants)} complete participants, {analysis.n_ratings} ratings.")
+        # Degenerate data can still break the statistics; the researcher gets the reason on the page
+        # and the raw ratings still export.
+        return ResearcherReport(len(people), len(ratings), None, None,
+                                f"{status} The analysis failed on these ratings: {e!r}.")
+    files = write_report(analysis, study_folder(study_dir) / RESULTS_DIR, study.title)
+    return ResearcherReport(len(people), len(ratings), files.markdown.read_text(encoding="utf-8"), files.figure,
+                            analysis.cohort.status())
 
 
 # --- the routes -------------------------------------------------------------------------------------
@@ -379,7 +376,9 @@ def _router(s: StudyServer) -> APIRouter:
         if (refused := admin_check(request)) is not None:
             return refused
         try:
-            report = await call(researcher_report, s.study, s.folder, s.store)
+            # ?all=1: every participant, not only those meeting the paper's screening rule
+            everyone = request.query_params.get("all", "").lower() in ("1", "true", "yes")
+            report = await call(researcher_report, s.study, s.folder, s.store, everyone)
         except _Refused as e:
             return e.response()
         return JSONResponse({"participants": report.participants, "ratings": report.ratings,

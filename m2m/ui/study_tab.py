@@ -93,14 +93,15 @@ class ResearcherView:
 
 
 def researcher_view(token: str, study: Study, folder: Path, store: RatingsStore,
-                    expected: str | None) -> ResearcherView:
-    """Check the token, then analyse. Every failure is a message for the page, never a traceback."""
+                    expected: str | None, include_all: bool = False) -> ResearcherView:
+    """Check the token, then analyse (only participants meeting the paper's screening rule, unless
+    ``include_all``). Every failure is a message for the page, never a traceback."""
     if not expected:
         return ResearcherView(f"The researcher view is off: set `{ADMIN_TOKEN_ENV}` on the server.", "", None, None)
     if not admin_allowed((token or "").strip(), expected):
         return ResearcherView("That is not the researcher token.", "", None, None)
     try:
-        report = researcher_report(study, folder, store)
+        report = researcher_report(study, folder, store, include_all)
         results = folder / RESULTS_DIR
         exports = [str(store.export_csv(results / "ratings.csv", study.id)),
                    str(store.export_jsonl(results / "ratings.jsonl", study.id))]
@@ -108,10 +109,9 @@ def researcher_view(token: str, study: Study, folder: Path, store: RatingsStore,
         return ResearcherView(f"The ratings store is unavailable: {e}", "", None, None)
     except (ValueError, OSError) as e:
         return ResearcherView(f"The report could not be made: {e}", "", None, None)
-    status = f"**{report.participants} participants, {report.ratings} ratings.** {report.message}"
     # The chart is shown beside the text; its relative link in the Markdown would not resolve here.
     markdown = re.sub(r"^!\[[^\]]*\]\([^)]*\)\s*$", "", report.markdown or "", flags=re.MULTILINE)
-    return ResearcherView(status, markdown, str(report.figure) if report.figure else None, exports)
+    return ResearcherView(report.message, markdown, str(report.figure) if report.figure else None, exports)
 
 
 def build_study_tab(study_dir: str | os.PathLike[str] | None = None, store: RatingsStore | None = None) -> None:
@@ -134,6 +134,9 @@ def build_study_tab(study_dir: str | os.PathLike[str] | None = None, store: Rati
     StudyPanel(elem_id="study-panel")
     with gr.Accordion("Researcher", open=False, elem_id="study-researcher"):
         token = gr.Textbox(label="Researcher token", type="password", max_lines=1, elem_id="study-admin-token")
+        everyone = gr.Checkbox(label="Include every participant (skip the paper's screening rule: manga and "
+                               "music interest above 2, fluent or native Japanese)", value=False,
+                               elem_id="study-admin-all")
         show = gr.Button("Show results", size="sm", elem_id="study-admin-show")
         status = gr.Markdown()
         chart = gr.Image(label="Mean scores (95% CI)", type="filepath", interactive=False, visible=False)
@@ -143,17 +146,17 @@ def build_study_tab(study_dir: str | os.PathLike[str] | None = None, store: Rati
     expected = admin_token_from_env()
     opened: dict[str, RatingsStore] = {}
 
-    def show_results(given: str) -> tuple[Any, ...]:
+    def show_results(given: str, include_all: bool) -> tuple[Any, ...]:
         if "store" not in opened:
             try:
                 opened["store"] = store or RatingsStore(default_store_path())
             except StoreError as e:
                 return f"The ratings store is unavailable: {e}", gr.update(visible=False), "", gr.update(visible=False)
-        view = researcher_view(given, study, resolved, opened["store"], expected)
+        view = researcher_view(given, study, resolved, opened["store"], expected, bool(include_all))
         return (view.message, gr.update(value=view.figure, visible=view.figure is not None), view.markdown,
                 gr.update(value=view.exports, visible=bool(view.exports)))
 
-    show.click(show_results, inputs=[token], outputs=[status, chart, report, files], api_visibility="private")
+    show.click(show_results, inputs=[token, everyone], outputs=[status, chart, report, files], api_visibility="private")
 
 
 def build_study_blocks(study_dir: str | os.PathLike[str] | None = None, store: RatingsStore | None = None) -> gr.Blocks:

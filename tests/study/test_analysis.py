@@ -11,8 +11,18 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from m2m.study import RatingsStore, Scores, analyse, ratings_frame, render_report, write_report
-from m2m.study.questionnaire import CRITERIA
+from m2m.study import (
+    Participant,
+    RatingsStore,
+    Scores,
+    Screening,
+    analyse,
+    ratings_frame,
+    render_report,
+    write_report,
+)
+from m2m.study.analysis import _anova, _posthoc, cohort
+from m2m.study.questionnaire import CRITERIA, JAPANESE_LEVELS, PAPER_SCREENING_RULE, screening_reasons
 
 from .conftest import FLUENT, make_study
 
@@ -180,3 +190,144 @@ def test_constant_ratings_give_no_f_instead_of_a_made_up_one() -> None:
                           for i in range(6) for c in ("m2m", "baseline", "random")])
     result = _anova(means, "relevancy")
     assert math.isnan(result.f_value) and math.isnan(result.p_value)
+
+
+# --- undefined tests on pilot-sized data ---------------------------------------------------------------
+
+
+def fixed_ratings(scores: dict[str, dict[str, int]], stimuli: int = 2) -> pd.DataFrame:
+    """Every participant gives each condition the same score on every stimulus and criterion."""
+    rows = [(p, f"s{s}", c, score, score, score)
+            for p, by_condition in scores.items() for s in range(stimuli) for c, score in by_condition.items()]
+    return pd.DataFrame(rows, columns=["participant", "stimulus", "condition", *CRITERIA])
+
+
+def test_identical_differences_give_no_f_no_t_and_nothing_significant() -> None:
+    # The review's case: two participants with identical condition means. The second one here also
+    # rates everything one point higher: still the same differences, so still no error variance.
+    for scores in ({"p1": {"m2m": 4, "baseline": 3, "random": 2}, "p2": {"m2m": 4, "baseline": 3, "random": 2}},
+                   {"p1": {"m2m": 4, "baseline": 3, "random": 2}, "p2": {"m2m": 5, "baseline": 4, "random": 3}}):
+        result = analyse(fixed_ratings(scores))
+        for anova in result.anovas:
+            assert np.isnan(anova.f_value) and np.isnan(anova.p_value) and np.isnan(anova.partial_eta_squared)
+            assert "no variation between participants" in anova.note and "more participants are needed" in anova.note
+        for test in result.posthoc:
+            assert np.isnan(test.t) and np.isnan(test.p_value) and np.isnan(test.p_holm) and not test.significant
+            assert "no variation between participants in this difference" in test.note
+        report = render_report(result, "Pilot")
+        assert "< .001" not in report and "| yes |" not in report
+        assert report.count("not available: no variation between participants") == 3 + 9
+
+
+def test_a_constant_difference_is_left_out_of_holm_and_the_rest_still_tested() -> None:
+    scores = {"p1": {"m2m": 5, "baseline": 4, "random": 1}, "p2": {"m2m": 4, "baseline": 3, "random": 3},
+              "p3": {"m2m": 3, "baseline": 2, "random": 1}, "p4": {"m2m": 5, "baseline": 4, "random": 2}}
+    result = analyse(fixed_ratings(scores))
+    anova = result.anova("relevancy")
+    assert anova.note == "" and np.isfinite(anova.f_value)
+    tests = {(t.condition_a, t.condition_b): t for t in result.posthoc if t.criterion == "relevancy"}
+    constant = tests[("m2m", "baseline")]  # exactly 1 point for everyone
+    assert constant.mean_difference == 1 and np.isnan(constant.p_holm) and not constant.significant
+    assert "same for everyone" in constant.note
+    # Holm over the two tests actually made: the smaller p doubled, the larger kept (then made monotone).
+    made = sorted((tests[("m2m", "random")], tests[("baseline", "random")]), key=lambda t: t.p_value)
+    assert made[0].p_holm == pytest.approx(min(1, 2 * made[0].p_value))
+    assert made[1].p_holm == pytest.approx(max(made[0].p_holm, made[1].p_value))
+
+
+def test_no_difference_at_all_is_not_a_test_either() -> None:
+    scores = {"p1": {"m2m": 3, "baseline": 3, "random": 2}, "p2": {"m2m": 5, "baseline": 5, "random": 1}}
+    tests = {(t.condition_a, t.condition_b): t for t in analyse(fixed_ratings(scores)).posthoc}
+    same = tests[("m2m", "baseline")]
+    assert np.isnan(same.t) and not same.significant and "no difference to test" in same.note
+
+
+def test_one_participant_is_not_enough_for_an_error_term() -> None:
+    means = pd.DataFrame([{"participant": "p1", "condition": c, "relevancy": v}
+                          for c, v in (("m2m", 4.0), ("baseline", 3.0), ("random", 1.5))])
+    anova = _anova(means, "relevancy")
+    assert np.isnan(anova.f_value) and (anova.df_num, anova.df_den) == (2, 0)
+    assert anova.note == "only 1 participant; at least 2 are needed"
+    for test in _posthoc(means, "relevancy", ("m2m", "baseline", "random"), 0.05):
+        assert np.isnan(test.t) and np.isnan(test.p_holm) and not test.significant
+        assert test.note == "only 1 participant; at least 2 are needed"
+
+
+def test_anova_matches_statsmodels_anovarm() -> None:
+    # An independent implementation (pingouin is not installed here): statsmodels' AnovaRM.
+    from statsmodels.stats.anova import AnovaRM
+
+    data = synthetic_ratings(7, PAPER_MEANS, participants=9, stimuli=3, noise=0.8)
+    result = analyse(data)
+    means = data.groupby(["participant", "condition"], as_index=False)[list(CRITERIA)].mean()
+    for criterion in CRITERIA:
+        row = AnovaRM(data=means, depvar=criterion, subject="participant", within=["condition"]).fit().anova_table.loc["condition"]
+        anova = result.anova(criterion)
+        assert anova.note == ""
+        assert (anova.df_num, anova.df_den) == (row["Num DF"], row["Den DF"]) == (2, 16)
+        assert anova.f_value == pytest.approx(row["F Value"]) and anova.p_value == pytest.approx(row["Pr > F"])
+        f = row["F Value"]
+        assert anova.partial_eta_squared == pytest.approx(f * 2 / (f * 2 + 16))
+
+
+# --- screening and who is left out ---------------------------------------------------------------------
+
+
+def person(pid: str, screening: Screening) -> Participant:
+    return Participant(id=pid, study="s", number=0, created="2026-01-01T00:00:00+00:00", screening=screening)
+
+
+def test_screening_reasons_agree_with_the_papers_rule() -> None:
+    for manga in range(1, 6):
+        for music in range(1, 6):
+            for japanese in JAPANESE_LEVELS:
+                screening = Screening(manga, music, japanese)
+                assert (screening_reasons(screening) == ()) == screening.meets_paper_criteria()
+    assert screening_reasons(Screening(2, 5, "basic")) == ("interest in manga 2, needs above 2",
+                                                           "Japanese basic, needs fluent or native")
+
+
+def test_analysis_applies_the_papers_screening_and_lists_everyone_left_out() -> None:
+    data = synthetic_ratings(2, PAPER_MEANS, participants=6)
+    data = data[~((data["participant"] == "p05") & (data["condition"] == "random"))]
+    fluent = Screening(4, 4, "fluent")
+    people = [person(f"p{i:02d}", fluent) for i in range(6)]
+    people[1] = person("p01", Screening(2, 4, "native"))          # too little interest in manga
+    people[2] = person("p02", Screening(5, 5, "conversational"))  # not fluent
+    people.append(person("p06", fluent))                          # signed up, never rated
+    result = analyse(data, participants=people)
+    assert result.participants == ("p00", "p03", "p04") and result.dropped == ("p05",)
+    assert result.cohort.rule == PAPER_SCREENING_RULE and result.cohort.registered == 7
+    assert [(s.participant, s.reason) for s in result.cohort.screened_out] == [
+        ("p01", "interest in manga 2, needs above 2"), ("p02", "Japanese conversational, needs fluent or native")]
+    assert result.cohort.not_started == ("p06",)
+    assert all(s.n == 3 for s in result.summaries) and result.anova("quality").df_den == 4
+    assert result.cohort.status() == (
+        "7 participants registered: 3 complete (54 ratings analysed), 2 left out (1 incomplete, 1 with no ratings), "
+        "2 screened out by the paper's rule.")
+    report = render_report(result, "Within-scene study")
+    assert f"the paper's inclusion rule ({PAPER_SCREENING_RULE}); 2 of 7 registered participants screened out" in report
+    assert "`p01` (interest in manga 2, needs above 2)" in report
+    assert "did not rate every condition" in report and "`p05`" in report
+    assert "1 participant(s) signed up but gave no ratings: `p06`." in report
+
+    everyone = analyse(data, participants=people, include_all=True)
+    assert everyone.participants == ("p00", "p01", "p02", "p03", "p04") and everyone.cohort.screened_out == ()
+    assert everyone.cohort.not_started == ("p06",)
+    assert "(the paper's inclusion rule was switched off)" in render_report(everyone, "Within-scene study")
+
+
+def test_ratings_without_screening_answers_say_so() -> None:
+    result = analyse(synthetic_ratings(2, PAPER_MEANS, participants=4))
+    assert result.cohort.rule is None and result.cohort.registered is None
+    assert "**Screening:** not applied" in render_report(result, "Study")
+    # With records, a rater who has none cannot be checked against the rule and is screened out.
+    group = cohort(synthetic_ratings(2, PAPER_MEANS, participants=3), [person("p00", Screening(3, 3, "native"))])
+    assert [s.participant for s in group.screened_out] == ["p01", "p02"]
+    assert group.screened_out[0].reason == "no screening answers on record"
+
+
+def test_screening_everyone_out_is_a_plain_error() -> None:
+    data = synthetic_ratings(2, PAPER_MEANS, participants=3)
+    with pytest.raises(ValueError, match=r"got 0 \(3 screened out by the paper's rule\)"):
+        analyse(data, participants=[person(f"p{i:02d}", Screening(1, 1, "none")) for i in range(3)])

@@ -29,8 +29,8 @@ def client(study_dir: Path, store) -> TestClient:
     return client_for(study_dir, store)
 
 
-def register(client: TestClient) -> str:
-    response = client.post(f"{API_PREFIX}/register", json={"consent": True, "screening": SCREENING})
+def register(client: TestClient, screening: dict | None = None) -> str:
+    response = client.post(f"{API_PREFIX}/register", json={"consent": True, "screening": screening or SCREENING})
     assert response.status_code == 200, response.text
     return response.json()["participant"]
 
@@ -208,15 +208,23 @@ def test_admin_routes(study_dir: Path, store) -> None:
         for stim in session["stimuli"]:
             for j, version in enumerate(stim["versions"]):
                 assert rate(client, pid, stim["stimulus"], version["label"], (1 + (i + j) % 5, 3, 2 + j)).status_code == 200
+    # One more who rates everything but reads no Japanese: the paper's rule screens them out, ?all=1 not.
+    outsider = register(client, SCREENING | {"japanese": "none"})
+    for stim in client.get(f"{API_PREFIX}/session/{outsider}").json()["stimuli"]:
+        for version in stim["versions"]:
+            assert rate(client, outsider, stim["stimulus"], version["label"], (5, 5, 5)).status_code == 200
     results = client.get(f"{API_PREFIX}/admin/results", headers=auth).json()
-    assert results["participants"] == 3 and results["ratings"] == 18
+    assert results["participants"] == 4 and results["ratings"] == 24
     assert "Repeated-measures ANOVA" in results["report"]
+    assert "3 complete" in results["message"] and "1 screened out" in results["message"], results["message"]
+    everyone = client.get(f"{API_PREFIX}/admin/results?all=1", headers=auth).json()
+    assert "4 complete" in everyone["message"], everyone["message"]
     figure = client.get(f"{API_PREFIX}/admin/report.png", headers={"X-Admin-Token": ADMIN_TOKEN})
     assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
     csv_text = client.get(f"{API_PREFIX}/admin/export.csv", headers=auth).text
-    assert csv_text.splitlines()[0].startswith("participant,study,stimulus,label,condition") and len(csv_text.splitlines()) == 19
+    assert csv_text.splitlines()[0].startswith("participant,study,stimulus,label,condition") and len(csv_text.splitlines()) == 25
     lines = client.get(f"{API_PREFIX}/admin/export.jsonl", headers=auth).text.splitlines()
-    assert len(lines) == 18 and {json.loads(line)["condition"] for line in lines} == set(CONDITIONS)
+    assert len(lines) == 24 and {json.loads(line)["condition"] for line in lines} == set(CONDITIONS)
     # No token configured: the researcher routes do not exist.
     closed = client_for(study_dir, store, admin_token=None)
     assert closed.get(f"{API_PREFIX}/admin/results", headers=auth).status_code == 404

@@ -11,7 +11,7 @@ import pytest
 
 from m2m import pipeline
 from m2m.cli import main
-from m2m.study import CONDITIONS, RatingsStore, Scores, Screening, load_study, missing_files
+from m2m.study import CONDITIONS, RatingsStore, Scores, Screening, condition_for, load_study, missing_files
 from tests.ui import bookmaker
 
 from .conftest import write_tone
@@ -87,7 +87,7 @@ def test_analyze_and_export(study_dir: Path, tmp_path: Path, capsys) -> None:
                     store.submit(study, participant.id, s.id, label, Scores(1 + (i + j) % 5, 2 + j, 3))
     out = tmp_path / "results"
     assert main(["study", "analyze", str(study_dir), "--db", str(db), "--out", str(out)]) == 0
-    assert "4 participants, 24 ratings" in capsys.readouterr().out
+    assert "4 participants registered: 4 complete (24 ratings analysed)" in capsys.readouterr().out
     assert "Repeated-measures ANOVA" in (out / "report.md").read_text(encoding="utf-8")
     assert (out / "report.png").read_bytes().startswith(b"\x89PNG")
 
@@ -98,6 +98,47 @@ def test_analyze_and_export(study_dir: Path, tmp_path: Path, capsys) -> None:
                  "--out", str(tmp_path / "r.jsonl")]) == 0
     lines = (tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 24 and json.loads(lines[0])["study"] == study.id
+
+
+def test_analyze_applies_the_papers_screening_unless_asked_not_to(study_dir: Path, tmp_path: Path, capsys) -> None:
+    study = load_study(study_dir / "study.json")
+    db = tmp_path / "study.sqlite3"
+    with RatingsStore(db) as store:
+        answers = [Screening(4, 4, "fluent")] * 3 + [Screening(2, 5, "native"), Screening(5, 5, "basic")]
+        for i, screening in enumerate(answers):
+            participant = store.register(study, screening)
+            for s in study.stimuli:
+                for j, label in enumerate("ABC"):
+                    store.submit(study, participant.id, s.id, label, Scores(1 + (i + j) % 5, 2 + (i * j) % 3, 3))
+        store.register(study, Screening(4, 4, "fluent"))  # signed up, never rated
+        screened = sorted(p.id for p in store.participants(study.id)[3:5])
+    out = tmp_path / "results"
+    assert main(["study", "analyze", str(study_dir), "--db", str(db), "--out", str(out)]) == 0
+    assert ("6 participants registered: 3 complete (18 ratings analysed), 1 left out (0 incomplete, 1 with no ratings), "
+            "2 screened out by the paper's rule.") in capsys.readouterr().out
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "2 of 6 registered participants screened out" in report
+    assert all(f"`{pid}` (" in report for pid in screened)
+    assert "signed up but gave no ratings" in report
+
+    assert main(["study", "analyze", str(study_dir), "--db", str(db), "--out", str(out), "--all-participants"]) == 0
+    assert "5 complete (30 ratings analysed)" in capsys.readouterr().out
+    assert "the paper's inclusion rule was switched off" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_analyze_prints_why_a_test_is_not_available(study_dir: Path, tmp_path: Path, capsys) -> None:
+    study = load_study(study_dir / "study.json")
+    db = tmp_path / "study.sqlite3"
+    with RatingsStore(db) as store:
+        for _ in range(2):  # two participants giving identical answers: no error variance
+            participant = store.register(study, Screening(4, 4, "fluent"))
+            for s in study.stimuli:
+                for label in "ABC":
+                    score = 1 + CONDITIONS.index(condition_for(study, participant.number, s.id, label))
+                    store.submit(study, participant.id, s.id, label, Scores(score, score, score))
+    assert main(["study", "analyze", str(study_dir), "--db", str(db), "--out", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("F and p not available: no variation between participants") == 3 and "p = " not in out
 
 
 def test_analyze_without_a_database_says_so(study_dir: Path, tmp_path: Path, capsys) -> None:

@@ -35,16 +35,26 @@ def test_researcher_view(study_dir: Path, store: RatingsStore) -> None:
     assert researcher_view("nope", study, study_dir, store, ADMIN_TOKEN).message == "That is not the researcher token."
     early = researcher_view(ADMIN_TOKEN, study, study_dir, store, ADMIN_TOKEN)
     assert "No report yet" in early.message and early.figure is None
-    for i in range(3):
-        pid = store.register(study, Screening(3, 3, "native")).id
+    assert early.message.startswith("0 participants registered: 0 complete")
+    for i in range(4):
+        # The fourth is not fluent in Japanese: the paper's screening leaves them out by default.
+        pid = store.register(study, Screening(3, 3, "native" if i < 3 else "basic")).id
         for s in study.stimuli:
             for j, label in enumerate("ABC"):
                 store.submit(study, pid, s.id, label, Scores(1 + (i + 2 * j) % 5, 1 + (i + j) % 3, 2 + (i * j) % 4))
+    abandoned = store.register(study, Screening(5, 5, "fluent")).id
     view = researcher_view(f"  {ADMIN_TOKEN} ", study, study_dir, store, ADMIN_TOKEN)
-    assert "3 participants, 18 ratings" in view.message
+    # The counts are said once (the old line said them twice, in two different ways).
+    assert view.message == ("5 participants registered: 3 complete (18 ratings analysed), 1 left out (0 incomplete, "
+                            "1 with no ratings), 1 screened out by the paper's rule.")
+    assert "1 of 5 registered participants screened out" in view.markdown
+    assert f"signed up but gave no ratings: `{abandoned}`" in view.markdown
     assert "## Means" in view.markdown and "![" not in view.markdown
     assert view.figure and Path(view.figure).read_bytes().startswith(b"\x89PNG")
     assert view.exports and all(Path(p).is_file() for p in view.exports)
+    everyone = researcher_view(ADMIN_TOKEN, study, study_dir, store, ADMIN_TOKEN, include_all=True)
+    assert everyone.message.startswith("5 participants registered: 4 complete (24 ratings analysed)")
+    assert "none screened out (every participant included)" in everyone.message
     store.close()
     down = researcher_view(ADMIN_TOKEN, study, study_dir, store, ADMIN_TOKEN)
     assert "unavailable" in down.message

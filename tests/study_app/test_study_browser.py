@@ -20,15 +20,22 @@ STATE = "window.studyPlayer.state()"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, RatingsStore, Path]]:
+    import gradio as gr
+
     from m2m.ui.study_api import study_app_kwargs
-    from m2m.ui.study_tab import build_study_blocks
+    from m2m.ui.study_tab import build_study_tab
 
     folder = tmp_path_factory.mktemp("study")
     make_study_dir(folder)
     store = RatingsStore(folder / "study.sqlite3")
     mp = pytest.MonkeyPatch()
     mp.setenv("M2M_STUDY_ADMIN_TOKEN", ADMIN_TOKEN)
-    demo = build_study_blocks(folder, store)
+    # As in the app: a second tab (the reader there) that hides the study while it is open.
+    with gr.Blocks(title="Listening study") as demo:
+        with gr.Tab("Listening study"):
+            build_study_tab(folder, store)
+        with gr.Tab("Read"):
+            gr.Markdown("The reader would be here.")
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
                 app_kwargs=study_app_kwargs(folder, store))
@@ -50,9 +57,12 @@ def wait_screen(page, screen: str) -> None:
     page.wait_for_selector(f'.st-root[data-screen="{screen}"]', timeout=30_000)
 
 
-def open_study(browser, url: str, routes: tuple = ()) -> tuple:
+PHONE = {"width": 390, "height": 844}
+
+
+def open_study(browser, url: str, routes: tuple = (), viewport: dict | None = None) -> tuple:
     """A new browser context on the study page (``routes`` installed first); its page errors collected."""
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context = browser.new_context(viewport=viewport or {"width": 1100, "height": 900})
     for matcher, handler in routes:
         context.route(matcher, handler)
     page = context.new_page()
@@ -169,6 +179,203 @@ def test_clips_play_from_flac_where_ogg_does_not_decode(browser, served) -> None
         wait_screen(page, "listen")
         page.wait_for_function("window.studyPlayer.state().voices.some(v => v.gain > 0.99)", timeout=20_000)
         assert any("trying FLAC" in e for e in page.evaluate(STATE)["errors"])
+        assert errors == []
+    finally:
+        context.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for the tests below: each starts a new participant in a new browser context.
+
+def register(page) -> None:
+    """Consent and screening answered; the first version's intro is on screen."""
+    wait_screen(page, "consent")
+    page.check("#st-agree")
+    page.click("#st-consent-go")
+    wait_screen(page, "screening")
+    page.click('label[for="st-manga_interest-3"]')
+    page.click('label[for="st-music_interest-4"]')
+    page.click('label[for="st-japanese-basic"]')
+    page.click("#st-register")
+    wait_screen(page, "intro")
+
+
+def listen_through(page, play: str = "#st-play") -> None:
+    """Play the version and turn to its last page, which opens the rating."""
+    page.click(play)
+    wait_screen(page, "listen")
+    for expected in (1, 2, 3):
+        page.click("#st-next")
+        page.wait_for_function(f"window.studyPlayer.state().page === {expected}")
+    page.wait_for_selector("#st-to-rate:not([disabled])")
+
+
+def checked(page) -> dict[str, str | None]:
+    return page.evaluate("""() => Object.fromEntries(['relevancy', 'quality', 'consistency'].map((k) => {
+        const input = document.querySelector('input[name="st-' + k + '"]:checked');
+        return [k, input ? input.value : null];
+    }))""")
+
+
+def unreadable_options(page) -> list[str]:
+    """Every choice box on screen that shows no words, or whose words spill out of the box."""
+    return page.evaluate("""() => [...document.querySelectorAll('.st-root .st-option')].filter((box) => {
+        const label = box.querySelector('.st-label');
+        if (!label || !label.offsetParent || !label.innerText.trim()) return true;
+        const b = box.getBoundingClientRect(), l = label.getBoundingClientRect();
+        return l.width < 1 || l.left < b.left - 0.5 || l.right > b.right + 0.5;
+    }).map((box) => box.getAttribute('for'))""")
+
+
+def test_every_choice_is_readable_on_a_phone(browser, served) -> None:
+    """At 390 px the Japanese levels showed five empty boxes (their only text was hidden), and the
+    1-5 scales only numbers: every choice must show its words, inside its box."""
+    url, _, _ = served
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context, page, errors = open_study(browser, url, viewport=PHONE)
+    try:
+        wait_screen(page, "consent")
+        page.check("#st-agree")
+        page.click("#st-consent-go")
+        wait_screen(page, "screening")
+        assert page.locator(".st-option").count() == 15
+        assert unreadable_options(page) == []
+        assert page.locator('label[for="st-japanese-conversational"]').inner_text().strip() == "Conversational"
+        page.click('label[for="st-japanese-fluent"]')
+        page.screenshot(path=str(ARTIFACTS / "study-phone-screening.png"), full_page=True)
+        page.click('label[for="st-manga_interest-2"]')
+        page.click('label[for="st-music_interest-5"]')
+        page.click("#st-register")
+        wait_screen(page, "intro")
+        listen_through(page)
+        page.click("#st-to-rate")
+        wait_screen(page, "rate")
+        assert page.locator(".st-option").count() == 15
+        assert unreadable_options(page) == []
+        page.click('label[for="st-relevancy-3"]')
+        page.screenshot(path=str(ARTIFACTS / "study-phone-rate.png"), full_page=True)
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_unsent_choices_survive_listen_again_and_a_reload(browser, served) -> None:
+    """Scores picked, then "Listen again", then back to the rating: the choices were all cleared."""
+    url, store, folder = served
+    study = load_study(folder / "study.json")
+    context, page, errors = open_study(browser, url)
+    try:
+        register(page)
+        listen_through(page)
+        page.click("#st-to-rate")
+        wait_screen(page, "rate")
+        page.click('label[for="st-relevancy-2"]')
+        page.click('label[for="st-consistency-5"]')
+        page.click("#st-again")
+        wait_screen(page, "listen")
+        page.wait_for_selector("#st-to-rate:not([disabled])")  # this version is heard already
+        page.click("#st-to-rate")
+        wait_screen(page, "rate")
+        assert checked(page) == {"relevancy": "2", "quality": None, "consistency": "5"}
+
+        # A reload starts at the version's intro again; once it is heard, the choices are back.
+        page.reload()
+        wait_screen(page, "intro")
+        listen_through(page)
+        page.click("#st-to-rate")
+        wait_screen(page, "rate")
+        assert checked(page) == {"relevancy": "2", "quality": None, "consistency": "5"}
+
+        page.click('label[for="st-quality-4"]')
+        pid = page.evaluate(STATE)["participant"]
+        page.click("#st-submit")
+        page.wait_for_function("window.studyPlayer.state().rated === 1", timeout=15_000)
+        mine = [r for r in store.ratings(study.id) if r.participant == pid]
+        assert [(r.label, r.relevancy, r.quality, r.consistency) for r in mine] == [("A", 2, 4, 5)]
+        # Saved: the draft is gone, and the next version starts blank.
+        assert not any(k.startswith("study-drafts:") for k in page.evaluate("Object.keys(localStorage)"))
+        listen_through(page)
+        page.click("#st-to-rate")
+        wait_screen(page, "rate")
+        assert checked(page) == {"relevancy": None, "quality": None, "consistency": None}
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_the_study_is_silent_while_another_tab_is_open(browser, served) -> None:
+    """The Read tab has its own music: the study's clip must pause there and go on where it was."""
+    url, _, _ = served
+    context, page, errors = open_study(browser, url)
+    try:
+        register(page)
+        page.click("#st-play")
+        wait_screen(page, "listen")
+        page.click("#st-next")
+        page.wait_for_function("window.studyPlayer.state().voices.some(v => v.target === 1 && v.gain > 0.99)",
+                               timeout=15_000)
+        page.get_by_role("tab", name="Read").click()
+        page.wait_for_function("window.studyPlayer.state().ctxState === 'suspended'", timeout=5_000)
+        clock = page.evaluate("window.studyPlayer.state().voices.length")
+        page.wait_for_timeout(600)
+        assert page.evaluate(STATE)["ctxState"] == "suspended", "still silent while the other tab is open"
+
+        page.get_by_role("tab", name="Listening study").click()
+        page.wait_for_function("window.studyPlayer.state().ctxState === 'running'", timeout=5_000)
+        state = page.evaluate(STATE)
+        assert state["screen"] == "listen" and state["page"] == 1
+        assert len(state["voices"]) == clock and any(v["target"] == 1 and v["gain"] > 0.99 for v in state["voices"])
+        assert errors == [] and state["errors"] == []
+    finally:
+        context.close()
+
+
+def test_the_please_answer_note_is_red_and_leaves_once_all_is_answered(browser, served) -> None:
+    """In the dark theme the error text was near-white (Gradio's --error-text-color there), and the
+    note stayed up after the last question was answered."""
+    url, _, _ = served
+    context, page, errors = open_study(browser, url + "?__theme=dark")
+    try:
+        wait_screen(page, "consent")
+        page.check("#st-agree")
+        page.click("#st-consent-go")
+        wait_screen(page, "screening")
+        page.click('label[for="st-manga_interest-3"]')
+        page.click("#st-register")
+        note = page.locator("text=Please answer every question.")
+        assert note.is_visible()
+        rgb = page.evaluate("""() => getComputedStyle(document.querySelector('.st-root .st-error')).color
+            .match(/\\d+/g).slice(0, 3).map(Number)""")
+        assert rgb[0] > 180 and rgb[1] < 120 and rgb[2] < 120, f"a red, not {rgb}"
+        page.click('label[for="st-music_interest-3"]')
+        assert note.is_visible(), "one question is still open"
+        page.click('label[for="st-japanese-native"]')
+        assert note.count() == 0
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_an_offline_submit_says_once_that_the_answers_are_kept(browser, served) -> None:
+    """No network at Submit: one sentence that the answers are still here (it used to say so twice)."""
+    url, _, _ = served
+    context, page, errors = open_study(browser, url)
+    try:
+        register(page)
+        listen_through(page)
+        page.click("#st-to-rate")
+        wait_screen(page, "rate")
+        for name, score in (("relevancy", 3), ("quality", 3), ("consistency", 2)):
+            page.click(f'label[for="st-{name}-{score}"]')
+        page.route("**/study/api/rate/**", lambda route: route.abort())
+        page.click("#st-submit")
+        page.wait_for_selector(".st-error-box", timeout=10_000)
+        text = page.locator(".st-error-box").inner_text()
+        assert text == "The server cannot be reached. Your answers are still here: press Submit again."
+        assert checked(page) == {"relevancy": "3", "quality": "3", "consistency": "2"}
+        page.unroute("**/study/api/rate/**")
+        page.click("#st-submit")
+        page.wait_for_function("window.studyPlayer.state().rated === 1", timeout=15_000)
         assert errors == []
     finally:
         context.close()

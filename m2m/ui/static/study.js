@@ -4,7 +4,7 @@
 // Runs as gr.HTML's js_on_load body (`element`, `props` come from Gradio). It talks only to the
 // study API (props.api_root, relative to the page): the page never learns which condition a label
 // stands for, only opaque asset tokens. The anonymous participant id lives in localStorage, so a
-// reload resumes at the first version not yet rated.
+// reload resumes at the first version not yet rated; so do the choices not yet submitted.
 //
 // Audio follows the reader (static/reader.js): one looping AudioBufferSourceNode + GainNode per
 // page -> bus -> destination; a page turn fades the old page out and the new one in with
@@ -16,8 +16,8 @@ const API = String(props.api_root || 'study/api').replace(/\/+$/, '');
 
 const S = {
   info: null, pid: null, session: null, rated: new Map(), screen: 'loading',
-  si: 0, vi: 0, page: 0, listened: new Set(), draft: null,
-  ctx: null, bus: null, voices: [], buffers: new Map(), fade: 1.5,
+  si: 0, vi: 0, page: 0, listened: new Set(), drafts: {},
+  ctx: null, bus: null, voices: [], buffers: new Map(), fade: 1.5, hiddenPause: false,
   errors: [], fades: [], submits: 0,
 };
 
@@ -34,7 +34,8 @@ async function call(method, path, payload) {
   }
   let res;
   try { res = await fetch(url(path), init); } catch (err) {
-    return { ok: false, status: 0, error: 'The server cannot be reached. Your answer is kept; please try again.' };
+    // Only the fact: each caller says what became of the participant's answers.
+    return { ok: false, status: 0, error: 'The server cannot be reached.' };
   }
   let data = null;
   try { data = await res.json(); } catch (err) { data = null; }
@@ -45,6 +46,7 @@ async function call(method, path, payload) {
 
 function asset(token) { return url('asset/' + encodeURIComponent(S.pid) + '/' + encodeURIComponent(token)); }
 function storageKey() { return 'study-participant:' + S.info.study; }
+function draftKey() { return 'study-drafts:' + S.info.study + ':' + S.pid; }
 function key(stimulus, label) { return stimulus + '|' + label; }
 
 // ---------------------------------------------------------------------------------------------
@@ -61,7 +63,22 @@ function ensureContext() {
   return S.ctx;
 }
 
-
+// The page hides the study (the app's Read tab has its own music): the clip must not play on top of
+// it. Suspending the context stops the audio clock, so every voice and fade goes on from where it was.
+// Gradio hides a tab with display:none and tells us nothing, so the study looks for itself.
+function followVisibility() {
+  if (!S.ctx) return;
+  const shown = visible();
+  if (!shown && S.ctx.state === 'running') {
+    S.hiddenPause = true;
+    S.ctx.suspend();
+  } else if (shown && S.hiddenPause) {
+    // Only a context this function suspended: one still waiting for the first click stays silent.
+    S.hiddenPause = false;
+    if (S.ctx.state === 'suspended') S.ctx.resume();
+  }
+}
+setInterval(followVisibility, 200);
 
 function stopVoice(v) {
   try { v.src.stop(); } catch (err) { /* already stopped: nothing to release */ }
@@ -191,6 +208,43 @@ function chosen(name) {
   return input ? input.value : null;
 }
 
+// The "Please answer…" note leaves as soon as the last question is answered, not at the next click.
+function incomplete(text) {
+  const note = message(text, 'error');
+  note.classList.add('st-incomplete');
+  return note;
+}
+
+function clearWhenAnswered(fieldsets, names, status) {
+  const check = () => {
+    const note = status.querySelector('.st-incomplete');
+    if (note && names.every((name) => chosen(name) !== null)) note.remove();
+  };
+  for (const f of fieldsets) f.addEventListener('change', check);
+}
+
+// Choices not yet submitted, per version: "Listen again" rebuilds the rating screen and a reload
+// rebuilds the page, and neither should cost the participant an answer. Kept until it is saved.
+function loadDrafts() {
+  let drafts = null;
+  try { drafts = JSON.parse(localStorage.getItem(draftKey()) || 'null'); } catch (err) { drafts = null; }
+  S.drafts = drafts && typeof drafts === 'object' && !Array.isArray(drafts) ? drafts : {};
+}
+
+function saveDraft(k, answer) {
+  if (answer && Object.keys(answer).length) S.drafts[k] = answer; else delete S.drafts[k];
+  try {
+    if (Object.keys(S.drafts).length) localStorage.setItem(draftKey(), JSON.stringify(S.drafts));
+    else localStorage.removeItem(draftKey());
+  } catch (err) { S.errors.push('localStorage: ' + err); }
+}
+
+function choices() {
+  const answer = {};
+  for (const c of S.info.criteria) { const value = chosen(c.key); if (value !== null) answer[c.key] = Number(value); }
+  return answer;
+}
+
 function showError(text) { S.errors.push(text); return h('div', { class: 'st-error-box' }, message(text, 'error')); }
 
 function consentScreen() {
@@ -215,7 +269,8 @@ function screeningScreen(error) {
         return h('label', { class: 'st-option', for: id },
           h('input', { type: 'radio', name: 'st-japanese', id, value: level.key }), h('span', { class: 'st-label' }, level.label));
       });
-      return h('fieldset', { class: 'st-question', 'data-key': 'japanese' }, h('legend', {}, q.question), h('div', { class: 'st-scale' }, options));
+      return h('fieldset', { class: 'st-question', 'data-key': 'japanese' }, h('legend', {}, q.question),
+        h('div', { class: 'st-scale st-words' }, options));
     }
     return scaleQuestion(q.key, q.question, S.info.interest_scale, null, true);
   });
@@ -225,17 +280,22 @@ function screeningScreen(error) {
     const screening = {};
     for (const q of S.info.screening) {
       const value = chosen(q.key);
-      if (value === null) { status.replaceChildren(message('Please answer every question.', 'error')); return; }
+      if (value === null) { status.replaceChildren(incomplete('Please answer every question.')); return; }
       screening[q.key] = q.key === 'japanese' ? value : Number(value);
     }
     go.disabled = true;
     status.replaceChildren(message('Registering…'));
     const res = await call('POST', 'register', { consent: true, screening });
-    if (!res.ok) { go.disabled = false; status.replaceChildren(showError(res.error)); return; }
+    if (!res.ok) {
+      go.disabled = false;
+      status.replaceChildren(showError(res.status === 400 ? res.error : res.error + ' Your answers are still here: press Start again.'));
+      return;
+    }
     S.pid = res.data.participant;
     try { localStorage.setItem(storageKey(), S.pid); } catch (err) { S.errors.push('localStorage: ' + err); }
     await resume();
   });
+  clearWhenAnswered(questions, S.info.screening.map((q) => q.key), status);
   show('screening', h('h2', {}, 'About you'),
     h('p', { class: 'st-hint' }, 'Three short questions before we start. Your answers are stored under an anonymous id.'),
     ...questions, status, h('div', { class: 'st-actions' }, go));
@@ -298,20 +358,23 @@ function turn(step) {
 function rateScreen(error) {
   silence('rate');
   const v = version(), stim = stimulus();
-  const previous = S.rated.get(key(stim.stimulus, v.label)) || S.draft || {};
+  const k = key(stim.stimulus, v.label);
+  // Unsent choices win over the saved rating: they are the newer answer ("Change", then "Listen again").
+  const previous = { ...(S.rated.get(k) || {}), ...(S.drafts[k] || {}) };
   const questions = S.info.criteria.map((c) => scaleQuestion(c.key, c.question, S.info.scale, previous[c.key] || null, true));
   const again = h('button', { class: 'st-btn', type: 'button', id: 'st-again' }, '↺ Listen again');
   const submit = h('button', { class: 'st-btn st-primary', type: 'button', id: 'st-submit' }, 'Submit rating');
   const status = h('div', { class: 'st-status' }, error ? showError(error) : null);
+  for (const q of questions) q.addEventListener('change', () => saveDraft(k, choices()));
+  clearWhenAnswered(questions, S.info.criteria.map((c) => c.key), status);
   again.addEventListener('click', () => { ensureContext(); S.ctx.resume(); listenScreen(0); });
   submit.addEventListener('click', async () => {
     const answer = { stimulus: stim.stimulus, label: v.label };
     for (const c of S.info.criteria) {
       const value = chosen(c.key);
-      if (value === null) { status.replaceChildren(message('Please answer all three questions.', 'error')); return; }
+      if (value === null) { status.replaceChildren(incomplete('Please answer all three questions.')); return; }
       answer[c.key] = Number(value);
     }
-    S.draft = answer;
     submit.disabled = true;
     status.replaceChildren(message('Saving…'));
     const res = await call('POST', 'rate/' + encodeURIComponent(S.pid), answer);
@@ -322,10 +385,10 @@ function rateScreen(error) {
       status.replaceChildren(showError(res.status === 400 ? res.error : res.error + ' Your answers are still here: press Submit again.'));
       return;
     }
-    S.draft = null;
+    saveDraft(k, null);
     const saved = {};
     for (const c of S.info.criteria) saved[c.key] = res.data[c.key];
-    S.rated.set(key(stim.stimulus, v.label), saved);
+    S.rated.set(k, saved);
     next();
   });
   show('rate', header(), h('p', { class: 'st-hint' }, 'Version ' + v.label + ': 1 is very low, 5 is very high.'),
@@ -335,7 +398,7 @@ function rateScreen(error) {
 function next() {
   const open = firstOpen();
   if (!open) { doneScreen(); return; }
-  S.si = open.si; S.vi = open.vi; S.draft = null;
+  S.si = open.si; S.vi = open.vi;
   introScreen();
 }
 
@@ -362,13 +425,14 @@ async function resume() {
   if (!session.ok) {
     if (session.status === 404) {
       // This browser's id is unknown here (a new study or a new database): start afresh.
-      try { localStorage.removeItem(storageKey()); } catch (err) { S.errors.push('localStorage: ' + err); }
+      try { localStorage.removeItem(storageKey()); localStorage.removeItem(draftKey()); } catch (err) { S.errors.push('localStorage: ' + err); }
       S.pid = null;
       consentScreen();
     } else show('error', showError(session.error), retryButton());
     return;
   }
   S.session = session.data;
+  loadDrafts();
   const state = await call('GET', 'state/' + encodeURIComponent(S.pid));
   if (!state.ok) { show('error', showError(state.error), retryButton()); return; }
   S.rated = new Map(state.data.rated.map((r) => [key(r.stimulus, r.label), r]));

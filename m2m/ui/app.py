@@ -158,10 +158,11 @@ def _wire(demo: gr.Blocks, app: ReaderApp, c: Controls, session: gr.State, page:
     panels = c.panel_outputs()
     setting_inputs = [s["director"], s["api_key"], s["emotion_backend"], s["engine"], s["condition"], s["crossfade"]]
     opened = [session, page, c.reader, c.status, c.timer, *panels]
-    demo.load(app.load, inputs=[session, *setting_inputs], outputs=opened, api_visibility="private",
-              concurrency_id="open", concurrency_limit=4)
+    # first, so that it is pending before the page's first event can complete
     demo.load(keep_event_stream_open, concurrency_id="keepalive", concurrency_limit=None,
               show_progress="hidden", api_visibility="private")
+    demo.load(app.load, inputs=[session, *setting_inputs], outputs=opened, api_visibility="private",
+              concurrency_id="open", concurrency_limit=4)
     c.timer.tick(app.tick, inputs=[session, page], outputs=[c.reader, c.status, c.timer, *panels],
                  concurrency_id="generate", concurrency_limit=config.render_concurrency,
                  show_progress="hidden", api_visibility="private")

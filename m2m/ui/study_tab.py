@@ -103,8 +103,10 @@ def researcher_view(token: str, study: Study, folder: Path, store: RatingsStore,
     try:
         report = researcher_report(study, folder, store, include_all)
         results = folder / RESULTS_DIR
-        exports = [str(store.export_csv(results / "ratings.csv", study.id)),
-                   str(store.export_jsonl(results / "ratings.jsonl", study.id))]
+        # named after the study, as the API's downloads are: two studies' files must not overwrite
+        # each other in a researcher's downloads folder
+        exports = [str(store.export_csv(results / f"{study.id}-ratings.csv", study.id)),
+                   str(store.export_jsonl(results / f"{study.id}-ratings.jsonl", study.id))]
     except StoreError as e:
         return ResearcherView(f"The ratings store is unavailable: {e}", "", None, None)
     except (ValueError, OSError) as e:

@@ -52,6 +52,7 @@ def test_researcher_view(study_dir: Path, store: RatingsStore) -> None:
     assert "## Means" in view.markdown and "![" not in view.markdown
     assert view.figure and Path(view.figure).read_bytes().startswith(b"\x89PNG")
     assert view.exports and all(Path(p).is_file() for p in view.exports)
+    assert sorted(Path(p).name for p in view.exports) == [f"{study.id}-ratings.csv", f"{study.id}-ratings.jsonl"]
     everyone = researcher_view(ADMIN_TOKEN, study, study_dir, store, ADMIN_TOKEN, include_all=True)
     assert everyone.message.startswith("5 participants registered: 4 complete (24 ratings analysed)")
     assert "none screened out (every participant included)" in everyone.message

@@ -25,7 +25,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,6 +47,10 @@ CONFIDENCE = 0.95
 RELATIVE_TOLERANCE = 1e-9
 ABSOLUTE_TOLERANCE = 1e-9
 MORE_PARTICIPANTS = "more participants are needed"
+# Listening time below which a rating is counted as possibly rushed in the report. A version is four
+# pages with a looping clip: under ten seconds nobody has read the pages and heard the music change.
+RUSHED_BELOW_S = 10.0
+LISTENED_COLUMN = "listened_s"
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,20 @@ class Cohort:
 
 
 @dataclass(frozen=True)
+class ListeningSummary:
+    """How long the analysed ratings of one condition were listened to before rating.
+
+    ``recorded`` counts ratings with a listening time (older ones have none); ``median_s`` is NaN and
+    ``rushed`` 0 when none has."""
+
+    condition: str
+    ratings: int
+    recorded: int
+    median_s: float
+    rushed: int
+
+
+@dataclass(frozen=True)
 class StudyAnalysis:
     conditions: tuple[str, ...]
     participants: tuple[str, ...]
@@ -145,6 +163,7 @@ class StudyAnalysis:
     anovas: tuple[AnovaResult, ...]
     posthoc: tuple[PairwiseTest, ...]
     cohort: Cohort
+    listening: tuple[ListeningSummary, ...] = ()
 
     def summary(self, criterion: str, condition: str) -> ConditionSummary:
         for s in self.summaries:
@@ -226,6 +245,9 @@ def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alph
             bad = data.loc[values.isna(), criterion].iloc[0]
             raise ValueError(f"ratings.{criterion} must be numeric with no gaps, got {bad!r}")
         data[criterion] = values.astype(float)
+    # Optional: ratings from before listening times were recorded (or from elsewhere) have none.
+    listened = ratings[LISTENED_COLUMN] if LISTENED_COLUMN in ratings.columns else pd.Series(np.nan, index=ratings.index)
+    data[LISTENED_COLUMN] = pd.to_numeric(listened, errors="coerce").to_numpy()
 
     # All ratings, so that someone who rated only conditions left out of ``conditions`` counts as
     # incomplete rather than as someone who never rated anything.
@@ -265,7 +287,16 @@ def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alph
         anovas=anovas,
         posthoc=posthoc,
         cohort=groups,
+        listening=tuple(_listening(used, condition) for condition in order),
     )
+
+
+def _listening(used: pd.DataFrame, condition: str) -> ListeningSummary:
+    """Median listening time and the count under ``RUSHED_BELOW_S`` for one condition's analysed ratings."""
+    seconds = used.loc[used["condition"] == condition, LISTENED_COLUMN]
+    recorded = seconds.dropna()
+    median = float(recorded.median()) if len(recorded) else math.nan
+    return ListeningSummary(condition, len(seconds), len(recorded), median, int((recorded < RUSHED_BELOW_S).sum()))
 
 
 def _summarise(means: pd.DataFrame, criterion: str, condition: str) -> ConditionSummary:
@@ -430,6 +461,26 @@ def _cohort_lines(group: Cohort) -> list[str]:
     return lines
 
 
+def _listening_lines(listening: Sequence[ListeningSummary], cond: Callable[[str], str]) -> list[str]:
+    """The "Listening time" section: a researcher sees at a glance whether ratings were rushed."""
+    lines = [
+        "## Listening time",
+        "",
+        "Seconds each analysed rating's version was listened to (study audio running, summed over "
+        f"\"Listen again\"), and how many ratings came after less than {RUSHED_BELOW_S:g} s. Recorded, not enforced.",
+        "",
+        f"| Condition | Ratings | Recorded | Median (s) | Under {RUSHED_BELOW_S:g} s |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for item in listening:
+        if item.recorded:
+            median, rushed = _num(item.median_s, 1), f"{item.rushed} of {item.recorded}"
+        else:
+            median = rushed = "not recorded"
+        lines.append(f"| {cond(item.condition)} | {item.ratings} | {item.recorded} | {median} | {rushed} |")
+    return lines + [""]
+
+
 def render_report(analysis: StudyAnalysis, title: str, figure: str | None = None) -> str:
     """Markdown with every number: means and CIs, F(df1, df2), p, effect size, the post-hoc table."""
     criterion_names, condition_names = _names()
@@ -487,6 +538,7 @@ def render_report(analysis: StudyAnalysis, title: str, figure: str | None = None
             f"| {_num(t.t)} | {t.df} | {_p(t.p_value)} | {_p(t.p_holm)} | {significant} | {_note(t.note)} |"
         )
     lines.append("")
+    lines += _listening_lines(analysis.listening, cond)
     return "\n".join(lines)
 
 

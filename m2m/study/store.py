@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import queue
 import sqlite3
@@ -71,8 +72,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
         "CREATE INDEX ratings_by_study ON ratings (study, participant)",
     ),
+    # 3: seconds the version was listened to before this rating (NULL: not recorded, e.g. rows from
+    # before this column or an old browser). Bounds checked in SQL too, so no path can store junk.
+    (
+        "ALTER TABLE ratings ADD COLUMN listened_s REAL CHECK (listened_s IS NULL OR listened_s BETWEEN 0 AND 21600)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# A version is four pages: six hours on one is not a listening time but a tab left open (or a forged
+# request); the API refuses it instead of letting it skew the report's medians.
+MAX_LISTENED_S = 21_600.0
 
 
 class StoreError(OSError):
@@ -144,11 +153,18 @@ class Rating:
     consistency: int
     created: str
     updated: str
+    # Seconds on the version's listening screen with the study's audio running, summed over visits;
+    # None when not recorded (an old client or a row from before schema 3).
+    listened_s: float | None = None
 
 
 RATING_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Rating))
 PARTICIPANT_FIELDS: tuple[str, ...] = ("id", "study", "number", "created", *SCREENING_KEYS)
 SUBMISSION_KEYS: tuple[str, ...] = ("stimulus", "label", *CRITERIA)
+# Keys a submission may leave out: older browsers do not send a listening time.
+OPTIONAL_SUBMISSION_KEYS: tuple[str, ...] = ("listened_s",)
+# Old exports (made before listened_s existed) still read back, with listened_s None.
+LEGACY_RATING_FIELDS: tuple[str, ...] = tuple(name for name in RATING_FIELDS if name not in OPTIONAL_SUBMISSION_KEYS)
 
 
 def _check_score(name: str, value: object) -> None:
@@ -159,7 +175,21 @@ def _check_score(name: str, value: object) -> None:
         raise ValueError(f"{name} must be from {SCORE_MIN} to {SCORE_MAX}, got {value!r}")
 
 
-def _check_keys(what: str, payload: object, expected: tuple[str, ...]) -> None:
+def check_listened_s(value: object) -> float | None:
+    """A submitted listening time as a float of seconds, or None when absent; ValueError otherwise.
+
+    JSON allows NaN and Infinity through Python's decoder, and bool is an int subclass: both refused."""
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ValueError(f"listened_s must be a number of seconds from 0 to {MAX_LISTENED_S:g}, got {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_LISTENED_S:
+        raise ValueError(f"listened_s must be a finite number of seconds from 0 to {MAX_LISTENED_S:g}, got {value!r}")
+    return seconds
+
+
+def _check_keys(what: str, payload: object, expected: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
     if not isinstance(payload, Mapping):
         raise ValueError(f"{what} must be an object with keys {list(expected)}, got {type(payload).__name__}")
     if "condition" in payload:
@@ -167,7 +197,7 @@ def _check_keys(what: str, payload: object, expected: tuple[str, ...]) -> None:
     missing = [key for key in expected if key not in payload]
     if missing:
         raise ValueError(f"{what} is missing {missing}")
-    unknown = sorted(str(key) for key in payload if key not in expected)
+    unknown = sorted(str(key) for key in payload if key not in expected and key not in optional)
     if unknown:
         raise ValueError(f"{what} has unknown field(s) {unknown}")
 
@@ -394,11 +424,16 @@ class RatingsStore:
 
     # --- ratings ---
 
-    def submit(self, study: Study, participant_id: str, stimulus_id: str, label: str, scores: Scores) -> Rating:
+    def submit(self, study: Study, participant_id: str, stimulus_id: str, label: str, scores: Scores,
+               listened_s: float | None = None) -> Rating:
         """Store (or update) one version's ratings; committed when this returns.
 
+        ``listened_s`` (seconds listened, see ``check_listened_s``) replaces the stored one on an
+        update; None keeps it, since a client that measured nothing says nothing about the listening.
+
         ValueError, with the store unchanged, for: a study/scores of the wrong type, a label not in
-        A/B/C, a stimulus not in the study, a participant not registered for this study.
+        A/B/C, a stimulus not in the study, a participant not registered for this study, a listening
+        time that is not a finite number from 0 to ``MAX_LISTENED_S``.
         """
         if not isinstance(study, Study):
             raise ValueError(f"study must be a Study, got {type(study).__name__}")
@@ -407,6 +442,7 @@ class RatingsStore:
         if label not in LABELS:
             raise ValueError(f"label must be one of {list(LABELS)}, got {label!r}")
         study.stimulus(stimulus_id)
+        listened = check_listened_s(listened_s)
         now = _now()
         with self._write() as conn:
             row = conn.execute("SELECT study, number FROM participants WHERE id = ?", (participant_id,)).fetchone()
@@ -420,8 +456,9 @@ class RatingsStore:
                 f"INSERT INTO ratings ({', '.join(RATING_FIELDS)}) VALUES ({', '.join('?' * len(RATING_FIELDS))}) "
                 "ON CONFLICT (participant, study, stimulus, label) DO UPDATE SET "
                 "relevancy = excluded.relevancy, quality = excluded.quality, "
-                "consistency = excluded.consistency, updated = excluded.updated",
-                (*key, condition, scores.relevancy, scores.quality, scores.consistency, now, now),
+                "consistency = excluded.consistency, updated = excluded.updated, "
+                "listened_s = COALESCE(excluded.listened_s, ratings.listened_s)",
+                (*key, condition, scores.relevancy, scores.quality, scores.consistency, now, now, listened),
             )
             stored = conn.execute(
                 f"SELECT {', '.join(RATING_FIELDS)} FROM ratings WHERE participant = ? AND study = ? AND stimulus = ? AND label = ?",
@@ -430,19 +467,20 @@ class RatingsStore:
         return Rating(*stored)
 
     def submit_payload(self, study: Study, participant_id: str, payload: Mapping[str, object]) -> Rating:
-        """``submit`` for a decoded JSON body with exactly the keys ``SUBMISSION_KEYS``.
+        """``submit`` for a decoded JSON body with exactly the keys ``SUBMISSION_KEYS``, and optionally
+        ``OPTIONAL_SUBMISSION_KEYS`` (``listened_s``; absent or null: not recorded).
 
         A body that carries a ``condition`` (or any other extra key) is refused: the browser never
         knows conditions, so one arriving means a tampered or confused client.
         """
-        _check_keys("submission", payload, SUBMISSION_KEYS)
+        _check_keys("submission", payload, SUBMISSION_KEYS, OPTIONAL_SUBMISSION_KEYS)
         scores = Scores(**{name: payload[name] for name in CRITERIA})  # type: ignore[arg-type]
         stimulus, label = payload["stimulus"], payload["label"]
         if not isinstance(stimulus, str):
             raise ValueError(f"stimulus must be a string, got {stimulus!r}")
         if not isinstance(label, str):
             raise ValueError(f"label must be a string, got {label!r}")
-        return self.submit(study, participant_id, stimulus, label, scores)
+        return self.submit(study, participant_id, stimulus, label, scores, check_listened_s(payload.get("listened_s")))
 
     def ratings(self, study_id: str | None = None) -> tuple[Rating, ...]:
         where, params = ("WHERE study = ?", (study_id,)) if study_id is not None else ("", ())
@@ -518,7 +556,8 @@ def write_ratings_csv(ratings: Iterable[Rating], path: str | os.PathLike[str]) -
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(RATING_FIELDS)
     for rating in ratings:
-        writer.writerow([getattr(rating, name) for name in RATING_FIELDS])
+        # None as an empty cell: "not recorded", which read_ratings_csv turns back into None.
+        writer.writerow(["" if getattr(rating, name) is None else getattr(rating, name) for name in RATING_FIELDS])
     return _write_atomic(path, buffer.getvalue())
 
 
@@ -530,7 +569,7 @@ def write_ratings_jsonl(ratings: Iterable[Rating], path: str | os.PathLike[str])
 def read_ratings_csv(path: str | os.PathLike[str]) -> tuple[Rating, ...]:
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != RATING_FIELDS:
+        if tuple(reader.fieldnames or ()) not in (RATING_FIELDS, LEGACY_RATING_FIELDS):
             raise ValueError(f"{str(path)!r}: header must be {list(RATING_FIELDS)}, got {reader.fieldnames}")
         return tuple(_rating_from_record(f"{path}:{i + 2}", row) for i, row in enumerate(reader))
 
@@ -549,11 +588,14 @@ def read_ratings_jsonl(path: str | os.PathLike[str]) -> tuple[Rating, ...]:
 
 
 def _rating_from_record(where: str, record: Mapping[str, object]) -> Rating:
-    if not isinstance(record, Mapping) or set(record) != set(RATING_FIELDS):
+    if not isinstance(record, Mapping) or set(record) not in (set(RATING_FIELDS), set(LEGACY_RATING_FIELDS)):
         raise ValueError(f"{where}: a rating needs exactly the fields {list(RATING_FIELDS)}")
     values: dict[str, object] = {}
     for name in RATING_FIELDS:
-        value = record[name]
+        value = record.get(name)
+        if name == "listened_s":
+            values[name] = _listened_from_record(where, value)
+            continue
         if name in CRITERIA:
             try:
                 value = int(value)  # type: ignore[arg-type]
@@ -564,3 +606,14 @@ def _rating_from_record(where: str, record: Mapping[str, object]) -> Rating:
             raise ValueError(f"{where}: {name} must be a string, got {value!r}")
         values[name] = value
     return Rating(**values)  # type: ignore[arg-type]
+
+
+def _listened_from_record(where: str, value: object) -> float | None:
+    """An exported listening time: a number (JSONL), its text (CSV), or empty/null/absent for None."""
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value) if isinstance(value, str) else value
+        return check_listened_s(seconds)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from e

@@ -6,7 +6,8 @@ Mounted under ``/study/api`` on the app's FastAPI server (``study_routes``). Par
     POST /study/api/register                    {"consent": true, "screening": {...}} -> {"participant": id}
     GET  /study/api/session/{participant}       the blinded session: stimulus ids, labels A/B/C, tokens
     GET  /study/api/state/{participant}         what this participant has rated (to resume after a reload)
-    POST /study/api/rate/{participant}          {"stimulus", "label", "relevancy", "quality", "consistency"}
+    POST /study/api/rate/{participant}          {"stimulus", "label", "relevancy", "quality", "consistency",
+                                                 optional "listened_s": seconds listened, 0..21600}
     GET  /study/api/asset/{participant}/{token} a page image or a page's clip, by opaque token
 
 Researcher routes (``/study/api/admin/...``) need ``Authorization: Bearer <token>`` matching
@@ -47,6 +48,7 @@ from m2m.study import (
 )
 from m2m.study.hub import hub_config_from_env, start_hub_sync
 from m2m.study.questionnaire import CRITERIA, Questionnaire
+from m2m.study.store import check_listened_s
 from m2m.ui.fallback_audio import flac_copy
 
 API_PREFIX = "/study/api"
@@ -326,6 +328,9 @@ def _router(s: StudyServer) -> APIRouter:
             body = _decode_body(await request.body())
             if not isinstance(body, Mapping):
                 raise ValueError(f"submission must be a JSON object, got {type(body).__name__}")
+            # Checked here too, before the store is touched, so a bad listening time is a 400 that
+            # names the field even when the rest of the body is fine. Absent: an old client; NULL.
+            check_listened_s(body.get("listened_s"))
             rating = await call(s.store.submit_payload, s.study, participant_id, body)
         except _Refused as e:
             return e.response()

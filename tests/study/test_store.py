@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_wal_mode_and_schema_version(store: RatingsStore) -> None:
     assert store.journal_mode() == "wal"
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     with sqlite3.connect(store.path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -379,3 +379,88 @@ def test_an_offline_submit_says_once_that_the_answers_are_kept(browser, served) 
         assert errors == []
     finally:
         context.close()
+
+
+def turn_to_last_page(page) -> None:
+    """On a version's listening screen (already playing): to its last page, which allows rating it."""
+    for expected in (1, 2, 3):
+        page.click("#st-next")
+        page.wait_for_function(f"window.studyPlayer.state().page === {expected}")
+    page.wait_for_selector("#st-to-rate:not([disabled])")
+
+
+def rate_and_submit(page, expected_rated: int) -> None:
+    page.click("#st-to-rate")
+    wait_screen(page, "rate")
+    for name in ("relevancy", "quality", "consistency"):
+        page.click(f'label[for="st-{name}-3"]')
+    page.click("#st-submit")
+    page.wait_for_function(f"window.studyPlayer.state().rated === {expected_rated}", timeout=15_000)
+
+
+def listened(store: RatingsStore, study_id: str, pid: str) -> list[float | None]:
+    """The participant's listening times in the order they rated (which version comes first depends
+    on the participant's row of the counterbalancing, so not on a label)."""
+    mine = sorted((r for r in store.ratings(study_id) if r.participant == pid), key=lambda r: r.created)
+    return [r.listened_s for r in mine]
+
+
+def test_listening_time_is_recorded_with_each_rating(browser, served) -> None:
+    """Nothing told a rushed rating from an attentive one: the seconds a version was listened to
+    (summed over "Listen again") now go with its rating; the time on the rating screen does not."""
+    url, store, folder = served
+    study = load_study(folder / "study.json")
+    context, page, errors = open_study(browser, url)
+    try:
+        register(page)
+        pid = page.evaluate(STATE)["participant"]
+        page.click("#st-play")
+        wait_screen(page, "listen")
+        page.wait_for_timeout(2_000)
+        turn_to_last_page(page)
+        page.click("#st-to-rate")
+        wait_screen(page, "rate")
+        page.wait_for_timeout(1_500)  # deciding on the scores is not listening
+        page.click("#st-again")
+        wait_screen(page, "listen")
+        page.wait_for_timeout(1_000)
+        rate_and_submit(page, 1)
+        first = listened(store, study.id, pid)[0]
+        assert first is not None and 3.0 <= first < 6.0, first
+
+        # Quickly clicked through: recorded as such, not refused.
+        listen_through(page)
+        rate_and_submit(page, 2)
+        quick = listened(store, study.id, pid)[1]
+        assert quick is not None and 0 <= quick < 2.0, quick
+        assert errors == [] and page.evaluate(STATE)["errors"] == []
+    finally:
+        context.close()
+
+
+def test_time_with_the_study_hidden_is_not_listening_time(browser, served) -> None:
+    """While another tab is open the study's audio is suspended: that time must not count."""
+    url, store, folder = served
+    study = load_study(folder / "study.json")
+    context, page, errors = open_study(browser, url)
+    try:
+        register(page)
+        pid = page.evaluate(STATE)["participant"]
+        page.click("#st-play")
+        wait_screen(page, "listen")
+        page.wait_for_function("window.studyPlayer.state().ctxState === 'running'", timeout=5_000)
+        page.wait_for_timeout(1_000)
+        page.get_by_role("tab", name="Read").click()
+        page.wait_for_function("window.studyPlayer.state().ctxState === 'suspended'", timeout=5_000)
+        page.wait_for_timeout(3_000)
+        page.get_by_role("tab", name="Listening study").click()
+        page.wait_for_function("window.studyPlayer.state().ctxState === 'running'", timeout=5_000)
+        page.wait_for_timeout(1_000)
+        turn_to_last_page(page)
+        rate_and_submit(page, 1)
+        seconds = listened(store, study.id, pid)[0]
+        # About 2 s listened (plus the 200 ms it takes to notice the tab change) out of more than 5.
+        assert seconds is not None and 1.8 <= seconds < 3.5, seconds
+        assert errors == []
+    finally:
+        context.close()

@@ -19,6 +19,9 @@ const S = {
   si: 0, vi: 0, page: 0, listened: new Set(), drafts: {},
   ctx: null, bus: null, voices: [], buffers: new Map(), fade: 1.5, hiddenPause: false,
   errors: [], fades: [], submits: 0,
+  // Listening time per version key, in seconds of the audio clock, summed over "Listen again" visits;
+  // `clock` is the open visit ({ k, since }) while a listening screen is up, else null.
+  heard: new Map(), clock: null,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -148,6 +151,35 @@ function silence(reason) {
   if (!S.ctx) return;
   for (const v of S.voices) if (v.target !== 0) fadeVoice(S.ctx, v, 0, S.fade);
   S.fades.push({ reason, token: null, at: performance.now(), fades: [] });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listening time, so a researcher can tell attentive ratings from rushed ones (it is recorded, never
+// enforced). Measured on the AudioContext's clock, not the wall clock: that clock stands still while
+// the context is suspended (the study's tab hidden, see followVisibility, or sound not yet allowed),
+// so only time with the study's audio running counts, with no bookkeeping of our own.
+
+function audioNow() { return S.ctx ? S.ctx.currentTime : null; }
+
+// A visit starts at the first page shown (page turns within it do not restart it).
+function startListening(k) {
+  if (S.clock) stopListening();
+  const now = audioNow();
+  if (now !== null) S.clock = { k, since: now };
+}
+
+// Ends the open visit, if any, and adds it to its version's total.
+function stopListening() {
+  const clock = S.clock, now = audioNow();
+  S.clock = null;
+  if (!clock || now === null) return;
+  S.heard.set(clock.k, (S.heard.get(clock.k) || 0) + Math.max(0, now - clock.since));
+}
+
+// Seconds to send with a rating (0.01 s is plenty), or undefined when nothing was measured in this
+// page load (e.g. "Change" after a reload): the server then keeps what it has.
+function listenedSeconds(k) {
+  return S.heard.has(k) ? Math.round(S.heard.get(k) * 100) / 100 : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,6 +372,7 @@ function listenScreen(page) {
   next.addEventListener('click', () => turn(1));
   rate.addEventListener('click', () => rateScreen());
   const wasListening = S.screen === 'listen';
+  if (!wasListening) startListening(k);
   show('listen', header(), h('div', { class: 'st-stage' }, img),
     h('div', { class: 'st-nav' }, next, h('span', { class: 'st-pages' }, 'Page ' + (S.page + 1) + ' / ' + v.pages.length), prev),
     h('div', { class: 'st-actions' }, rate));
@@ -356,6 +389,7 @@ function turn(step) {
 }
 
 function rateScreen(error) {
+  stopListening();
   silence('rate');
   const v = version(), stim = stimulus();
   const k = key(stim.stimulus, v.label);
@@ -375,6 +409,8 @@ function rateScreen(error) {
       if (value === null) { status.replaceChildren(incomplete('Please answer all three questions.')); return; }
       answer[c.key] = Number(value);
     }
+    const listened = listenedSeconds(k);
+    if (listened !== undefined) answer.listened_s = listened;
     submit.disabled = true;
     status.replaceChildren(message('Saving…'));
     const res = await call('POST', 'rate/' + encodeURIComponent(S.pid), answer);
@@ -480,6 +516,7 @@ window.studyPlayer = {
       total: S.session ? totalVersions() : 0, ctxState: S.ctx ? S.ctx.state : 'none',
       voices: S.voices.map((v) => ({ gain: Number(gainAt(v, now).toFixed(4)), target: v.target })),
       fades: S.fades.slice(-50), errors: S.errors.slice(), submits: S.submits,
+      heard: Object.fromEntries([...S.heard].map(([k, s]) => [k, Number(s.toFixed(3))])),
     };
   },
 };

@@ -267,7 +267,9 @@ def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alph
     groups = cohort(every_rating, participants, include_all, order)
     complete = groups.complete
     if len(complete) < 2:
-        screened = f" ({len(groups.screened_out)} screened out by the paper's rule)" if groups.screened_out else ""
+        # a pilot among colleagues is often screened out entirely: say how to include them
+        screened = (f" ({len(groups.screened_out)} screened out by the paper's rule; include every participant "
+                    "to analyse them anyway)") if groups.screened_out else ""
         raise ValueError(f"need at least 2 participants who rated every condition {list(order)}, "
                          f"got {len(complete)}{screened}")
     used = data[data["participant"].isin(complete)]

@@ -329,5 +329,5 @@ def test_ratings_without_screening_answers_say_so() -> None:
 
 def test_screening_everyone_out_is_a_plain_error() -> None:
     data = synthetic_ratings(2, PAPER_MEANS, participants=3)
-    with pytest.raises(ValueError, match=r"got 0 \(3 screened out by the paper's rule\)"):
+    with pytest.raises(ValueError, match=r"got 0 \(3 screened out by the paper's rule; include every participant"):
         analyse(data, participants=[person(f"p{i:02d}", Screening(1, 1, "none")) for i in range(3)])

@@ -32,6 +32,7 @@ from m2m.study import (
     pick_stimuli,
     save_study,
 )
+from m2m.study.questionnaire import PAPER_SCREENING_RULE
 
 MANIFEST_NAME = "study.json"
 PAGES_DIR = "pages"
@@ -74,8 +75,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     analyze.add_argument("--db", type=Path, default=None, help="ratings database (default $M2M_DATA_DIR/study.sqlite3)")
     analyze.add_argument("--out", type=Path, default=None, help="report folder (default STUDY/results)")
     analyze.add_argument("--all-participants", action="store_true",
-                         help="analyse everyone; by default only participants meeting the paper's screening rule "
-                              "(manga and music interest above 2, fluent or native Japanese)")
+                         help=f"analyse everyone; by default only participants meeting the paper's screening rule "
+                              f"({PAPER_SCREENING_RULE})")
     analyze.set_defaults(func=run_analyze)
 
     export = commands.add_parser("export", help="write the study's ratings as CSV or JSON Lines")

@@ -249,9 +249,6 @@ def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alph
     listened = ratings[LISTENED_COLUMN] if LISTENED_COLUMN in ratings.columns else pd.Series(np.nan, index=ratings.index)
     data[LISTENED_COLUMN] = pd.to_numeric(listened, errors="coerce").to_numpy()
 
-    # All ratings, so that someone who rated only conditions left out of ``conditions`` counts as
-    # incomplete rather than as someone who never rated anything.
-    every_rating = data
     present = set(data["condition"])
     if conditions is None:
         order = tuple(c for c in CONDITIONS if c in present) + tuple(sorted(present - set(CONDITIONS)))
@@ -264,7 +261,9 @@ def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alph
     if len(order) < 2:
         raise ValueError(f"need at least 2 conditions to compare, got {list(order)}")
 
-    groups = cohort(every_rating, participants, include_all, order)
+    # All ratings, so that someone who rated only conditions left out of ``conditions`` counts as
+    # incomplete rather than as someone who never rated anything.
+    groups = cohort(data, participants, include_all, order)
     complete = groups.complete
     if len(complete) < 2:
         # a pilot among colleagues is often screened out entirely: say how to include them

@@ -121,7 +121,7 @@ def screening_reasons(screening: Screening) -> tuple[str, ...]:
     for key, name in (("manga_interest", "manga"), ("music_interest", "music")):
         value = getattr(screening, key)
         if value < PAPER_MIN_INTEREST:
-            reasons.append(f"interest in {name} {value}, needs above 2")
+            reasons.append(f"interest in {name} {value}, needs above {PAPER_MIN_INTEREST - 1}")
     if screening.japanese not in PAPER_JAPANESE_LEVELS:
         reasons.append(f"Japanese {screening.japanese}, needs fluent or native")
     return tuple(reasons)

@@ -480,7 +480,7 @@ class RatingsStore:
             raise ValueError(f"stimulus must be a string, got {stimulus!r}")
         if not isinstance(label, str):
             raise ValueError(f"label must be a string, got {label!r}")
-        return self.submit(study, participant_id, stimulus, label, scores, check_listened_s(payload.get("listened_s")))
+        return self.submit(study, participant_id, stimulus, label, scores, payload.get("listened_s"))  # type: ignore[arg-type]
 
     def ratings(self, study_id: str | None = None) -> tuple[Rating, ...]:
         where, params = ("WHERE study = ?", (study_id,)) if study_id is not None else ("", ())

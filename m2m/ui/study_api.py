@@ -48,7 +48,6 @@ from m2m.study import (
 )
 from m2m.study.hub import hub_config_from_env, start_hub_sync
 from m2m.study.questionnaire import CRITERIA, Questionnaire
-from m2m.study.store import check_listened_s
 from m2m.ui.fallback_audio import flac_copy
 
 API_PREFIX = "/study/api"
@@ -185,17 +184,20 @@ def researcher_report(study: Study, study_dir: str | os.PathLike[str], store: Ra
     ratings = store.ratings(study.id)
     people = store.participants(study.id)
     frame = ratings_frame(ratings)
-    # The counts come from the sorting the analysis itself uses, so they are right with no report too.
-    status = cohort(frame, people, include_all).status()
+
+    def unanalysed(why: str) -> ResearcherReport:
+        # The counts come from the sorting the analysis itself uses, so they are right with no report too.
+        status = cohort(frame, people, include_all).status()
+        return ResearcherReport(len(people), len(ratings), None, None, f"{status} {why}")
+
     try:
         analysis = analyse(frame, participants=people, include_all=include_all)
     except ValueError as e:
-        return ResearcherReport(len(people), len(ratings), None, None, f"{status} No report yet: {e}.")
+        return unanalysed(f"No report yet: {e}.")
     except ArithmeticError as e:
         # Degenerate data can still break the statistics; the researcher gets the reason on the page
         # and the raw ratings still export.
-        return ResearcherReport(len(people), len(ratings), None, None,
-                                f"{status} The analysis failed on these ratings: {e!r}.")
+        return unanalysed(f"The analysis failed on these ratings: {e!r}.")
     files = write_report(analysis, study_folder(study_dir) / RESULTS_DIR, study.title)
     return ResearcherReport(len(people), len(ratings), files.markdown.read_text(encoding="utf-8"), files.figure,
                             analysis.cohort.status())
@@ -328,9 +330,6 @@ def _router(s: StudyServer) -> APIRouter:
             body = _decode_body(await request.body())
             if not isinstance(body, Mapping):
                 raise ValueError(f"submission must be a JSON object, got {type(body).__name__}")
-            # Checked here too, before the store is touched, so a bad listening time is a 400 that
-            # names the field even when the rest of the body is fine. Absent: an old client; NULL.
-            check_listened_s(body.get("listened_s"))
             rating = await call(s.store.submit_payload, s.study, participant_id, body)
         except _Refused as e:
             return e.response()

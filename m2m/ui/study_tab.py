@@ -25,6 +25,7 @@ from typing import Any
 import gradio as gr
 
 from m2m.study import RatingsStore, StoreError, Study, default_store_path, load_study
+from m2m.study.questionnaire import PAPER_SCREENING_RULE
 from m2m.ui.study_api import (
     ADMIN_TOKEN_ENV,
     RESULTS_DIR,
@@ -136,8 +137,8 @@ def build_study_tab(study_dir: str | os.PathLike[str] | None = None, store: Rati
     StudyPanel(elem_id="study-panel")
     with gr.Accordion("Researcher", open=False, elem_id="study-researcher"):
         token = gr.Textbox(label="Researcher token", type="password", max_lines=1, elem_id="study-admin-token")
-        everyone = gr.Checkbox(label="Include every participant (skip the paper's screening rule: manga and "
-                               "music interest above 2, fluent or native Japanese)", value=False,
+        everyone = gr.Checkbox(label=f"Include every participant (skip the paper's screening rule: {PAPER_SCREENING_RULE})",
+                               value=False,
                                elem_id="study-admin-all")
         show = gr.Button("Show results", size="sm", elem_id="study-admin-show")
         status = gr.Markdown()

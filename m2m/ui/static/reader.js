@@ -429,13 +429,14 @@ function prev(how, t) {
 // slider or "read again" brings the music back.
 function endBook(on, t) {
   if (R.ended === on) return;
-  R.ended = on;
-  endEl.hidden = !on;
+  setEnded(on);
   musicFor(R.page, t || performance.now(), on ? 'end' : 'back');
 }
-function leaveEnd() {
-  R.ended = false;
-  endEl.hidden = true;
+// Without music: a turn or a new book leaves the end, and sets its own music.
+function leaveEnd() { setEnded(false); }
+function setEnded(on) {
+  R.ended = on;
+  endEl.hidden = !on;
 }
 // On screen "left" means forward in a right-to-left book.
 function turnLeft(how, t) { R.dir === 'rtl' ? next(how, t) : prev(how, t); }

@@ -277,6 +277,12 @@ function choices() {
   return answer;
 }
 
+// A failed call, for the participant: a refusal (400) says what was wrong; anything else (the server
+// unreachable or failing) says the answers are kept and which button sends them again.
+function failure(res, button) {
+  return res.status === 400 ? res.error : res.error + ' Your answers are still here: press ' + button + ' again.';
+}
+
 function showError(text) { S.errors.push(text); return h('div', { class: 'st-error-box' }, message(text, 'error')); }
 
 function consentScreen() {
@@ -320,7 +326,7 @@ function screeningScreen(error) {
     const res = await call('POST', 'register', { consent: true, screening });
     if (!res.ok) {
       go.disabled = false;
-      status.replaceChildren(showError(res.status === 400 ? res.error : res.error + ' Your answers are still here: press Start again.'));
+      status.replaceChildren(showError(failure(res, 'Start')));
       return;
     }
     S.pid = res.data.participant;
@@ -403,12 +409,12 @@ function rateScreen(error) {
   clearWhenAnswered(questions, S.info.criteria.map((c) => c.key), status);
   again.addEventListener('click', () => { ensureContext(); S.ctx.resume(); listenScreen(0); });
   submit.addEventListener('click', async () => {
-    const answer = { stimulus: stim.stimulus, label: v.label };
-    for (const c of S.info.criteria) {
-      const value = chosen(c.key);
-      if (value === null) { status.replaceChildren(incomplete('Please answer all three questions.')); return; }
-      answer[c.key] = Number(value);
+    const picked = choices();
+    if (S.info.criteria.some((c) => !(c.key in picked))) {
+      status.replaceChildren(incomplete('Please answer all three questions.'));
+      return;
     }
+    const answer = { stimulus: stim.stimulus, label: v.label, ...picked };
     const listened = listenedSeconds(k);
     if (listened !== undefined) answer.listened_s = listened;
     submit.disabled = true;
@@ -418,7 +424,7 @@ function rateScreen(error) {
     if (!res.ok) {
       submit.disabled = false;
       // 503 or no network: the answer stays on screen for another try; 400: the message says what to fix.
-      status.replaceChildren(showError(res.status === 400 ? res.error : res.error + ' Your answers are still here: press Submit again.'));
+      status.replaceChildren(showError(failure(res, 'Submit')));
       return;
     }
     saveDraft(k, null);

@@ -28,8 +28,16 @@ def keep(audio_dir: Path, clip_hash: str, files: list[Path], entry: dict[str, An
     for path in files:
         if path.is_file():
             os.replace(path, store / f"{clip_hash}{path.suffix}")
-    write_json_atomic(store / f"{clip_hash}.json", entry)
+    write_json_atomic(_index(audio_dir, clip_hash), entry)
     _prune(store, int(entry["page"]))
+
+
+def _index(audio_dir: Path, clip_hash: str) -> Path:
+    return audio_dir / KEPT / f"{clip_hash}.json"
+
+
+def is_kept(audio_dir: Path, clip_hash: str) -> bool:
+    return _index(audio_dir, clip_hash).is_file()
 
 
 def take_back(audio_dir: Path, clip_hash: str) -> dict[str, Any] | None:
@@ -37,7 +45,7 @@ def take_back(audio_dir: Path, clip_hash: str) -> dict[str, Any] | None:
     none is kept. Other files of the page's name are copies made from the clip these replace (the
     reader's FLAC twin): they are deleted, to be made again from these."""
     store = audio_dir / KEPT
-    index = store / f"{clip_hash}.json"
+    index = _index(audio_dir, clip_hash)
     try:
         entry = json.loads(index.read_text(encoding="utf-8"))
         clip = audio_dir.parent / entry["file"]

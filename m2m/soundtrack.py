@@ -672,7 +672,7 @@ def _keep(run: RunFolder, current: SoundtrackCue | None, new_hash: str) -> None:
 def _take_back(run: RunFolder, clip_hash: str, current: SoundtrackCue | None) -> SoundtrackCue | None:
     """The page's clip of ``clip_hash`` from the kept ones, back in its place (the page's current clip
     put aside first), or None: none kept, or its file no longer what it was."""
-    if not (run.audio_dir / kept_clips.KEPT / f"{clip_hash}.json").is_file():
+    if not kept_clips.is_kept(run.audio_dir, clip_hash):  # only then is the current clip put aside
         return None
     _keep(run, current, clip_hash)
     entry = kept_clips.take_back(run.audio_dir, clip_hash)

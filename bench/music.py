@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def book_cues(pages: int = 16):
-    from m2m.directives import CaptionSheet, Cue, Plan
+    from m2m.cues import CaptionSheet, Cue, Plan
 
     scenes = [
         ("A calm, gentle piano with soft strings", Plan(72, "D", "major", ("acoustic grand piano", "string ensemble 1", "flute"), 0.25, "calm")),

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from m2m.book import Book
-from m2m.directives import CaptionSheet, Cue, check_plan
+from m2m.cues import CaptionSheet, Cue, check_plan
 from m2m.llm import Meter
 from m2m.runs import Provenance, Staged
 

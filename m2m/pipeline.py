@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from m2m import baseline, directives, emotions, llm, scenes
 from m2m.book import Book
-from m2m.directives import CaptionSheet, DirectiveSheet
+from m2m.cues import CaptionSheet
+from m2m.directives import DirectiveSheet
 from m2m.director import Director
 from m2m.emotions import EmotionReport
 from m2m.music import load_engine

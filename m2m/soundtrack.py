@@ -31,7 +31,7 @@ import numpy as np
 import soundfile
 
 from m2m import kept_clips
-from m2m.directives import CaptionSheet, Cue
+from m2m.cues import CaptionSheet, Cue
 from m2m.jsonio import from_jsonable, to_jsonable
 from m2m.loudness import Loudness, normalize
 from m2m.music import DEFAULT_ENGINE, load_engine

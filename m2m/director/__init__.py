@@ -15,7 +15,7 @@ from m2m.llm import LLMError, LLMSettings, Meter
 if TYPE_CHECKING:
     from m2m.baseline import PageDescription
     from m2m.book import Book, Page
-    from m2m.directives import Cue
+    from m2m.cues import Cue
     from m2m.emotions import EmotionReport
     from m2m.scenes import Scene, SceneSpan
 

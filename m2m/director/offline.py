@@ -30,7 +30,7 @@ from PIL import Image
 
 from m2m.baseline import PageDescription
 from m2m.book import Book, Page
-from m2m.directives import GM_INSTRUMENTS, KEYS, TEMPO_RANGE, Cue, Plan, canonical_instrument
+from m2m.cues import GM_INSTRUMENTS, KEYS, TEMPO_RANGE, Cue, Plan, canonical_instrument
 from m2m.emotions import EMOTIONS, EmotionReport, render_distribution
 from m2m.llm import PROMPTS_DIR, Meter
 from m2m.runs import file_hash

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from m2m.directives import Cue
+from m2m.cues import Cue
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "music"
 

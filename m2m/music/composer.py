@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from m2m.directives import Cue, Plan
+from m2m.cues import Cue, Plan
 from m2m.midi import pretty_midi
 from m2m.music.base import (
     DEFAULT_SAMPLE_RATE,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from m2m.directives import Cue, Plan
+from m2m.cues import Cue, Plan
 from m2m.jsonio import from_jsonable, to_jsonable, write_json_atomic
 from m2m.music.base import (
     DEFAULT_SAMPLE_RATE,

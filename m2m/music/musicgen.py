@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from m2m.directives import Cue
+from m2m.cues import Cue
 from m2m.music.base import Audio, EngineInfo, Rendered, RenderOptions, resample, stable_seed
 from m2m.music.melody import ChromaSettings, MelodyProcessor
 from m2m.music.plans import MAX_CAPTION_CHARS

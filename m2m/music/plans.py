@@ -14,7 +14,7 @@ import difflib
 import re
 from dataclasses import dataclass, replace
 
-from m2m.directives import Cue, Plan
+from m2m.cues import Cue, Plan
 from m2m.midi import pretty_midi
 from m2m.music.base import load_table
 from m2m.music.theory import NOTE_NAMES, tonic_pitch_class

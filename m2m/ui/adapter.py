@@ -20,7 +20,8 @@ from types import ModuleType
 from typing import Any
 
 from m2m.book import Book
-from m2m.directives import CaptionSheet, DirectiveSheet
+from m2m.cues import CaptionSheet
+from m2m.directives import DirectiveSheet
 from m2m.emotions import EmotionReport
 from m2m.runs import Provenance, RunFolder
 from m2m.scenes import ScenePlan

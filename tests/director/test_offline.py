@@ -12,7 +12,8 @@ import pytest
 
 from m2m.baseline import caption_pages, describe_pages
 from m2m.book import load_book
-from m2m.directives import Directive, DirectiveSheet, check_plan, write_captions, write_directives
+from m2m.cues import check_plan
+from m2m.directives import Directive, DirectiveSheet, write_captions, write_directives
 from m2m.director import load_director
 from m2m.jsonio import dumps
 from m2m.scenes import (

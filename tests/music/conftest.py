@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m2m.directives import Cue, Plan
+from m2m.cues import Cue, Plan
 
 
 @pytest.fixture(scope="session", autouse=True)

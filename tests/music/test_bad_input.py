@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m2m.directives import CaptionSheet
+from m2m.cues import CaptionSheet
 from m2m.music import available_engines, load_engine
 from m2m.music.base import RenderOptions
 from m2m.music.composer import ComposerEngine

@@ -149,7 +149,7 @@ def test_a_directors_caption_does_not_overrule_its_own_plan_until_a_person_edits
     down, nor be reported as an edit; once a person changes the caption, its words win."""
     from dataclasses import replace
 
-    from m2m.directives import Cue, Plan
+    from m2m.cues import Cue, Plan
     from m2m.music.plans import resolve_plan
 
     plan = Plan(132, "D", "minor", ("string ensemble 2", "timpani"), 0.88, "startled")
@@ -186,7 +186,7 @@ def test_an_edited_caption_s_bpm_is_played_exactly():
     panel showed 119 under a caption saying 120)."""
     from dataclasses import replace
 
-    from m2m.directives import Cue, Plan
+    from m2m.cues import Cue, Plan
     from m2m.music.plans import resolve_plan
 
     written = Cue.planned(0, 0, "A tense string ostinato in D minor at 119 BPM",

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from m2m.directives import CaptionSheet
+from m2m.cues import CaptionSheet
 from m2m.music.base import RenderOptions
 from m2m.music.musicgen import ModelMissingError, MusicGenEngine, load_pretrained
 from m2m.runs import RunFolder

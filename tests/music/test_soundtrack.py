@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from m2m.directives import CaptionSheet
+from m2m.cues import CaptionSheet
 from m2m.loudness import loudness_lufs, normalize, true_peak_db
 from m2m.music.base import RenderOptions
 from m2m.runs import RunFolder

@@ -16,7 +16,8 @@ import numpy as np
 import soundfile as sf
 
 from m2m.book import Book
-from m2m.directives import CaptionSheet, Cue, Directive, DirectiveSheet, Plan
+from m2m.cues import CaptionSheet, Cue, Plan
+from m2m.directives import Directive, DirectiveSheet
 from m2m.emotions import Distribution, EmotionReport
 from m2m.runs import Provenance, RunFolder
 from m2m.scenes import Scene, ScenePlan

@@ -1,0 +1,120 @@
+"""The cue: what one page's music should be, as words and as fields (stage 4's output, stage 5's input).
+
+A :class:`Cue` holds a page's caption (free text for a text-to-music model) and its :class:`Plan`
+(the same intent as fields for the symbolic composer); :class:`CaptionSheet` is a book's cues
+(``04-captions.json``). They live apart from the stage that writes them so the music engines can
+read cues without importing the directors and their LLM client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+TEMPO_RANGE = (40, 220)
+"""Beats per minute a plan may ask for."""
+
+KEYS: tuple[str, ...] = ("C", "C#", "Db", "D", "D#", "Eb", "E", "F", "F#", "Gb", "G", "G#", "Ab", "A", "A#",
+                         "Bb", "B")
+"""Tonic names a plan may use."""
+
+
+def _gm_instruments() -> tuple[str, ...]:
+    from m2m.midi import pretty_midi
+
+    return tuple(pretty_midi.constants.INSTRUMENT_MAP)
+
+
+GM_INSTRUMENTS: tuple[str, ...] = _gm_instruments()
+"""The 128 General MIDI program names, as pretty_midi spells them ("Acoustic Grand Piano", ...)."""
+
+_GM_BY_NORMAL = {"".join(ch for ch in name.lower() if ch.isalnum()): name for name in GM_INSTRUMENTS}
+
+
+def canonical_instrument(name: str) -> str:
+    """The General MIDI spelling of an instrument name (case, spaces and punctuation ignored)."""
+    normal = "".join(ch for ch in name.lower() if ch.isalnum())
+    try:
+        return _GM_BY_NORMAL[normal]
+    except KeyError as e:
+        raise ValueError(f"instruments: {name!r} is not a General MIDI instrument name "
+                         "(e.g. 'Acoustic Grand Piano', 'String Ensemble 1')") from e
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The caption's intent as fields, for engines that compose symbolically.
+
+    tempo in BPM; key a tonic name ("C", "F#", "Bb"); energy from 0 (still) to 1 (driving);
+    instruments are General MIDI instrument names ("Acoustic Grand Piano", "String Ensemble 1", ...).
+    """
+
+    tempo: int
+    key: str
+    mode: Literal["major", "minor"]
+    instruments: tuple[str, ...]
+    energy: float
+    mood: str = ""
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One page's music: a free-text caption for a text-to-music model, and the same intent as a plan.
+
+    ``planned_with`` is a hash of the caption the director wrote the plan with. A person who edits
+    the caption (in the app or in the file) leaves it behind, which is how the composer knows the
+    caption's words now speak for the page where they contradict the plan; while the two are as the
+    director wrote them, the plan's structured values stand. None (files from before): the caption
+    is read as if edited.
+    """
+
+    page: int
+    scene: int
+    caption: str
+    plan: Plan
+    planned_with: str | None = None
+
+    @classmethod
+    def planned(cls, page: int, scene: int, caption: str, plan: Plan) -> Cue:
+        """A cue as a director wrote it: the caption and plan agree by construction."""
+        return cls(page, scene, caption, plan, caption_fingerprint(caption))
+
+    @property
+    def caption_edited(self) -> bool:
+        return self.planned_with is None or self.planned_with != caption_fingerprint(self.caption)
+
+
+def caption_fingerprint(caption: str) -> str:
+    """A short hash of a caption's text (whitespace at the ends ignored)."""
+    return hashlib.sha256(caption.strip().encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CaptionSheet:
+    """``04-captions.json``: one cue per page, in page order."""
+
+    cues: tuple[Cue, ...]
+
+    def cue(self, page: int) -> Cue:
+        for cue in self.cues:
+            if cue.page == page:
+                return cue
+        raise ValueError(f"page: no caption for page {page}")
+
+
+def check_plan(plan: Plan, where: str = "plan") -> Plan:
+    """The plan with instrument names made canonical; a ValueError names the first bad field."""
+    low, high = TEMPO_RANGE
+    if not low <= plan.tempo <= high:
+        raise ValueError(f"{where}.tempo: {plan.tempo} BPM is outside {low}-{high}")
+    if plan.key not in KEYS:
+        raise ValueError(f"{where}.key: {plan.key!r} is not one of {', '.join(KEYS)}")
+    if plan.mode not in ("major", "minor"):
+        raise ValueError(f"{where}.mode: {plan.mode!r} is not 'major' or 'minor'")
+    if not 0.0 <= plan.energy <= 1.0:
+        raise ValueError(f"{where}.energy: {plan.energy} is outside 0-1")
+    if not plan.instruments:
+        raise ValueError(f"{where}.instruments: empty; name at least one General MIDI instrument")
+    instruments = tuple(dict.fromkeys(canonical_instrument(name) for name in plan.instruments))
+    return Plan(plan.tempo, plan.key, plan.mode, instruments, float(plan.energy), plan.mood)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import gradio as gr
@@ -54,7 +54,7 @@ def build_app(config: AppConfig | None = None, service: Service | None = None) -
         with gr.Tab("Read", elem_id="m2m-tab-read") as read_tab:
             with gr.Row(equal_height=False, elem_classes="m2m-main"):
                 with gr.Column(scale=5, min_width=340):
-                    reader = Reader(elem_id="m2m-reader")
+                    reader = Reader(elem_id="m2m-reader", server_functions=[_pull(app)])
                 with gr.Column(scale=2, min_width=320, elem_classes="m2m-side"):
                     c = _side_panels(reader, status)
                     settings = _settings_panel()
@@ -69,6 +69,14 @@ def build_app(config: AppConfig | None = None, service: Service | None = None) -
         controls = Controls(reader=reader, status=status, timer=timer, **c)
         _wire(demo, app, controls, session, page, settings, upload, config)
     return demo
+
+
+def _pull(app: ReaderApp) -> Callable[[Any], dict[str, Any]]:
+    """The reader's pull as a gr.HTML server function (its page calls ``server.reader_state``):
+    Gradio marks the function it is given, so it gets one of its own, not the bound method."""
+    def reader_state(data: Any) -> dict[str, Any]:
+        return app.reader_state(data)
+    return reader_state
 
 
 def build_study_only() -> gr.Blocks:
@@ -135,6 +143,8 @@ def _book_panel() -> gr.File:
     return upload
 
 
+WAKE_READER = "() => { window.m2mReader && window.m2mReader.wake(); }"
+
 STREAM_KEEPALIVE_S = 10.0
 
 
@@ -169,7 +179,7 @@ def _wire(demo: gr.Blocks, app: ReaderApp, c: Controls, session: gr.State, page:
     # "multiple": Gradio's "always_last" re-runs a deferred event without its event data, which lost
     # the last turn of a burst (the panels stayed on an earlier page); each turn carries a sequence
     # number instead, and the session's Reading drops one that a newer turn overtook.
-    c.reader.turn(app.turn, inputs=[session], outputs=[page, *panels], concurrency_id="turn",
+    c.reader.turn(app.turn, inputs=[session], outputs=[page, c.status, c.timer, *panels], concurrency_id="turn",
                   concurrency_limit=None, trigger_mode="multiple", show_progress="hidden",
                   api_visibility="private")
     upload.upload(app.upload, inputs=[upload, session], outputs=opened, concurrency_id="open",
@@ -180,6 +190,11 @@ def _wire(demo: gr.Blocks, app: ReaderApp, c: Controls, session: gr.State, page:
                       outputs=[c.reader, c.status, *panels], concurrency_id="generate", api_name="edit_caption")
     c.directive_btn.click(app.edit_directive, inputs=[session, page, c.directive_box],
                         outputs=[c.reader, c.status, *panels], concurrency_id="generate", api_name="edit_directive")
+    # What may change the reader's music makes the reader pull more often for a while, so an answer
+    # lost on the way costs one pull (its own event, in the browser only: nothing to lose).
+    for control in (s["apply"], c.caption_btn, c.directive_btn):
+        control.click(None, js=WAKE_READER)
+    upload.upload(None, js=WAKE_READER)
 
 
 def theme() -> gr.themes.Base:

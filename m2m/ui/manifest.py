@@ -45,11 +45,15 @@ def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
 
 
 def reader_value(book: Book, run_key: str, clips: Mapping[int, Any], *, crossfade_s: float,
-                 planned: bool, message: str = "", start_page: int = 0, stopped: bool = False) -> dict[str, Any]:
+                 planned: bool, message: str = "", start_page: int = 0, stopped: bool = False,
+                 version: int = 0, token: str = "") -> dict[str, Any]:
     """Everything the reader shows. ``run_key`` names the run (book and condition): when it changes,
     the reader drops its decoded clips and fetches the new run's. ``stopped``: generation failed and
-    will not go on by itself (``message`` says why)."""
+    will not go on by itself (``message`` says why). ``version`` orders the values of one session
+    (the reader drops an older one that arrives late); ``token`` is what its pulls name it by."""
     return {
+        "version": version,
+        "sync": token,
         "book": book_manifest(book),
         "run": run_key,
         "clips": clips_manifest(clips),

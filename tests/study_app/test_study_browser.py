@@ -369,7 +369,7 @@ def test_an_offline_submit_says_once_that_the_answers_are_kept(browser, served) 
             page.click(f'label[for="st-{name}-{score}"]')
         page.route("**/study/api/rate/**", lambda route: route.abort())
         page.click("#st-submit")
-        page.wait_for_selector(".st-error-box", timeout=10_000)
+        page.wait_for_selector(".st-error-box", timeout=20_000)  # after its retries (about 5 s)
         text = page.locator(".st-error-box").inner_text()
         assert text == "The server cannot be reached. Your answers are still here: press Submit again."
         assert checked(page) == {"relevancy": "3", "quality": "3", "consistency": "2"}
@@ -377,6 +377,78 @@ def test_an_offline_submit_says_once_that_the_answers_are_kept(browser, served) 
         page.click("#st-submit")
         page.wait_for_function("window.studyPlayer.state().rated === 1", timeout=15_000)
         assert errors == []
+    finally:
+        context.close()
+
+
+def to_rating_with_scores(page, scores: tuple[int, int, int]) -> None:
+    register(page)
+    listen_through(page)
+    page.click("#st-to-rate")
+    wait_screen(page, "rate")
+    for name, score in zip(("relevancy", "quality", "consistency"), scores, strict=True):
+        page.click(f'label[for="st-{name}-{score}"]')
+
+
+def test_a_rating_whose_acknowledgement_is_lost_is_saved_once(browser, served) -> None:
+    """The server stores the rating and its answer never reaches the page: the page reads its saved
+    ratings back, shows the rating as saved and goes on; one rating is stored, not two."""
+    url, store, folder = served
+    study = load_study(folder / "study.json")
+    context, page, errors = open_study(browser, url)
+    lost: list[int] = []
+
+    def store_then_lose(route) -> None:
+        if lost:
+            route.continue_()
+            return
+        response = route.fetch()  # the server stores it...
+        lost.append(response.status)
+        route.abort()  # ...and the page never hears so
+
+    try:
+        to_rating_with_scores(page, (4, 2, 5))
+        pid = page.evaluate(STATE)["participant"]
+        page.route("**/study/api/rate/**", store_then_lose)
+        page.click("#st-submit")
+        page.wait_for_function("window.studyPlayer.state().rated === 1", timeout=15_000)
+        state = page.evaluate(STATE)
+        assert lost == [200] and state["recovered"] == 1 and state["submits"] == 1
+        assert state["screen"] == "intro", "on to the next version, not an error with the answers kept"
+        mine = [r for r in store.ratings(study.id) if r.participant == pid]
+        assert [(r.relevancy, r.quality, r.consistency) for r in mine] == [(4, 2, 5)]
+        assert not any(k.startswith("study-drafts:") for k in page.evaluate("Object.keys(localStorage)"))
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_a_rating_the_network_drops_is_sent_again_by_itself(browser, served) -> None:
+    """Two submissions lost on the network, the third arrives: no error, no second press, one rating."""
+    url, store, folder = served
+    study = load_study(folder / "study.json")
+    context, page, errors = open_study(browser, url)
+    dropped: list[str] = []
+
+    def drop_twice(route) -> None:
+        if len(dropped) < 2:
+            dropped.append(route.request.method)
+            route.abort()
+        else:
+            route.continue_()
+
+    try:
+        to_rating_with_scores(page, (1, 3, 3))
+        pid = page.evaluate(STATE)["participant"]
+        page.route("**/study/api/rate/**", drop_twice)
+        page.click("#st-submit")
+        page.wait_for_function("window.studyPlayer.state().rated === 1", timeout=20_000)
+        state = page.evaluate(STATE)
+        assert dropped == ["POST", "POST"] and state["retries"] == 2 and state["submits"] == 3
+        assert state["recovered"] == 0
+        mine = [r for r in store.ratings(study.id) if r.participant == pid]
+        assert [(r.relevancy, r.quality, r.consistency) for r in mine] == [(1, 3, 3)]
+        assert errors == [] and not [e for e in state["errors"] if "cannot be reached" in e]
     finally:
         context.close()
 

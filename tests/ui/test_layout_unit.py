@@ -100,6 +100,14 @@ def test_refreshes_leave_a_caption_being_typed_alone(manga109_root: Path, tmp_pa
     assert app.panels_for(session, edited, 0, refresh=True)[caption] == "page 0"
 
 
+def unwrap(scene_html: str) -> str:
+    """The scene panel without the wrapper that carries the panels' digest."""
+    import re
+    match = re.fullmatch(r'<div class="m2m-panels" data-m2m-digest="[0-9a-f]{16}">(.*)</div>', scene_html, re.S)
+    assert match, scene_html
+    return match.group(1)
+
+
 def labelled_panels(monkeypatch, manga109_root: Path, tmp_path: Path) -> Session:
     """Panels that say which page they are for (no HTML), and a session on the fixture book."""
     import m2m.ui.layout as layout
@@ -125,22 +133,26 @@ def test_turns_overtaken_by_newer_ones_leave_the_panels_alone(manga109_root: Pat
     def turn(page: int, seq: int) -> tuple:
         return app.turn(SimpleNamespace(_data={"page": page, "seq": seq}), session)
 
-    assert turn(1, 2)[:2] == (1, "panels of page 1")
+    def shown(answer: tuple) -> tuple:
+        """(page, what the scene panel says) of a turn's answer (page, status, timer, *panels)."""
+        return answer[0], unwrap(answer[3])
+
+    assert shown(turn(1, 2)) == (1, "panels of page 1")
     assert not isinstance(turn(0, 1)[0], int)  # older than the turn already shown: skipped
-    assert session.reading.page == 1
-    assert turn(0, 3)[:2] == (0, "panels of page 0")
+    assert session.live.page == 1
+    assert shown(turn(0, 3)) == (0, "panels of page 0")
     assert turn(99, 4)[0] == len(book.pages) - 1  # clamped to the book
-    assert turn(0, 0)[:2] == (0, "panels of page 0")  # no sequence number (an API client): taken as is
-    assert session.reading.page == 0
+    assert shown(turn(0, 0)) == (0, "panels of page 0")  # no sequence number (an API client): taken as is
+    assert session.live.page == 0
 
     # overtaken while its panels are built: the newer turn's panels stand, this one sends nothing
     def overtaken(book, view, page):
         if page == 0:
-            session.reading.turned(6, 1)
+            session.live.turned(6, 1)
         return f"panels of page {page}"
 
     monkeypatch.setattr(layout, "panels", overtaken)
-    assert not isinstance(turn(0, 5)[0], int) and session.reading.page == 1
+    assert not isinstance(turn(0, 5)[0], int) and session.live.page == 1
 
 
 def test_a_step_refreshes_the_panels_of_the_page_on_screen_now(manga109_root: Path, tmp_path: Path,
@@ -158,13 +170,13 @@ def test_a_step_refreshes_the_panels_of_the_page_on_screen_now(manga109_root: Pa
             self.view.clips = {}
 
         def render_pages(self, book, settings, pages, progress):
-            session.reading.turned(1, 1)  # the reader turns to page 2 while page 1 renders
+            session.live.turned(1, 1)  # the reader turns to page 2 while page 1 renders
             self.view.clips = {0: SimpleNamespace(version="v")}
             progress("music", 1, len(book.pages))
 
     app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), TurnsWhileRendering(book))  # type: ignore[arg-type]
     steps = list(app.tick(session, 0))
-    assert steps[-1][3] == "panels of page 1"
+    assert unwrap(steps[-1][3]) == "panels of page 1"
 
 
 def test_an_edit_s_refreshes_follow_the_reader_to_another_page(manga109_root: Path, tmp_path: Path,
@@ -181,7 +193,7 @@ def test_an_edit_s_refreshes_follow_the_reader_to_another_page(manga109_root: Pa
             self.saved = (page, text)
 
         def render_pages(self, book, settings, pages, progress):
-            session.reading.turned(1, 1)  # the reader moves on while page 1's new music renders
+            session.live.turned(1, 1)  # the reader moves on while page 1's new music renders
             self.view.clips = {0: SimpleNamespace(version="new")}
             progress("music", 1, len(book.pages))
 
@@ -189,5 +201,5 @@ def test_an_edit_s_refreshes_follow_the_reader_to_another_page(manga109_root: Pa
     app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), service)  # type: ignore[arg-type]
     steps = list(app.edit_caption(session, 0, "a quiet harp"))
     assert service.saved == (0, "a quiet harp")
-    assert steps[-2][2] == "panels of page 1"
+    assert unwrap(steps[-2][2]) == "panels of page 1"
     assert "Saved to the run file; the new music for page 1 is in" in steps[-1][1]

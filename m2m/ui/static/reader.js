@@ -28,6 +28,13 @@ const KEEP_AROUND = 2;      // decoded buffers kept this many pages either side 
 const TURN_MS = 620;
 const HOLD_MS = 5000;      // the longest the music on now waits for a page's clip before it fades out
 const END_FADE_S = 4;      // past the last page the music fades out slowly, as a film's does
+// The pull (see pull()): how often while music is being made or just after a save or a settings
+// change; how often otherwise (cheap, and it catches anything missed); how long after a turn is sent
+// its answer may take before the pull asks again; how long a save or a settings change keeps it quick.
+const PULL_MS = 1500;
+const IDLE_PULL_MS = 15000;
+const TURN_ANSWER_MS = 2500;
+const WAKE_MS = 12000;
 const SPEAKER = '<path d="M3 9v6h4l5 4V5L7 9H3z" fill="currentColor"/>';
 const ICON_SOUND = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">' + SPEAKER +
   '<path d="M15.5 8.5a5 5 0 0 1 0 7M18 6a8.5 8.5 0 0 1 0 12" stroke="currentColor" stroke-width="1.8" fill="none" stroke-linecap="round"/></svg>';
@@ -42,7 +49,10 @@ const R = {
   voices: [],           // {id, run, page, version, src, gain, curve, curveStart, curveDur, hold, target, startedAt}
   prefetchLog: [], turns: [], fades: [], errors: [], notes: [],
   startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0, turnSeq: 0,
-  checkTimer: null, checkTries: 0, panelRetries: 0, holdTimer: null, holdPage: null, heldFor: null,
+  holdTimer: null, holdPage: null, heldFor: null,
+  // the server's versioned state (pull()): the newest value applied, the session's token, the pull loop
+  version: 0, token: '', pullTimer: null, pulling: false, pullAgain: false, working: true, activeUntil: 0,
+  lastTurnAt: -Infinity, pulls: 0, resyncs: 0, stale: 0, pullLog: [],
 };
 
 // Append to one of the logs state() shows, keeping its newest `limit` entries.
@@ -446,25 +456,81 @@ function notifyServer() {
   // The server renders the page on screen and the next two first; tell it where the reader is,
   // coalescing a burst of turns into one message.
   clearTimeout(R.notifyTimer);
-  clearTimeout(R.checkTimer);
-  R.checkTries = 0;
   R.notifyTimer = setTimeout(sendTurn, 120);
 }
 
-function sendTurn() {
-  trigger('turn', { page: R.page, seq: ++R.turnSeq });
-  R.checkTimer = setTimeout(checkPanels, 1500);
+// The boxes the reader is typing in: a turn's answer leaves their text alone.
+function editing() {
+  const at = document.activeElement;
+  return ['caption', 'directive'].filter((box) => at && at.closest && at.closest('#m2m-' + box));
 }
 
-// Two turns in quick succession are two events whose answers can reach the page in either order
-// when the server is busy, leaving the side panels on the earlier page. The scene panel says which
-// page it shows; if that is not the page on screen once the answers are in, ask again (twice at most).
-function checkPanels() {
-  const shown = document.querySelector('[data-m2m-page]');
-  if (!shown || !R.book || Number(shown.dataset.m2mPage) === R.page || R.checkTries >= 2) return;
-  R.checkTries += 1;
-  R.panelRetries += 1;
-  sendTurn();
+function shownDigest(attr) {
+  const el = document.querySelector('[data-' + attr + ']');
+  return el ? el.getAttribute('data-' + attr) : '';
+}
+
+function sendTurn() {
+  R.lastTurnAt = performance.now();
+  trigger('turn', { page: R.page, seq: ++R.turnSeq, said: shownDigest('m2m-said'), editing: editing() });
+  schedulePull(TURN_ANSWER_MS);
+}
+
+// The page catches up with the server by asking, not by trusting every event's answer to arrive:
+// an answer can be lost on Gradio's event stream or overtaken by an older one on a busy server. The
+// pull is a plain request (a gr.HTML server function) that returns the reader's value as the server
+// would send it now, with its version (applied when newer than the one shown), and the digests of
+// the side panels of the page on screen and of the status line: where the page's differ, it asks
+// for them again with a turn. It also carries the page on screen, so the music follows the reader
+// even if a turn never reached the server, and says when the generation stalled (the answer that
+// should have started it was lost), which the turn's answer restarts. A lost answer costs one pull.
+async function pull() {
+  clearTimeout(R.pullTimer);
+  R.pullTimer = null;
+  if (!R.token || typeof server === 'undefined' || !server.reader_state) return;
+  if (R.pulling) { R.pullAgain = true; return; }
+  R.pulling = true;
+  const sentAt = performance.now();
+  let answer = null;
+  try {
+    answer = await server.reader_state({ token: R.token, page: R.page, seq: R.turnSeq });
+  } catch (err) {
+    R.errors.push('pull: ' + String(err && err.message || err));  // the next pull tries again
+  }
+  R.pulling = false;
+  R.pulls += 1;
+  const entry = { at: sentAt, ms: Math.round(performance.now() - sentAt), known: !!(answer && answer.known) };
+  if (answer && answer.known) {
+    entry.version = answer.value ? answer.value.version : null;
+    entry.applied = !!answer.value && applyValue(answer.value);
+    R.working = !!answer.working;
+    entry.behind = [answer.page !== R.page && 'page', shownDigest('m2m-digest') !== answer.panels && 'panels',
+                    shownDigest('m2m-said') !== answer.said && 'status', answer.stalled && 'stalled'].filter(Boolean);
+    // a turn just sent is still on its way: its answer gets time to arrive before asking again
+    if (entry.behind.length && performance.now() - R.lastTurnAt > TURN_ANSWER_MS) {
+      R.resyncs += 1;
+      entry.resync = true;
+      sendTurn();
+    }
+  } else if (answer && !answer.known && R.book) {
+    // the server forgot this session (an hour unseen): a turn hands it back
+    sendTurn();
+  }
+  record(R.pullLog, entry, 200);
+  if (R.pullAgain) { R.pullAgain = false; pull(); return; }
+  if (!R.pullTimer) schedulePull();
+}
+
+function schedulePull(ms) {
+  clearTimeout(R.pullTimer);
+  const quick = R.working || performance.now() < R.activeUntil;
+  R.pullTimer = setTimeout(pull, ms ?? (quick ? PULL_MS : IDLE_PULL_MS));
+}
+
+// A save or a settings change is on its way: pull soon, and often for a while.
+function wake() {
+  R.activeUntil = performance.now() + WAKE_MS;
+  schedulePull(800);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,16 +588,30 @@ function setupMediaSession() {
 // ---------------------------------------------------------------------------------------------
 // New data from the server
 
+function unchanged(a, b) {
+  return a.crossfade_s === b.crossfade_s && JSON.stringify([a.clips, a.status]) === JSON.stringify([b.clips, b.status]);
+}
+
+// Returns whether the value was applied: one older than the value shown (an answer that arrived
+// late, after a newer one or a pull) is dropped.
 function applyValue(value) {
+  if (value && typeof value === 'object' && value.version) {
+    if (value.version < R.version) { R.stale += 1; return false; }
+    R.version = value.version;
+    if (value.sync && value.sync !== R.token) { R.token = value.sync; schedulePull(); }
+  }
   if (!value || typeof value !== 'object' || !value.book) {
     R.value = value || null;
     $('.m2m-empty-book').hidden = false;
-    return;
+    return true;
   }
   $('.m2m-empty-book').hidden = true;
   const newBook = !R.book || R.book.id !== value.book.id || R.book.pages.length !== value.book.pages.length;
   const newRun = R.run !== value.run;
+  // most pulls bring what is shown already: nothing to fetch, fade or redraw
+  const same = !newBook && !newRun && R.value && unchanged(R.value, value);
   R.value = value;
+  if (same) return true;
   R.fade = Math.max(0.05, Number(value.crossfade_s) || 1.5);
   if (newBook) {
     R.book = value.book;
@@ -555,6 +635,7 @@ function applyValue(value) {
   if (R.started) musicFor(R.page, null, newBook ? 'book' : newRun ? 'run' : 'update');
   root.dataset.ready = '1';
   updateChrome();
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -634,6 +715,8 @@ window.addEventListener('resize', fitHeight);
 new ResizeObserver(() => { fitHeight(); if (R.book && !R.anim) showPage(R.page); }).observe(stage);
 setInterval(pruneVoices, 250);
 setupMediaSession();
+// A tab in the background has its timers slowed: back on screen, catch up at once.
+document.addEventListener('visibilitychange', () => { if (!document.hidden) pull(); });
 
 // ---------------------------------------------------------------------------------------------
 // A window on the audio state, for tests and benchmarks
@@ -656,7 +739,8 @@ function state() {
     status: R.value ? R.value.status : null,
     prefetch: R.prefetchLog.slice(), turns: R.turns.slice(), fades: R.fades.slice(), errors: R.errors.slice(),
     notes: R.notes.slice(),
-    startGestureAt: R.startGestureAt, firstAudibleAt: R.firstAudibleAt, animating: !!R.anim, panelRetries: R.panelRetries,
+    startGestureAt: R.startGestureAt, firstAudibleAt: R.firstAudibleAt, animating: !!R.anim,
+    version: R.version, pulls: R.pulls, resyncs: R.resyncs, stale: R.stale, pullLog: R.pullLog.slice(),
     now: performance.now(),
   };
 }
@@ -664,7 +748,7 @@ function state() {
 // suspend/resume: the page hides the reader (the study tab) and shows it again; the audio clock
 // stops, so every voice goes on from where it was.
 window.m2mReader = { state, next: () => next('api'), prev: () => prev('api'), go: (p) => go(p, 'api'),
-                     start: () => start(), element: root,
+                     start: () => start(), element: root, wake, pull,
                      suspend: () => { if (R.ctx && R.ctx.state === 'running') R.ctx.suspend(); },
                      resume: () => { if (R.started && R.ctx && R.ctx.state === 'suspended') R.ctx.resume(); } };
 

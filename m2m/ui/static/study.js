@@ -18,7 +18,7 @@ const S = {
   info: null, pid: null, session: null, rated: new Map(), screen: 'loading',
   si: 0, vi: 0, page: 0, listened: new Set(), drafts: {},
   ctx: null, bus: null, voices: [], buffers: new Map(), fade: 1.5, hiddenPause: false,
-  errors: [], fades: [], submits: 0,
+  errors: [], fades: [], submits: 0, retries: 0, recovered: 0,
   // Listening time per version key, in seconds of the audio clock, summed over "Listen again" visits;
   // `clock` is the open visit ({ k, since }) while a listening screen is up, else null.
   heard: new Map(), clock: null,
@@ -279,6 +279,39 @@ function choices() {
 
 // A failed call, for the participant: a refusal (400) says what was wrong; anything else (the server
 // unreachable or failing) says the answers are kept and which button sends them again.
+// Submit a rating until the server acknowledges it, or it is clear that it will not. The store keeps
+// one rating per participant and version (a second submission replaces the first), so sending again
+// never duplicates one. A network failure or a busy server is retried a few times; before each retry,
+// and when the tries are spent, the participant's saved ratings are read back: an answer the server
+// stored whose acknowledgement was lost on the way is then taken as saved, never shown as unsent.
+// Returns the call's result, with `data` holding the saved scores when it is ok.
+const SUBMIT_RETRIES_MS = [600, 1500, 3000];
+async function submitRating(answer, retrying) {
+  let res = null;
+  for (let attempt = 0; ; attempt += 1) {
+    res = await call('POST', 'rate/' + encodeURIComponent(S.pid), answer);
+    S.submits += 1;
+    if (res.ok || !retriable(res)) return res;
+    const stored = await storedRating(answer);
+    if (stored) { S.recovered += 1; return { ok: true, status: 200, data: stored }; }
+    if (attempt >= SUBMIT_RETRIES_MS.length) return res;
+    S.retries += 1;
+    if (retrying) retrying();
+    await new Promise((done) => setTimeout(done, SUBMIT_RETRIES_MS[attempt]));
+  }
+}
+
+// No answer (status 0: the network), a server error or a busy server: the same request may succeed.
+function retriable(res) { return res.status === 0 || res.status === 429 || res.status >= 500; }
+
+// The participant's saved rating of this version, when it holds exactly these scores.
+async function storedRating(answer) {
+  const state = await call('GET', 'state/' + encodeURIComponent(S.pid));
+  if (!state.ok || !state.data || !Array.isArray(state.data.rated)) return null;
+  const row = state.data.rated.find((r) => r.stimulus === answer.stimulus && r.label === answer.label);
+  return row && S.info.criteria.every((c) => row[c.key] === answer[c.key]) ? row : null;
+}
+
 function failure(res, button) {
   return res.status === 400 ? res.error : res.error + ' Your answers are still here: press ' + button + ' again.';
 }
@@ -419,8 +452,7 @@ function rateScreen(error) {
     if (listened !== undefined) answer.listened_s = listened;
     submit.disabled = true;
     status.replaceChildren(message('Saving…'));
-    const res = await call('POST', 'rate/' + encodeURIComponent(S.pid), answer);
-    S.submits += 1;
+    const res = await submitRating(answer, () => status.replaceChildren(message('Saving… (trying again)')));
     if (!res.ok) {
       submit.disabled = false;
       // 503 or no network: the answer stays on screen for another try; 400: the message says what to fix.
@@ -521,7 +553,7 @@ window.studyPlayer = {
       label: S.session ? version().label : null, page: S.page, rated: S.rated.size,
       total: S.session ? totalVersions() : 0, ctxState: S.ctx ? S.ctx.state : 'none',
       voices: S.voices.map((v) => ({ gain: Number(gainAt(v, now).toFixed(4)), target: v.target })),
-      fades: S.fades.slice(-50), errors: S.errors.slice(), submits: S.submits,
+      fades: S.fades.slice(-50), errors: S.errors.slice(), submits: S.submits, retries: S.retries, recovered: S.recovered,
       heard: Object.fromEntries([...S.heard].map(([k, s]) => [k, Number(s.toFixed(3))])),
     };
   },

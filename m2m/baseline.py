@@ -8,15 +8,12 @@ scenes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from m2m.book import Book
+from m2m.book import Book, Page
 from m2m.cues import CaptionSheet, Cue, check_plan
 from m2m.llm import Meter
-from m2m.runs import Provenance, Staged
-
-if TYPE_CHECKING:
-    from m2m.director import Director
+from m2m.runs import Producer, Staged, produced_by
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,18 @@ class PageDescriptions:
         raise ValueError(f"page: no description for page {page}")
 
 
-def describe_pages(book: Book, director: Director) -> Staged[PageDescriptions]:
+class PageDirector(Producer, Protocol):
+    """What the baseline asks of a director (:class:`m2m.director.Director` is one). Every method
+    adds its calls to ``meter``."""
+
+    def describe_page(self, book: Book, page: Page, meter: Meter) -> PageDescription:
+        ...
+
+    def caption_page(self, book: Book, page: Page, description: PageDescription, meter: Meter) -> Cue:
+        ...
+
+
+def describe_pages(book: Book, director: PageDirector) -> Staged[PageDescriptions]:
     """Describe every page from its image and its dialogue (baseline step 1)."""
     meter = Meter()
     descriptions = []
@@ -51,13 +59,11 @@ def describe_pages(book: Book, director: Director) -> Staged[PageDescriptions]:
         if description.page != page.index or not description.text.strip():
             raise ValueError(f"description: the {director.backend} director gave no description for page {page.index}")
         descriptions.append(description)
-    provenance = Provenance(stage="descriptions", backend=director.backend, input_hash="",
-                            settings=director.settings_record(), prompt_file=director.prompt_name("baseline_describe"),
-                            prompt_hash=director.prompt_hash("baseline_describe"), usage=meter.as_usage())
+    provenance = produced_by(director, "descriptions", "baseline_describe", meter.as_usage())
     return Staged(PageDescriptions(tuple(descriptions)), provenance)
 
 
-def caption_pages(book: Book, descriptions: PageDescriptions, director: Director) -> Staged[CaptionSheet]:
+def caption_pages(book: Book, descriptions: PageDescriptions, director: PageDirector) -> Staged[CaptionSheet]:
     """A caption and plan per page from its description alone (baseline step 2)."""
     meter = Meter()
     cues = []
@@ -67,7 +73,5 @@ def caption_pages(book: Book, descriptions: PageDescriptions, director: Director
             raise ValueError(f"captions: the {director.backend} director wrote an empty caption for page {page.index}")
         cues.append(Cue.planned(page.index, page.index, cue.caption.strip(),
                                 check_plan(cue.plan, f"page {page.index} plan")))
-    provenance = Provenance(stage="captions", backend=director.backend, input_hash="",
-                            settings=director.settings_record(), prompt_file=director.prompt_name("baseline_caption"),
-                            prompt_hash=director.prompt_hash("baseline_caption"), usage=meter.as_usage())
+    provenance = produced_by(director, "captions", "baseline_caption", meter.as_usage())
     return Staged(CaptionSheet(tuple(cues)), provenance)

@@ -123,6 +123,18 @@ class Book:
         return tuple(text for page in self.pages for text in page.texts)
 
 
+def find_label_file(book: Book) -> Path | None:
+    """The book's emotion label file (KangaiSet style, read by ``m2m.emotion_backends.annotations``),
+    if it has one: ``<root>/ground_truth/<book>.json`` beside a Manga109 root, ``<folder>/ground_truth.json``
+    in a simple-format book."""
+    if not book.source:
+        return None
+    root = Path(book.source)
+    candidates = [root / "ground_truth" / f"{book.id}.json", root / "ground_truth" / f"{book.title}.json",
+                  root / "ground_truth.json"]
+    return next((c for c in candidates if c.is_file()), None)
+
+
 @dataclass(frozen=True)
 class LoadLimits:
     """Caps for untrusted input (uploads)."""

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from m2m.book import Book
 from m2m.cues import CaptionSheet, Cue, check_plan
 from m2m.cues import Plan as Plan  # noqa: F401 - tests/ui still import Plan from here; drop once they use m2m.cues
 from m2m.emotions import EmotionReport, render_distribution
 from m2m.llm import Meter
-from m2m.runs import Provenance, Staged
+from m2m.runs import Producer, Staged, produced_by
 from m2m.scenes import Scene, ScenePlan
-
-if TYPE_CHECKING:
-    from m2m.director import Director
 
 
 @dataclass(frozen=True)
@@ -40,6 +37,19 @@ class DirectiveSheet:
             if directive.scene == scene:
                 return directive
         raise ValueError(f"scene: no directive for scene {scene}")
+
+
+class MusicDirector(Producer, Protocol):
+    """What stages 3 and 4 ask of a director (:class:`m2m.director.Director` is one). Every method
+    adds its calls to ``meter``."""
+
+    def scene_directive(self, book: Book, scene: Scene, emotions: EmotionReport | None, meter: Meter) -> str:
+        ...
+
+    def page_captions(self, book: Book, scene: Scene, emotions: EmotionReport | None, directive: str,
+                      meter: Meter) -> list[Cue]:
+        """One cue for every page of ``scene``."""
+        ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,7 +73,7 @@ def emotion_sentence(emotions: EmotionReport | None, *, scene: int | None = None
 
 
 def write_directives(book: Book, scenes: ScenePlan, emotions: EmotionReport | None,
-                     director: Director) -> Staged[DirectiveSheet]:
+                     director: MusicDirector) -> Staged[DirectiveSheet]:
     """One music directive per scene (stage 3)."""
     meter = Meter()
     directives = []
@@ -72,7 +82,7 @@ def write_directives(book: Book, scenes: ScenePlan, emotions: EmotionReport | No
         if not text:
             raise ValueError(f"directive: the {director.backend} director wrote an empty directive for scene {scene.index}")
         directives.append(Directive(scene.index, text))
-    provenance = _provenance("directives", "scene_directive", director, meter)
+    provenance = produced_by(director, "directives", "scene_directive", meter.as_usage())
     return Staged(DirectiveSheet(tuple(directives)), provenance)
 
 
@@ -81,7 +91,7 @@ def write_directives(book: Book, scenes: ScenePlan, emotions: EmotionReport | No
 
 
 def write_captions(book: Book, scenes: ScenePlan, emotions: EmotionReport | None, directives: DirectiveSheet,
-                   director: Director) -> Staged[CaptionSheet]:
+                   director: MusicDirector) -> Staged[CaptionSheet]:
     """A caption and plan for every page, scene by scene (stage 4): one request per scene."""
     meter = Meter()
     cues: list[Cue] = []
@@ -89,7 +99,7 @@ def write_captions(book: Book, scenes: ScenePlan, emotions: EmotionReport | None
         directive = directives.directive(scene.index).text
         scene_cues = director.page_captions(book, scene, emotions, directive, meter)
         cues.extend(check_scene_cues(scene, scene_cues))
-    provenance = _provenance("captions", "page_captions", director, meter)
+    provenance = produced_by(director, "captions", "page_captions", meter.as_usage())
     return Staged(CaptionSheet(tuple(sorted(cues, key=lambda c: c.page))), provenance)
 
 
@@ -108,9 +118,3 @@ def check_scene_cues(scene: Scene, cues: Sequence[Cue]) -> list[Cue]:
         checked.append(Cue.planned(cue.page, scene.index, cue.caption.strip(),
                                    check_plan(cue.plan, f"page {cue.page} plan")))
     return checked
-
-
-def _provenance(stage: str, step: str, director: Director, meter: Meter) -> Provenance:
-    return Provenance(stage=stage, backend=director.backend, input_hash="", settings=director.settings_record(),
-                      prompt_file=director.prompt_name(step), prompt_hash=director.prompt_hash(step),
-                      usage=meter.as_usage())

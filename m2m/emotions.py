@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from m2m.book import Book
+from m2m.book import Book, find_label_file
 from m2m.runs import Provenance, Staged
 from m2m.scenes import ScenePlan
 
@@ -178,8 +178,6 @@ def backend_options_for(name: str, **candidates: Any) -> dict[str, Any]:
 
 def choose_emotion_backend(book: Book) -> str:
     """The embedded default for a book: its annotated labels when it has a label file, else dialogue."""
-    from m2m.emotion_backends.annotations import find_label_file
-
     return "annotations" if find_label_file(book) is not None else DEFAULT_EMOTION_BACKEND
 
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from PIL import Image
@@ -33,9 +33,6 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from m2m.jsonio import write_json_atomic
 from m2m.runs import file_hash
-
-if TYPE_CHECKING:
-    from m2m.director import Director
 
 log = logging.getLogger(__name__)
 
@@ -452,10 +449,3 @@ def quote(text: str) -> str:
     """A piece of book text as a JSON string literal: quotes and newlines escaped, so it stays data."""
     return json.dumps(" ".join(text.split()), ensure_ascii=False)
 
-
-def director_for(name: str, settings: LLMSettings | None = None) -> tuple[Director, str | None]:
-    """The director ``name`` ("offline" or "openai"), or the offline one and the reason it stood in
-    (a sentence for ``Provenance.fallback``). See :mod:`m2m.director`."""
-    from m2m.director import load_director_or_offline
-
-    return load_director_or_offline(name, settings)

@@ -17,7 +17,7 @@ from m2m import baseline, directives, emotions, llm, scenes
 from m2m.book import Book
 from m2m.cues import CaptionSheet
 from m2m.directives import DirectiveSheet
-from m2m.director import Director
+from m2m.director import Director, load_director_or_offline
 from m2m.emotions import EmotionReport
 from m2m.music import load_engine
 from m2m.music.base import DEFAULT_SAMPLE_RATE, Clip, RenderOptions, check_sample_rate
@@ -105,7 +105,7 @@ def plan_book(book: Book, settings: Settings, progress: ProgressFn = no_progress
         # scenes, and the library engine ignores the captions (the paper's lower bound).
         m2m_plan = plan_book(book, replace(settings, condition="m2m"), progress)
         return replace(m2m_plan, run=run_folder(book, settings))
-    director, fallback = llm.director_for(settings.director, llm_settings(settings))
+    director, fallback = load_director_or_offline(settings.director, llm_settings(settings))
     return plan_stages(book, run_folder(book, settings), director, fallback=fallback,
                        emotion_backend=settings.emotion_backend, progress=progress,
                        emotion_settings={"checkpoint": settings.emotion_checkpoint, "device": settings.device,
@@ -288,7 +288,7 @@ def edit_directive(book: Book, settings: Settings, scene: int, text: str) -> Non
     if captions is not None and captions.edited and plan.scenes is not None:
         # The captions file holds a person's edits, so the plan kept it whole: keep those edits and
         # rewrite only the edited scene's pages from the new directive.
-        director, _ = llm.director_for(settings.director, llm_settings(settings))
+        director, _ = load_director_or_offline(settings.director, llm_settings(settings))
         fresh = directives.write_captions(book, plan.scenes, plan.emotions, plan.directives, director).data
         pages = set(plan.scenes.scenes[scene].pages)
         run.save_edit("captions", CaptionSheet(tuple(fresh.cue(c.page) if c.page in pages else c

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from m2m.jsonio import from_jsonable, to_jsonable, write_json_atomic
 
@@ -46,6 +46,35 @@ class Provenance:
     usage: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     created: str = ""
+
+
+class Producer(Protocol):
+    """Whoever wrote a stage's text (a director), as far as its run file records it."""
+
+    @property
+    def backend(self) -> str:
+        """What run files record: "offline" or "openai:<model>"."""
+        ...
+
+    def settings_record(self) -> dict[str, Any]:
+        """Settings safe to write to a run file (never a key)."""
+        ...
+
+    def prompt_name(self, step: str) -> str | None:
+        """The prompt or data file behind ``step``, relative to the repository ("prompts/...")."""
+        ...
+
+    def prompt_hash(self, step: str) -> str | None:
+        ...
+
+
+def produced_by(producer: Producer, stage: str, step: str, usage: dict[str, int],
+                warnings: tuple[str, ...] = ()) -> Provenance:
+    """The provenance of ``stage`` written by ``producer`` at prompt ``step``; ``input_hash`` is left
+    for the pipeline to fill."""
+    return Provenance(stage=stage, backend=producer.backend, input_hash="", settings=producer.settings_record(),
+                      prompt_file=producer.prompt_name(step), prompt_hash=producer.prompt_hash(step),
+                      usage=usage, warnings=warnings)
 
 
 @dataclass(frozen=True)

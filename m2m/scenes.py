@@ -13,14 +13,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from m2m.book import Book, Page
 from m2m.llm import Meter, quote
-from m2m.runs import Provenance, Staged
-
-if TYPE_CHECKING:
-    from m2m.director import Director
+from m2m.runs import Producer, Staged, produced_by
 
 
 @dataclass(frozen=True)
@@ -53,11 +50,25 @@ class SceneSpan:
     summary: str = ""
 
 
+class SceneDirector(Producer, Protocol):
+    """What stage 1 asks of a director (:class:`m2m.director.Director` is one). Every method adds
+    its calls to ``meter``."""
+
+    @property
+    def window_lines(self) -> int | None:
+        """Most dialogue lines one boundary request can take (None: the whole book at once)."""
+        ...
+
+    def scene_boundaries(self, book: Book, pages: Sequence[Page], meter: Meter) -> list[SceneSpan]:
+        """Scenes covering exactly ``pages`` (consecutive pages of the book), in order."""
+        ...
+
+
 # ---------------------------------------------------------------------------------------------
 # The stage
 
 
-def detect_scenes(book: Book, director: Director) -> Staged[ScenePlan]:
+def detect_scenes(book: Book, director: SceneDirector) -> Staged[ScenePlan]:
     """Split the book into scenes from its dialogue (stage 1)."""
     meter = Meter()
     pages = book.pages
@@ -73,13 +84,10 @@ def detect_scenes(book: Book, director: Director) -> Staged[ScenePlan]:
         answers.append(spans)
     spans = merge_windows(pages, windows, answers)
     plan = plan_from_spans(book, spans)
-    provenance = Provenance(
-        stage="scenes", backend=director.backend, input_hash="", settings=director.settings_record(),
-        prompt_file=director.prompt_name("scene_boundaries"), prompt_hash=director.prompt_hash("scene_boundaries"),
-        usage=meter.as_usage(),
+    provenance = produced_by(
+        director, "scenes", "scene_boundaries", meter.as_usage(),
         warnings=(f"split into {len(windows)} overlapping windows of at most {limit} lines",)
-        if len(windows) > 1 else (),
-    )
+        if len(windows) > 1 else ())
     return Staged(plan, provenance)
 
 

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from m2m.book import Book, load_book
+from m2m.book import Book, find_label_file, load_book
 from m2m.emotions import (
     DEFAULT_EMOTION_BACKEND,
     EMOTIONS,
@@ -145,7 +145,7 @@ def _eval_kangaiset(args: argparse.Namespace, backend_name: str):
 
 def book_scenes(book: Book) -> ScenePlan:
     """The ground truth's scenes when the book has them, else one scene per page (eval needs no scene detector)."""
-    from m2m.emotion_backends.annotations import find_label_file, read_ground_truth
+    from m2m.emotion_backends.annotations import read_ground_truth
 
     path = find_label_file(book)
     plan = read_ground_truth(path).scene_plan(book) if path else None
@@ -155,7 +155,7 @@ def book_scenes(book: Book) -> ScenePlan:
 
 
 def _eval_book(book: Book, args: argparse.Namespace, backend_name: str):
-    from m2m.emotion_backends.annotations import find_label_file, read_ground_truth
+    from m2m.emotion_backends.annotations import read_ground_truth
 
     path = find_label_file(book)
     if path is None:

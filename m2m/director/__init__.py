@@ -7,66 +7,24 @@ functions in :mod:`m2m.scenes`, :mod:`m2m.directives` and :mod:`m2m.baseline` ta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from m2m.llm import LLMError, LLMSettings, Meter
-
-if TYPE_CHECKING:
-    from m2m.baseline import PageDescription
-    from m2m.book import Book, Page
-    from m2m.cues import Cue
-    from m2m.emotions import EmotionReport
-    from m2m.scenes import Scene, SceneSpan
+from m2m.baseline import PageDirector
+from m2m.directives import MusicDirector
+from m2m.llm import LLMError, LLMSettings
+from m2m.scenes import SceneDirector
 
 DIRECTORS: tuple[str, ...] = ("offline", "openai")
 
 
-class Director(Protocol):
-    """What the stage functions ask of a director. Every method adds its calls to ``meter``."""
-
-    @property
-    def backend(self) -> str:
-        """What run files record: "offline" or "openai:<model>"."""
-        ...
-
-    @property
-    def window_lines(self) -> int | None:
-        """Most dialogue lines one boundary request can take (None: the whole book at once)."""
-        ...
-
-    def settings_record(self) -> dict[str, Any]:
-        """Settings safe to write to a run file (never a key)."""
-        ...
-
-    def prompt_name(self, step: str) -> str | None:
-        """The prompt or data file behind ``step``, relative to the repository ("prompts/...")."""
-        ...
-
-    def prompt_hash(self, step: str) -> str | None:
-        ...
+class Director(SceneDirector, MusicDirector, PageDirector, Protocol):
+    """A director writes every stage's text: what stage 1 (:class:`m2m.scenes.SceneDirector`),
+    stages 3 and 4 (:class:`m2m.directives.MusicDirector`) and the baseline
+    (:class:`m2m.baseline.PageDirector`) ask, and what the pipeline hashes."""
 
     def fingerprint(self, stage: str) -> dict[str, Any]:
         """What ``stage``'s output depends on besides its data (backend, settings, prompt hash), for
         the run folder's input hash. ``stage`` is a run-file stage or a prompt step name."""
-        ...
-
-    def scene_boundaries(self, book: Book, pages: Sequence[Page], meter: Meter) -> list[SceneSpan]:
-        """Scenes covering exactly ``pages`` (consecutive pages of the book), in order."""
-        ...
-
-    def scene_directive(self, book: Book, scene: Scene, emotions: EmotionReport | None, meter: Meter) -> str:
-        ...
-
-    def page_captions(self, book: Book, scene: Scene, emotions: EmotionReport | None, directive: str,
-                      meter: Meter) -> list[Cue]:
-        """One cue for every page of ``scene``."""
-        ...
-
-    def describe_page(self, book: Book, page: Page, meter: Meter) -> PageDescription:
-        ...
-
-    def caption_page(self, book: Book, page: Page, description: PageDescription, meter: Meter) -> Cue:
         ...
 
 

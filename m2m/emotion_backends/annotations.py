@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from m2m.book import Book
+from m2m.book import Book, find_label_file
 from m2m.emotions import EMOTIONS, BackendResult, EmotionOptions, FaceEmotion, parse_label
 from m2m.scenes import Scene, ScenePlan
 
@@ -51,16 +51,6 @@ class GroundTruth:
             lines = tuple(t.id for p in book.pages if p.index in scene_pages for t in p.texts)
             scenes.append(Scene(index=i, pages=scene_pages, lines=lines, summary=label))
         return ScenePlan(tuple(scenes))
-
-
-def find_label_file(book: Book) -> Path | None:
-    """Where a book's label file lives, if it has one (see the module docstring)."""
-    if not book.source:
-        return None
-    root = Path(book.source)
-    candidates = [root / "ground_truth" / f"{book.id}.json", root / "ground_truth" / f"{book.title}.json",
-                  root / "ground_truth.json"]
-    return next((c for c in candidates if c.is_file()), None)
 
 
 def read_ground_truth(path: str | Path) -> GroundTruth:

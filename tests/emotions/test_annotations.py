@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from m2m.emotion_backends.annotations import find_label_file, read_ground_truth
+from m2m.book import find_label_file
+from m2m.emotion_backends.annotations import read_ground_truth
 from m2m.emotions import EmotionReport, choose_emotion_backend, recognise_emotions
 from m2m.jsonio import from_jsonable, to_jsonable
 from m2m.runs import Provenance, RunFolder

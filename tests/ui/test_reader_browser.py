@@ -70,6 +70,7 @@ def wait_or_explain(page, condition: str, timeout_ms: int, what: str) -> None:
         seen = page.evaluate("""() => {
             const s = window.m2mReader.state();
             return {voices: s.voices, fades: s.fades.slice(-4), clips: s.clips, errors: s.errors,
+                    version: s.version, resyncs: s.resyncs, pulls: s.pullLog.slice(-6),
                     status: document.querySelector('.m2m-status-box')?.innerText,
                     caption: document.querySelector('#m2m-caption textarea')?.value,
                     toasts: [...document.querySelectorAll('.toast-body')].map(t => t.innerText)};

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,6 +39,12 @@ class Losses:
         self.lose: dict[str, int | None] = {}
         self.only: dict[str, type] = {}
         self.lost: dict[str, int] = {}
+        self.timer_stopped = threading.Event()  # a generation step answered that nothing is left to do
+
+    def wait_generation_over(self) -> None:
+        """Until a step has stopped the timer: a step still to come would say something after an edit's
+        status line (rightly: it would be the newest news)."""
+        assert self.timer_stopped.wait(30), "the generation's timer never stopped"
 
     def take(self, name: str) -> bool:
         if name not in self.lose:
@@ -57,6 +64,8 @@ def losing(block_fn, losses: Losses) -> Callable:
     kept = [isinstance(block, gr.State) for block in block_fn.outputs]
 
     def censor(answer):
+        if isinstance(answer, tuple) and any(isinstance(v, gr.Timer) and v.active is False for v in answer):
+            losses.timer_stopped.set()
         if not isinstance(answer, tuple) or not losses.take(name):
             return answer
         only = losses.only.get(name)
@@ -93,8 +102,12 @@ def test_an_edit_whose_every_answer_is_lost_still_plays_and_shows(browser, lossy
     served, losses = lossy
     context, page, errors = open_reader(browser, served.url)
     try:
+        def lose_the_edit_s_answers() -> None:
+            losses.wait_generation_over()
+            losses.lose["edit_caption"] = None
+
         old = start_and_edit_caption(page, "a tense, dark string ostinato in D minor, 120 BPM",
-                                     before_save=lambda: losses.lose.__setitem__("edit_caption", None))
+                                     before_save=lose_the_edit_s_answers)
         wait_or_explain(page, f"window.m2mReader.state().voices.some(v => v.page === 0 && v.version !== '{old}' "
                               "&& v.target === 1)", 15_000, "the edited page's new clip, through the pull")
         wait_or_explain(page, "document.querySelector('.m2m-status-box')?.innerText.includes('Saved to the run file')",

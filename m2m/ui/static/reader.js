@@ -52,7 +52,7 @@ const R = {
   holdTimer: null, holdPage: null, heldFor: null,
   // the server's versioned state (pull()): the newest value applied, the session's token, the pull loop
   version: 0, token: '', pullTimer: null, pulling: false, pullAgain: false, working: true, activeUntil: 0,
-  lastTurnAt: -Infinity, pulls: 0, resyncs: 0, stale: 0, pullLog: [],
+  lastTurnAt: -Infinity, lastGap: '', pulls: 0, resyncs: 0, stale: 0, pullLog: [],
 };
 
 // Append to one of the logs state() shows, keeping its newest `limit` entries.
@@ -506,8 +506,12 @@ async function pull() {
     R.working = !!answer.working;
     entry.behind = [answer.page !== R.page && 'page', shownDigest('m2m-digest') !== answer.panels && 'panels',
                     shownDigest('m2m-said') !== answer.said && 'status', answer.stalled && 'stalled'].filter(Boolean);
-    // a turn just sent is still on its way: its answer gets time to arrive before asking again
-    if (entry.behind.length && performance.now() - R.lastTurnAt > TURN_ANSWER_MS) {
+    // An answer may be on its way (a clip's, a turn's): ask again only when the pull before found the
+    // page behind in the same way, or the generation stalled, and no turn was sent just now.
+    const gap = JSON.stringify([entry.behind, answer.panels, answer.said]);
+    const again = entry.behind.length && (gap === R.lastGap || answer.stalled);
+    R.lastGap = entry.behind.length ? gap : '';
+    if (again && performance.now() - R.lastTurnAt > TURN_ANSWER_MS) {
       R.resyncs += 1;
       entry.resync = true;
       sendTurn();
@@ -523,7 +527,8 @@ async function pull() {
 
 function schedulePull(ms) {
   clearTimeout(R.pullTimer);
-  const quick = R.working || performance.now() < R.activeUntil;
+  // quick while music is being made, after a save or a settings change, or when the page was behind
+  const quick = R.working || R.lastGap || performance.now() < R.activeUntil;
   R.pullTimer = setTimeout(pull, ms ?? (quick ? PULL_MS : IDLE_PULL_MS));
 }
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from m2m.music.musicgen import ModelMissingError, gpu_function
+from m2m.music.musicgen_model import ModelMissingError, gpu_function
 
 # What MusicGen.get_pretrained reads for a hub checkpoint, and the text encoder its conditioner loads.
 CHECKPOINT_FILES = ("state_dict.bin", "compression_state_dict.bin")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from m2m.music.melody import ChromaSettings, MelodyProcessor
-from m2m.music.musicgen import LoadedModel
+from m2m.music.transformers_backend import LoadedModel
 
 _WORDS = ["a", "calm", "gentle", "soft", "slow", "fast", "epic", "intense", "sad", "happy", "dark", "bright", "piano", "strings", "drums", "guitar", "flute", "synth", "bass", "music", "melody", "with", "and", "the", "of", "in", "tempo", "bpm", "minor", "major", "orchestral", "ambient"]
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from m2m.music.base import RenderOptions
-from m2m.music.musicgen import ModelMissingError, MusicGenEngine
+from m2m.music.musicgen import MusicGenEngine
+from m2m.music.musicgen_model import ModelMissingError
 
 from .conftest import cue
 

@@ -9,7 +9,9 @@ import pytest
 
 from m2m.cues import CaptionSheet
 from m2m.music.base import RenderOptions
-from m2m.music.musicgen import ModelMissingError, MusicGenEngine, load_pretrained
+from m2m.music.musicgen import MusicGenEngine
+from m2m.music.musicgen_model import ModelMissingError
+from m2m.music.transformers_backend import load_pretrained
 from m2m.runs import RunFolder
 from m2m.soundtrack import SoundtrackSettings, build_soundtrack, read_audio
 
@@ -256,9 +258,10 @@ def test_half_precision_as_on_a_gpu(melody):
 
 
 ZERO_GPU_PROBE = """
-import m2m.music.musicgen as m
+import m2m.music.transformers_backend as m
+from m2m.music.musicgen_model import default_device
 print("PROBE", m._generate is not m._generate_impl, getattr(m._generate, "__wrapped__", None) is m._generate_impl,
-      m.default_device())
+      default_device())
 """
 
 

@@ -305,8 +305,9 @@ def test_the_panels_follow_a_burst_of_turns_to_its_last_page(browser, served):
                 page.evaluate("window.m2mReader." + ("next" if step > 0 else "prev") + "()")
                 page.wait_for_timeout(130)
             target = page.evaluate(STATE)["page"] + 1
+            # a turn's answer lost or overtaken on a busy machine is asked for again within two pulls
             page.wait_for_function(f"document.querySelector('{here}')?.textContent === 'page {target}'",
-                                   timeout=5_000)
+                                   timeout=8_000)
             page.wait_for_timeout(1_000)  # and it stays there
             assert page.evaluate(f"document.querySelector('{here}').textContent") == f"page {target}"
         assert not errors, errors

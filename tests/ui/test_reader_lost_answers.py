@@ -128,7 +128,7 @@ def test_turns_whose_answers_are_lost_still_bring_the_page_s_panels(browser, los
         losses.lose["turn"] = 2
         page.evaluate("window.m2mReader.go(3)")
         wait_or_explain(page, "document.querySelector('[data-m2m-page]')?.dataset.m2mPage === '3'",
-                        int((2 * 2.5 + 2 * PULL_S + 4) * 1000), "the panels of page 4")
+                        int((2 * 3 * PULL_S + 6) * 1000), "the panels of page 4")
         assert losses.lost.get("turn") == 2
         assert page.evaluate(STATE)["resyncs"] >= 2
         assert not errors, errors

@@ -33,7 +33,7 @@ const END_FADE_S = 4;      // past the last page the music fades out slowly, as 
 // its answer may take before the pull asks again; how long a save or a settings change keeps it quick.
 const PULL_MS = 1500;
 const IDLE_PULL_MS = 15000;
-const TURN_ANSWER_MS = 2500;
+const TURN_ANSWER_MS = 1500;
 const WAKE_MS = 12000;
 const SPEAKER = '<path d="M3 9v6h4l5 4V5L7 9H3z" fill="currentColor"/>';
 const ICON_SOUND = '<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">' + SPEAKER +
@@ -507,8 +507,9 @@ async function pull() {
     entry.behind = [answer.page !== R.page && 'page', shownDigest('m2m-digest') !== answer.panels && 'panels',
                     shownDigest('m2m-said') !== answer.said && 'status', answer.stalled && 'stalled'].filter(Boolean);
     // An answer may be on its way (a clip's, a turn's): ask again only when the pull before found the
-    // page behind in the same way, or the generation stalled, and no turn was sent just now.
-    const gap = JSON.stringify([entry.behind, answer.panels, answer.said]);
+    // page behind in the same way too (the digests themselves change as clips land), or the generation
+    // stalled, and no turn was sent just now.
+    const gap = JSON.stringify(entry.behind);
     const again = entry.behind.length && (gap === R.lastGap || answer.stalled);
     R.lastGap = entry.behind.length ? gap : '';
     if (again && performance.now() - R.lastTurnAt > TURN_ANSWER_MS) {

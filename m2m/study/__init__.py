@@ -23,6 +23,7 @@ import importlib
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from .exports import read_ratings_csv, read_ratings_jsonl
 from .manifest import (
     CONDITIONS,
     DESIGNS,
@@ -35,6 +36,7 @@ from .manifest import (
     save_study,
 )
 from .questionnaire import CRITERIA, JAPANESE_LEVELS, load_questionnaire
+from .records import Participant, Rating, Scores, Screening
 from .sessions import (
     LABELS,
     PublicSession,
@@ -44,17 +46,7 @@ from .sessions import (
     stimulus_order,
     version_order,
 )
-from .store import (
-    Participant,
-    Rating,
-    RatingsStore,
-    Scores,
-    Screening,
-    StoreError,
-    default_store_path,
-    read_ratings_csv,
-    read_ratings_jsonl,
-)
+from .store import RatingsStore, StoreError, default_store_path
 
 if TYPE_CHECKING:
     from .analysis import StudyAnalysis, analyse, plot_means, ratings_frame, render_report, write_report

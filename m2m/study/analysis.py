@@ -37,8 +37,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from .manifest import CONDITIONS
-from .questionnaire import CRITERIA, PAPER_SCREENING_RULE, SCORE_MAX, load_questionnaire, screening_reasons
-from .store import RATING_FIELDS, Participant, Rating
+from .questionnaire import CRITERIA, PAPER_SCREENING_RULE, SCORE_MAX, load_questionnaire
+from .records import RATING_FIELDS, Participant, Rating, screening_reasons
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("participant", "stimulus", "condition", *CRITERIA)
 CONFIDENCE = 0.95

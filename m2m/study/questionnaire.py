@@ -12,12 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from .manifest import CONDITIONS
-
-if TYPE_CHECKING:
-    from .store import Screening
 
 # Paper, section IV.A: three criteria, each on a 5-point Likert scale from 1 (very low) to 5 (very high).
 CRITERIA: tuple[str, ...] = ("relevancy", "quality", "consistency")
@@ -30,7 +26,7 @@ DEFAULT_QUESTIONNAIRE = Path(__file__).with_name("questionnaire.json")
 
 # Paper, section IV.A: participants were included when their interest in manga and in music was
 # above 2 (of 5) and they were fluent in Japanese. ``Screening.meets_paper_criteria`` is the same rule
-# as a yes/no; ``screening_reasons`` says which part failed, for the report.
+# as a yes/no; ``m2m.study.records.screening_reasons`` says which part failed, for the report.
 PAPER_MIN_INTEREST = 3
 PAPER_JAPANESE_LEVELS: tuple[str, ...] = ("fluent", "native")
 PAPER_SCREENING_RULE = "interest in manga and in music above 2 on the 1-5 scale, and fluent or native Japanese"
@@ -114,14 +110,3 @@ def _five_point(data: dict, name: str) -> tuple[str, ...]:
         raise ValueError(f"questionnaire.{name} keys must be {expected}, got {list(scale)}")
     return tuple(str(scale[key]) for key in expected)
 
-
-def screening_reasons(screening: Screening) -> tuple[str, ...]:
-    """Why a participant falls outside the paper's inclusion rule; empty when they meet it."""
-    reasons = []
-    for key, name in (("manga_interest", "manga"), ("music_interest", "music")):
-        value = getattr(screening, key)
-        if value < PAPER_MIN_INTEREST:
-            reasons.append(f"interest in {name} {value}, needs above {PAPER_MIN_INTEREST - 1}")
-    if screening.japanese not in PAPER_JAPANESE_LEVELS:
-        reasons.append(f"Japanese {screening.japanese}, needs fluent or native")
-    return tuple(reasons)

@@ -16,23 +16,32 @@ The schema version is ``PRAGMA user_version``; ``MIGRATIONS`` are applied in ord
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import os
 import queue
 import sqlite3
-import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .exports import write_ratings_csv, write_ratings_jsonl, write_text_atomic
 from .manifest import Study
-from .questionnaire import CRITERIA, JAPANESE_LEVELS, SCORE_MAX, SCORE_MIN, SCREENING_KEYS, screening_reasons
+from .questionnaire import CRITERIA
+from .records import (
+    OPTIONAL_SUBMISSION_KEYS,
+    PARTICIPANT_FIELDS,
+    RATING_FIELDS,
+    SUBMISSION_KEYS,
+    Participant,
+    Rating,
+    Scores,
+    Screening,
+    check_keys,
+    check_listened_s,
+)
 from .sessions import LABELS, condition_for, new_participant_id, new_secret
 
 DEFAULT_FILENAME = "study.sqlite3"
@@ -79,127 +88,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-# A version is four pages: six hours on one is not a listening time but a tab left open (or a forged
-# request); the API refuses it instead of letting it skew the report's medians.
-MAX_LISTENED_S = 21_600.0
 
 
 class StoreError(OSError):
     """The database failed (disk, lock timeout, corrupt file); the input itself was fine. An OSError:
     it is an I/O failure, and the command line reports it as one (a message, no traceback)."""
-
-
-# --- records ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Screening:
-    """Screening answers: interest in manga and music (1 not interested .. 5 very interested), Japanese level."""
-
-    manga_interest: int
-    music_interest: int
-    japanese: str
-
-    def __post_init__(self) -> None:
-        for name in ("manga_interest", "music_interest"):
-            _check_score(name, getattr(self, name))
-        if self.japanese not in JAPANESE_LEVELS:
-            raise ValueError(f"japanese must be one of {list(JAPANESE_LEVELS)}, got {self.japanese!r}")
-
-    @classmethod
-    def from_mapping(cls, answers: Mapping[str, object]) -> Screening:
-        """From a submitted form; exactly the keys ``SCREENING_KEYS``."""
-        _check_keys("screening", answers, SCREENING_KEYS)
-        return cls(**{key: answers[key] for key in SCREENING_KEYS})  # type: ignore[arg-type]
-
-    def meets_paper_criteria(self) -> bool:
-        """The paper's inclusion rule: interest in manga and music above 2, fluent in Japanese."""
-        return not screening_reasons(self)
-
-
-@dataclass(frozen=True)
-class Participant:
-    id: str
-    study: str
-    number: int
-    created: str
-    screening: Screening
-
-
-@dataclass(frozen=True)
-class Scores:
-    """One version's ratings, each an int from 1 (very low) to 5 (very high)."""
-
-    relevancy: int
-    quality: int
-    consistency: int
-
-    def __post_init__(self) -> None:
-        for name in CRITERIA:
-            _check_score(name, getattr(self, name))
-
-
-@dataclass(frozen=True)
-class Rating:
-    """A stored rating. ``created``/``updated`` are ISO-8601 UTC timestamps of first and last submission."""
-
-    participant: str
-    study: str
-    stimulus: str
-    label: str
-    condition: str
-    relevancy: int
-    quality: int
-    consistency: int
-    created: str
-    updated: str
-    # Seconds on the version's listening screen with the study's audio running, summed over visits;
-    # None when not recorded (an old client or a row from before schema 3).
-    listened_s: float | None = None
-
-
-RATING_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Rating))
-PARTICIPANT_FIELDS: tuple[str, ...] = ("id", "study", "number", "created", *SCREENING_KEYS)
-SUBMISSION_KEYS: tuple[str, ...] = ("stimulus", "label", *CRITERIA)
-# Keys a submission may leave out: older browsers do not send a listening time.
-OPTIONAL_SUBMISSION_KEYS: tuple[str, ...] = ("listened_s",)
-# Old exports (made before listened_s existed) still read back, with listened_s None.
-LEGACY_RATING_FIELDS: tuple[str, ...] = tuple(name for name in RATING_FIELDS if name not in OPTIONAL_SUBMISSION_KEYS)
-
-
-def _check_score(name: str, value: object) -> None:
-    # bool is an int subclass; True would silently become a score of 1.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer from {SCORE_MIN} to {SCORE_MAX}, got {value!r}")
-    if not SCORE_MIN <= value <= SCORE_MAX:
-        raise ValueError(f"{name} must be from {SCORE_MIN} to {SCORE_MAX}, got {value!r}")
-
-
-def check_listened_s(value: object) -> float | None:
-    """A submitted listening time as a float of seconds, or None when absent; ValueError otherwise.
-
-    JSON allows NaN and Infinity through Python's decoder, and bool is an int subclass: both refused."""
-    if value is None:
-        return None
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ValueError(f"listened_s must be a number of seconds from 0 to {MAX_LISTENED_S:g}, got {value!r}")
-    seconds = float(value)
-    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_LISTENED_S:
-        raise ValueError(f"listened_s must be a finite number of seconds from 0 to {MAX_LISTENED_S:g}, got {value!r}")
-    return seconds
-
-
-def _check_keys(what: str, payload: object, expected: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
-    if not isinstance(payload, Mapping):
-        raise ValueError(f"{what} must be an object with keys {list(expected)}, got {type(payload).__name__}")
-    if "condition" in payload:
-        raise ValueError(f"{what} must not name a condition (got condition={payload['condition']!r}); the server resolves it from the label")
-    missing = [key for key in expected if key not in payload]
-    if missing:
-        raise ValueError(f"{what} is missing {missing}")
-    unknown = sorted(str(key) for key in payload if key not in expected and key not in optional)
-    if unknown:
-        raise ValueError(f"{what} has unknown field(s) {unknown}")
 
 
 def _now() -> str:
@@ -473,7 +366,7 @@ class RatingsStore:
         A body that carries a ``condition`` (or any other extra key) is refused: the browser never
         knows conditions, so one arriving means a tampered or confused client.
         """
-        _check_keys("submission", payload, SUBMISSION_KEYS, OPTIONAL_SUBMISSION_KEYS)
+        check_keys("submission", payload, SUBMISSION_KEYS, OPTIONAL_SUBMISSION_KEYS)
         scores = Scores(**{name: payload[name] for name in CRITERIA})  # type: ignore[arg-type]
         stimulus, label = payload["stimulus"], payload["label"]
         if not isinstance(stimulus, str):
@@ -502,7 +395,7 @@ class RatingsStore:
 
     def export_participants_jsonl(self, path: str | os.PathLike[str], study_id: str | None = None) -> Path:
         records = (_participant_record(p) for p in self.participants(study_id))
-        return _write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        return write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def _settled(conn: sqlite3.Connection) -> bool:
@@ -530,90 +423,3 @@ def _participant_record(participant: Participant) -> dict[str, object]:
     }
 
 
-# --- files -------------------------------------------------------------------------------------------
-
-
-def _write_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write via a temp file and rename, so readers (and the Hub uploader) never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_ratings_csv(ratings: Iterable[Rating], path: str | os.PathLike[str]) -> Path:
-    """CSV with a header row of ``RATING_FIELDS``; ``read_ratings_csv`` reads it back exactly."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(RATING_FIELDS)
-    for rating in ratings:
-        # None as an empty cell: "not recorded", which read_ratings_csv turns back into None.
-        writer.writerow(["" if getattr(rating, name) is None else getattr(rating, name) for name in RATING_FIELDS])
-    return _write_atomic(path, buffer.getvalue())
-
-
-def write_ratings_jsonl(ratings: Iterable[Rating], path: str | os.PathLike[str]) -> Path:
-    """One JSON object per line, keys ``RATING_FIELDS``."""
-    return _write_atomic(path, "".join(json.dumps(asdict(r), ensure_ascii=False) + "\n" for r in ratings))
-
-
-def read_ratings_csv(path: str | os.PathLike[str]) -> tuple[Rating, ...]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) not in (RATING_FIELDS, LEGACY_RATING_FIELDS):
-            raise ValueError(f"{str(path)!r}: header must be {list(RATING_FIELDS)}, got {reader.fieldnames}")
-        return tuple(_rating_from_record(f"{path}:{i + 2}", row) for i, row in enumerate(reader))
-
-
-def read_ratings_jsonl(path: str | os.PathLike[str]) -> tuple[Rating, ...]:
-    ratings = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{number} is not valid JSON: {e}") from e
-                ratings.append(_rating_from_record(f"{path}:{number}", record))
-    return tuple(ratings)
-
-
-def _rating_from_record(where: str, record: Mapping[str, object]) -> Rating:
-    if not isinstance(record, Mapping) or set(record) not in (set(RATING_FIELDS), set(LEGACY_RATING_FIELDS)):
-        raise ValueError(f"{where}: a rating needs exactly the fields {list(RATING_FIELDS)}")
-    values: dict[str, object] = {}
-    for name in RATING_FIELDS:
-        value = record.get(name)
-        if name == "listened_s":
-            values[name] = _listened_from_record(where, value)
-            continue
-        if name in CRITERIA:
-            try:
-                value = int(value)  # type: ignore[arg-type]
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"{where}: {name} must be an integer, got {record[name]!r}") from e
-            _check_score(name, value)
-        elif not isinstance(value, str):
-            raise ValueError(f"{where}: {name} must be a string, got {value!r}")
-        values[name] = value
-    return Rating(**values)  # type: ignore[arg-type]
-
-
-def _listened_from_record(where: str, value: object) -> float | None:
-    """An exported listening time: a number (JSONL), its text (CSV), or empty/null/absent for None."""
-    if value is None or value == "":
-        return None
-    try:
-        seconds = float(value) if isinstance(value, str) else value
-        return check_listened_s(seconds)
-    except ValueError as e:
-        raise ValueError(f"{where}: {e}") from e

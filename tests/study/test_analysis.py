@@ -22,7 +22,8 @@ from m2m.study import (
     write_report,
 )
 from m2m.study.analysis import _anova, _posthoc, cohort
-from m2m.study.questionnaire import CRITERIA, JAPANESE_LEVELS, PAPER_SCREENING_RULE, screening_reasons
+from m2m.study.questionnaire import CRITERIA, JAPANESE_LEVELS, PAPER_SCREENING_RULE
+from m2m.study.records import screening_reasons
 
 from .conftest import FLUENT, make_study
 

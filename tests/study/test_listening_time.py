@@ -12,7 +12,8 @@ import pytest
 
 from m2m.study import RatingsStore, Scores, condition_for, read_ratings_csv, read_ratings_jsonl
 from m2m.study.analysis import RUSHED_BELOW_S, analyse, ratings_frame, render_report
-from m2m.study.store import MIGRATIONS, SCHEMA_VERSION, Rating, check_listened_s
+from m2m.study.records import Rating, check_listened_s
+from m2m.study.store import MIGRATIONS, SCHEMA_VERSION
 
 from .conftest import FLUENT
 

@@ -42,8 +42,9 @@ def peak_rss_mb() -> float:
 def bench_composer(pages: int, clip_seconds: float, rate: int, memory: bool = True) -> tuple[float, float]:
     from m2m.music.base import RenderOptions
     from m2m.music.composer import ComposerEngine
+    from m2m.music.render import SoundtrackSettings
     from m2m.runs import RunFolder
-    from m2m.soundtrack import SoundtrackSettings, build_soundtrack
+    from m2m.soundtrack import build_soundtrack
 
     sheet = book_cues(pages)
     engine = ComposerEngine()
@@ -106,8 +107,8 @@ def measure_run(run, soundtrack) -> None:
     import numpy as np
     import pyloudnorm
 
+    from m2m.audio import read_audio
     from m2m.loudness import true_peak_db
-    from m2m.soundtrack import read_audio
 
     def loudness_lufs(samples, rate):  # the reference meter, not the one under test
         return pyloudnorm.Meter(rate).integrated_loudness(samples.T)

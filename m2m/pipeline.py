@@ -21,9 +21,10 @@ from m2m.director import Director, load_director_or_offline
 from m2m.emotions import EmotionReport
 from m2m.music import load_engine
 from m2m.music.base import DEFAULT_SAMPLE_RATE, Clip, RenderOptions, check_sample_rate
+from m2m.music.render import SoundtrackSettings, warm_up
 from m2m.runs import CONDITIONS, Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
-from m2m.soundtrack import Soundtrack, SoundtrackSettings, build_soundtrack, warm_up
+from m2m.soundtrack import Soundtrack, build_soundtrack
 
 ProgressFn = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -240,7 +241,8 @@ def ensure_library(settings: Settings, count: int, progress: ProgressFn = no_pro
     time per folder is the caller's to ensure (the app holds a lock)."""
     import shutil
 
-    from m2m.music.library import INDEX, build_library
+    from m2m.music.library import INDEX
+    from m2m.music.library_builder import build_library
 
     folder = library_dir(settings)
     if (folder / INDEX).is_file():

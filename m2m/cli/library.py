@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from m2m.music import load_engine
     from m2m.music.base import RenderOptions
-    from m2m.music.library import build_library
+    from m2m.music.library_builder import build_library
 
     engine = load_engine(args.engine)
     if engine.name == "library":

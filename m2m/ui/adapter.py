@@ -23,9 +23,9 @@ from m2m.book import Book
 from m2m.cues import CaptionSheet
 from m2m.directives import DirectiveSheet
 from m2m.emotions import EmotionReport
+from m2m.pipeline import ProgressFn
 from m2m.runs import Provenance, RunFolder
 from m2m.scenes import ScenePlan
-from m2m.ui.service import ProgressFn
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ class PipelineAdapter:
         if sheet is not None and captions is not None:
             # Only clips made from this plan with these settings are this reader's music: a clip from
             # another engine, an older plan or an earlier upload of the book renders again.
-            from m2m.soundtrack import clip_hashes
+            from m2m.music.render import clip_hashes
             current = clip_hashes(book.id, captions.data, self.pipeline.engine_for(settings),
                                   self.pipeline.soundtrack_settings(settings), self.pipeline.render_options(settings))
             for cue in sheet.data.cues:

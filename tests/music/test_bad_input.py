@@ -9,9 +9,10 @@ from m2m.music import available_engines, load_engine
 from m2m.music.base import RenderOptions
 from m2m.music.composer import ComposerEngine
 from m2m.music.plans import parse_caption
+from m2m.music.render import SoundtrackSettings
 from m2m.music.synth import MissingSoundFontError
 from m2m.runs import RunFolder
-from m2m.soundtrack import SoundtrackSettings, build_soundtrack
+from m2m.soundtrack import build_soundtrack
 
 from .conftest import cue
 
@@ -105,7 +106,8 @@ def test_library_engine_without_a_library(tmp_path):
 
 
 def test_library_build_and_random_pick(tmp_path, composer):
-    from m2m.music.library import build_library, read_library
+    from m2m.music.library import read_library
+    from m2m.music.library_builder import build_library
 
     build_library(composer, tmp_path, 3, RenderOptions(seconds=2.0, seed=1))
     library = read_library(tmp_path)
@@ -119,7 +121,8 @@ def test_library_build_and_random_pick(tmp_path, composer):
 
 
 def test_library_rebuilt_smaller_leaves_no_clips_outside_its_index(tmp_path, composer):
-    from m2m.music.library import build_library, read_library
+    from m2m.music.library import read_library
+    from m2m.music.library_builder import build_library
 
     build_library(composer, tmp_path, 3, RenderOptions(seconds=2.0, seed=1))
     (tmp_path / "notes.txt").write_text("mine")  # not a clip: left alone

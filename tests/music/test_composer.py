@@ -263,11 +263,11 @@ def test_warm_up_with_a_missing_soundfont_leaves_the_error_to_the_render(tmp_pat
     import time
 
     from m2m.music.composer import ComposerEngine
+    from m2m.music.render import warm_up
     from m2m.music.synth import MissingSoundFontError
-    from m2m.soundtrack import warm_up
 
     engine = ComposerEngine(soundfonts=(tmp_path / "none.sf2",))
-    with caplog.at_level(logging.DEBUG, logger="m2m.soundtrack"):
+    with caplog.at_level(logging.DEBUG, logger="m2m.music.render"):
         warm_up(engine, OPTIONS)
         for _ in range(100):
             if "engine warm-up" in caplog.text:

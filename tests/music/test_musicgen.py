@@ -7,13 +7,15 @@ import importlib.util
 import numpy as np
 import pytest
 
+from m2m.audio import read_audio
 from m2m.cues import CaptionSheet
 from m2m.music.base import RenderOptions
 from m2m.music.musicgen import MusicGenEngine
 from m2m.music.musicgen_model import ModelMissingError
+from m2m.music.render import SoundtrackSettings
 from m2m.music.transformers_backend import load_pretrained
 from m2m.runs import RunFolder
-from m2m.soundtrack import SoundtrackSettings, build_soundtrack, read_audio
+from m2m.soundtrack import build_soundtrack
 
 from .conftest import cue
 

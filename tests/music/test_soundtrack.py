@@ -7,18 +7,13 @@ import json
 import numpy as np
 import pytest
 
+from m2m.audio import read_audio
 from m2m.cues import CaptionSheet
 from m2m.loudness import loudness_lufs, normalize, true_peak_db
 from m2m.music.base import RenderOptions
+from m2m.music.render import ENCODER_HEADROOM_DB, SoundtrackSettings
 from m2m.runs import RunFolder
-from m2m.soundtrack import (
-    ENCODER_HEADROOM_DB,
-    Soundtrack,
-    SoundtrackSettings,
-    build_soundtrack,
-    mix_pages,
-    read_audio,
-)
+from m2m.soundtrack import Soundtrack, build_soundtrack, mix_pages
 
 from .conftest import cue
 
@@ -224,10 +219,10 @@ def test_music_made_with_other_settings_comes_back_without_rendering(tmp_path, c
 
 
 def test_only_a_page_that_continues_renders_the_page_it_continues_from():
-    from m2m.soundtrack import _with_predecessors
+    from m2m.music.render import with_predecessors
 
     after = {1: None, 2: 1, 3: 2, 4: None, 5: 4}  # pages 1-3 and 4-5 continue within their scenes
-    assert _with_predecessors([3, 4], after) == {1, 2, 3, 4}
+    assert with_predecessors([3, 4], after) == {1, 2, 3, 4}
 
 
 def _tone(freq, seconds, sr):
@@ -332,7 +327,7 @@ def test_a_page_file_stays_under_the_true_peak_ceiling_as_decoded(tmp_path):
     """Vorbis moves peaks: a clip limited to -1.1 dBTP came back from the file at -0.92. The limiter
     aims lower by the encoder's headroom, so the file a reader plays is under the ceiling."""
     from m2m.music.base import Audio, EngineInfo, Rendered
-    from m2m.soundtrack import render_page
+    from m2m.music.render import render_page
 
     rate = 32000
     n = np.arange(4 * rate)

@@ -78,7 +78,7 @@ def test_refreshes_leave_a_caption_being_typed_alone(manga109_root: Path, tmp_pa
     caption box was reset to the server's text under the reader's cursor, and a Save sent that."""
     from types import SimpleNamespace
 
-    from m2m.directives import CaptionSheet, Cue, Plan
+    from m2m.cues import CaptionSheet, Cue, Plan
     from m2m.ui.layout import EDITABLE
 
     book = load_book(manga109_root)

@@ -72,7 +72,7 @@ def test_caption_panel_says_when_an_edited_caption_overrides_the_plan():
     from dataclasses import replace
     from types import SimpleNamespace
 
-    from m2m.directives import CaptionSheet, Cue, Plan
+    from m2m.cues import CaptionSheet, Cue, Plan
     from m2m.ui.panels import caption_panel
 
     written = Cue.planned(0, 0, "A calm piano piece", Plan(80, "C", "major", ("acoustic grand piano",), 0.3, "calm"))

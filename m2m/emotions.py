@@ -165,6 +165,23 @@ def load_emotion_backend(name: str, **options: Any) -> EmotionBackend:
         raise ValueError(f"backend {name!r}: bad options {sorted(options)}: {e}") from e
 
 
+@dataclass(frozen=True)
+class EmotionModel:
+    """Where the image backends' weights come from, as a reader or command chose it: ``checkpoint``
+    (clip-finetuned: a file from ``m2m emotions train`` or a repo id), the torch ``device`` (None: the
+    GPU when there is one), and whether missing weights may download. One value serves every backend;
+    each takes the fields it has a use for (:meth:`options_for`)."""
+
+    checkpoint: str | None = None
+    device: str | None = None
+    allow_download: bool = False
+
+    def options_for(self, backend: str) -> dict[str, Any]:
+        """The keyword arguments backend ``backend``'s class takes from this model choice."""
+        return backend_options_for(backend, checkpoint=self.checkpoint, device=self.device,
+                                   allow_download=self.allow_download)
+
+
 def backend_options_for(name: str, **candidates: Any) -> dict[str, Any]:
     """The ``candidates`` that backend ``name`` takes (keyword arguments of its class), None values
     dropped: one set of settings (checkpoint, device, allow_download) serves every backend."""

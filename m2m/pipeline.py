@@ -1,5 +1,11 @@
 """The whole flow, one numbered step a call: book -> scenes -> emotions -> directives -> captions -> music.
 
+1. scenes (m2m/scenes.py), 2. emotions (m2m/emotions.py), 3. directives and 4. captions
+(m2m/directives.py; the baseline's descriptions and captions: m2m/baseline.py) are ``plan_book``;
+5. page clips (m2m/music/render.py) and 6. the soundtrack (m2m/soundtrack.py) are ``render_book``
+for a command and ``render_pages`` for a reader, a few pages a step. ``open_run`` reads a run as it
+stands. What a condition runs comes from m2m/conditions.py.
+
 Each step reads and writes its file in the run folder (``runs/<book-id>/<condition>/``). A step
 reruns only when its inputs or settings changed; a file a person edited is kept and everything
 after it reruns (see m2m/runs.py). Progress goes to a ``Callable[[str, int, int], None]``
@@ -15,14 +21,15 @@ from typing import Any, TypeVar
 
 from m2m import baseline, directives, emotions, llm, scenes
 from m2m.book import Book
+from m2m.conditions import condition_of
 from m2m.cues import CaptionSheet
 from m2m.directives import DirectiveSheet
 from m2m.director import Director, load_director_or_offline
-from m2m.emotions import EmotionReport
+from m2m.emotions import EmotionModel, EmotionReport
 from m2m.music import load_engine
-from m2m.music.base import DEFAULT_SAMPLE_RATE, Clip, RenderOptions, check_sample_rate
-from m2m.music.render import SoundtrackSettings, warm_up
-from m2m.runs import CONDITIONS, Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
+from m2m.music.base import DEFAULT_SAMPLE_RATE, Clip, Engine, RenderOptions, check_sample_rate
+from m2m.music.render import SoundtrackSettings, clip_hashes, warm_up
+from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
 from m2m.soundtrack import Soundtrack, build_soundtrack
 
@@ -58,8 +65,7 @@ class Settings:
     def __post_init__(self) -> None:
         # Frozen, so normalise through object.__setattr__: callers may pass runs_root as a str.
         object.__setattr__(self, "runs_root", Path(self.runs_root))
-        if self.condition not in CONDITIONS:
-            raise ValueError(f"condition: {self.condition!r} is not one of {', '.join(CONDITIONS)}")
+        condition_of(self.condition)  # an unknown one raises, naming the valid ones
         if not 0.0 <= self.crossfade_s <= 30.0:
             raise ValueError(f"crossfade_s: {self.crossfade_s} is outside 0..30 s")
         if not 2.0 <= self.seconds_per_page <= 3600.0:
@@ -87,7 +93,7 @@ class PlanResult:
 
 
 def run_folder(book: Book, settings: Settings) -> RunFolder:
-    return RunFolder(settings.runs_root, book.id, settings.condition)
+    return condition_of(settings.condition).run_folder(settings.runs_root, book.id)
 
 
 def book_fingerprint(book: Book) -> str:
@@ -101,24 +107,28 @@ def plan_book(book: Book, settings: Settings, progress: ProgressFn = no_progress
 
     An OpenAI director without a key falls back to the offline one, and every file it writes says so.
     """
-    if settings.condition == "random":
-        # The random condition has no plan of its own: its cue sheet is the m2m plan's pages and
-        # scenes, and the library engine ignores the captions (the paper's lower bound).
-        m2m_plan = plan_book(book, replace(settings, condition="m2m"), progress)
-        return replace(m2m_plan, run=run_folder(book, settings))
+    condition = condition_of(settings.condition)
+    if condition.plan_from is not None:
+        # No plan of its own (the random condition): it plays the other condition's pages and scenes.
+        plan = plan_book(book, replace(settings, condition=condition.plan_from), progress)
+        return replace(plan, run=run_folder(book, settings))
     director, fallback = load_director_or_offline(settings.director, llm_settings(settings))
     return plan_stages(book, run_folder(book, settings), director, fallback=fallback,
                        emotion_backend=settings.emotion_backend, progress=progress,
-                       emotion_settings={"checkpoint": settings.emotion_checkpoint, "device": settings.device,
-                                         "allow_download": settings.allow_download})
+                       emotion_model=emotion_model(settings))
+
+
+def emotion_model(settings: Settings) -> EmotionModel:
+    return EmotionModel(checkpoint=settings.emotion_checkpoint, device=settings.device,
+                        allow_download=settings.allow_download)
 
 
 def plan_stages(book: Book, run: RunFolder, director: Director, *, fallback: str | None = None,
                 emotion_backend: str | None = None, progress: ProgressFn = no_progress,
-                emotion_settings: dict[str, Any] | None = None) -> PlanResult:
+                emotion_model: EmotionModel | None = None) -> PlanResult:
     """Stages 1-4 (or the baseline's two) through the run folder: reuse, keep edits, redo what follows.
 
-    ``emotion_settings`` (checkpoint, device, allow_download) go to the emotion backends that take them.
+    ``emotion_model`` says where the image emotion backends' weights come from (default: the cache, no download).
 
     Each stage's input hash covers the book, the upstream stages' data and the director's fingerprint
     (backend, settings, prompt hash), so an edited upstream file changes every hash after it.
@@ -139,7 +149,10 @@ def plan_stages(book: Book, run: RunFolder, director: Director, *, fallback: str
         computed.append(name)
         return staged.data
 
-    if run.condition == "baseline":
+    stages = condition_of(run.condition).stages
+    if not stages:
+        raise ValueError(f"condition {run.condition!r} has no plan of its own; plan the one it plays")
+    if stages[0] == "descriptions":
         # The paper's baseline: page image + dialogue -> description -> caption, page by page.
         progress("1/2 page descriptions", 0, 2)
         descriptions = stage("descriptions", baseline.PageDescriptions,
@@ -162,7 +175,7 @@ def plan_stages(book: Book, run: RunFolder, director: Director, *, fallback: str
         raise ValueError(f"{run.file('scenes')}: {e}") from e
     progress("2/4 emotions", 1, 4)
     backend = emotion_backend or emotions.choose_emotion_backend(book)
-    backend_options = emotions.backend_options_for(backend, **(emotion_settings or {}))
+    backend_options = (emotion_model or EmotionModel()).options_for(backend)
     report = stage("emotions", EmotionReport, (fingerprint, scene_plan, backend, backend_options.get("checkpoint")),
                    lambda: emotions.recognise_emotions(book, scene_plan, backend,
                                                        emotions.EmotionOptions(backend_options=backend_options)),
@@ -202,8 +215,8 @@ def soundtrack_settings(settings: Settings) -> SoundtrackSettings:
 
 
 def engine_for(settings: Settings) -> str:
-    """The music engine a condition uses: the random condition always draws from the clip library."""
-    return "library" if settings.condition == "random" else settings.engine
+    """The music engine the settings' condition uses (the random one always draws from the library)."""
+    return condition_of(settings.condition).engine_for(settings.engine)
 
 
 def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progress, *,
@@ -221,10 +234,77 @@ def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progre
                             order=order, force=force, only=only, on_clip=on_clip)
 
 
+def render_pages(book: Book, settings: Settings, pages: Sequence[int], progress: ProgressFn = no_progress, *,
+                 force: Sequence[int] = (), engine: Engine | None = None) -> RunView:
+    """A reader's step: plan (reusing what is on disk), then render at most ``len(pages)`` pages,
+    ``pages`` first (pages already made give their turn to the next missing ones in reading order);
+    ``progress("music", done, total)`` as each lands. No whole-book file: that is the command line's
+    (``m2m render``), so the CPU goes to the pages a reader is about to see. The condition's clip
+    library must exist (``ensure_library``). ``engine`` replaces the registry's (tests)."""
+    plan = plan_book(book, settings, progress)
+    build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
+                     soundtrack_settings(replace(settings, whole_file=False)), progress,
+                     render=render_options(settings), order=list(pages), force=list(force),
+                     at_most=len(pages), engine=engine)
+    return open_run(book, settings, engine=engine)
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """A page's clip as a reader plays it; ``version`` changes whenever the music does."""
+
+    path: Path
+    seconds: float
+    engine: str
+    caption: str
+    scene: int
+    version: str
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run as it stands on disk: the plan's stages (None where missing or skipped), their
+    provenance, and the clips that are this plan's music with these settings."""
+
+    scenes: ScenePlan | None
+    emotions: EmotionReport | None
+    directives: DirectiveSheet | None
+    captions: CaptionSheet | None
+    provenance: dict[str, Provenance]
+    clips: dict[int, ClipInfo]
+
+
+def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) -> RunView:
+    """Read the settings' run folder (its plan from the condition's plan folder)."""
+    condition = condition_of(settings.condition)
+    run = condition.run_folder(settings.runs_root, book.id)
+    kinds: dict[str, type] = {"scenes": ScenePlan, "emotions": EmotionReport, "directives": DirectiveSheet,
+                              "descriptions": dict, "captions": CaptionSheet, "soundtrack": Soundtrack}
+    records = {stage: run.read(stage, cls) for stage, cls in kinds.items()}
+    if condition.plan_from is not None:
+        plan = condition.plan_folder(settings.runs_root, book.id)
+        records |= {stage: plan.read(stage, kinds[stage]) for stage in ("scenes", "emotions", "captions")}
+    clips: dict[int, ClipInfo] = {}
+    sheet, captions = records["soundtrack"], records["captions"]
+    if sheet is not None and captions is not None:
+        # Only clips made from this plan with these settings are this reader's music: a clip from
+        # another engine, an older plan or an earlier upload of the book renders again.
+        current = clip_hashes(book.id, captions.data, engine_for(settings), soundtrack_settings(settings),
+                              render_options(settings), engine)
+        for cue in sheet.data.cues:
+            path = run.path / cue.file
+            if path.is_file() and cue.hash == current.get(cue.page):
+                clips[cue.page] = ClipInfo(path, cue.seconds, cue.engine, cue.caption, cue.scene,
+                                           cue.file_hash or cue.hash)
+    data = {stage: (r.data if r else None) for stage, r in records.items()}
+    return RunView(data["scenes"], data["emotions"], data["directives"], data["captions"],
+                   {stage: r.provenance for stage, r in records.items() if r}, clips)
+
+
 def render_options(settings: Settings) -> RenderOptions:
     """The engine options the settings choose (the clip length and seed come from the soundtrack)."""
     return RenderOptions(device=settings.device, allow_download=settings.allow_download,
-                         library_dir=library_dir(settings) if settings.condition == "random" else None)
+                         library_dir=library_dir(settings) if condition_of(settings.condition).uses_library else None)
 
 
 def library_dir(settings: Settings) -> Path:

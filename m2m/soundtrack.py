@@ -163,7 +163,7 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
                      engine_name: str, options: SoundtrackSettings | None = None,
                      progress: Progress | None = None, *, render: RenderOptions | None = None,
                      order: Sequence[int] | None = None, force: Collection[int] = (),
-                     only: Collection[int] | None = None,
+                     only: Collection[int] | None = None, at_most: int | None = None,
                      on_clip: Callable[[Clip], None] | None = None, engine: Engine | None = None) -> Soundtrack:
     """Render every page's clip (reusing clips made from the same inputs) and write the soundtrack.
 
@@ -173,7 +173,9 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     its ``seconds`` and ``seed`` are taken from the settings. ``engine`` replaces the registry's
     (tests). ``progress(stage, done, total)`` reports "music" per page and "soundtrack" at the end.
     ``only`` renders just those pages (and the pages they continue from); the cue sheet then lists
-    what is done and the whole-book file waits for a render that completes the book.
+    what is done and the whole-book file waits for a render that completes the book. ``at_most``
+    renders no more than that many of the pages still to do, in that order (a reader's step: the
+    page on screen and the next ones), so a short step never starts a page it would throw away.
     """
     if not captions.cues:
         raise ValueError("captions: no cues; nothing to render")
@@ -188,6 +190,8 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     done = reused_clips(run, sheet, hashes, existing, force)
     wanted = None if only is None else with_predecessors(only, after)
     pending = [c for c in render_order(sheet, order) if c.page not in done and (wanted is None or c.page in wanted)]
+    if at_most is not None:
+        pending = pending[:max(at_most, 1)]
     complete = len(done) + len(pending) == len(sheet)
     total = len(sheet)
     progress("music", len(done), total)

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from m2m.book import Book, load_book
+from m2m.conditions import condition_of
 from m2m.director import DIRECTORS, Director, fallback_reason, load_director
+from m2m.emotions import EmotionModel
 from m2m.llm import LLMSettings
 from m2m.pipeline import PlanResult, plan_stages
-from m2m.runs import RunFolder
 from m2m.scenes import (
     Scene,
     boundaries,
@@ -75,8 +76,8 @@ def add_emotion_model_arguments(parser: argparse.ArgumentParser, *, with_device:
         parser.add_argument("--allow-download", action="store_true", help="let the CLIP backends fetch missing weights")
 
 
-def emotion_settings(args: argparse.Namespace) -> dict[str, object]:
-    return {"checkpoint": args.emotions_checkpoint, "device": args.device, "allow_download": args.allow_download}
+def emotion_model(args: argparse.Namespace) -> EmotionModel:
+    return EmotionModel(checkpoint=args.emotions_checkpoint, device=args.device, allow_download=args.allow_download)
 
 
 def add_fallback_argument(parser: argparse.ArgumentParser) -> None:
@@ -113,10 +114,10 @@ def run_plan(args: argparse.Namespace) -> int:
     director, fallback = _director(args, args.out / ".llm-cache")
     if fallback:
         print(f"note: {fallback}")
-    run = RunFolder(args.out, book.id, args.condition)
+    run = condition_of(args.condition).run_folder(args.out, book.id)
     result = plan_stages(book, run, director, fallback=fallback, emotion_backend=args.emotions,
-                         emotion_settings=emotion_settings(args),
-                             progress=lambda message, done, total: print(f"[{done}/{total}] {message}"))
+                         emotion_model=emotion_model(args),
+                         progress=lambda message, done, total: print(f"[{done}/{total}] {message}"))
     print(describe_plan(book, result, director))
     return 0
 

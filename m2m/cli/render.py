@@ -15,9 +15,10 @@ from m2m.cli.plan import (
     director_settings,
 )
 from m2m.cli.study import ensure_library
+from m2m.conditions import condition_of
 from m2m.music import available_engines
 from m2m.music.base import DEFAULT_SAMPLE_RATE, SAMPLE_RATES
-from m2m.pipeline import Settings, no_progress, render_book
+from m2m.pipeline import Settings, no_progress, render_book, run_folder
 from m2m.runs import CONDITIONS
 
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                         emotion_backend=args.emotions, runs_root=args.out, seconds_per_page=args.pace,
                         device=args.device, allow_download=args.allow_download, whole_file=args.whole_file,
                         sample_rate=args.sample_rate)
-    if settings.condition == "random":
+    if condition_of(settings.condition).uses_library:
         ensure_library(settings, args.library_clips, no_progress)
     with tqdm(total=1, unit="step", dynamic_ncols=True) as bar:
         def progress(stage: str, done: int, total: int) -> None:
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             bar.refresh()
 
         soundtrack = render_book(book, settings, progress)
-    folder = settings.runs_root / book.id / settings.condition
+    folder = run_folder(book, settings).path
     print(f"{book.title}: {len(soundtrack.cues)} pages of music ({soundtrack.cues[0].engine}) in {folder}")
     if soundtrack.file:
         print(f"whole soundtrack at {settings.seconds_per_page:g} s a page: {folder / soundtrack.file} "

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from m2m.book import Book, load_book
+from m2m.conditions import condition_of
 from m2m.study import (
     CONDITIONS,
     DESIGNS,
@@ -153,7 +154,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     print(f"{book.title}: {len(scenes)} scenes; stimuli on pages "
           + ", ".join(f"{w[0]}-{w[-1]}" for w in windows) + " (page indices, as in study.json)", flush=True)
     for condition in CONDITIONS:
-        if condition == "random":
+        if condition_of(condition).uses_library:
             ensure_library(settings, args.library_clips, _say)
         print(f"rendering {len(needed)} pages: condition {condition}, engine {args.engine}", flush=True)
         render_pages(book, replace(settings, condition=condition), needed, _say)

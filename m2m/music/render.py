@@ -180,12 +180,12 @@ def finish_clip(rendered: Rendered, settings: SoundtrackSettings) -> tuple[np.nd
 
 
 def clip_hashes(book_id: str, captions: CaptionSheet, engine_name: str, options: SoundtrackSettings | None = None,
-                render: RenderOptions | None = None) -> dict[int, str]:
+                render: RenderOptions | None = None, engine: Engine | None = None) -> dict[int, str]:
     """Page -> the hash its clip carries when made from these captions and settings now; a clip on
     disk with another hash was made from something else (other settings, an older plan, an earlier
-    version of the book) and is not this run's music."""
+    version of the book) and is not this run's music. ``engine`` replaces the registry's (tests)."""
     settings = replace(options or SoundtrackSettings(), engine=engine_name)
-    return clip_plan(book_id, captions, engine_name, load_engine(engine_name), settings, render)[2]
+    return clip_plan(book_id, captions, engine_name, engine or load_engine(engine_name), settings, render)[2]
 
 
 def clip_plan(book_id: str, captions: CaptionSheet, engine_name: str, engine: Engine, settings: SoundtrackSettings,

@@ -25,6 +25,7 @@ from typing import Any
 import gradio as gr
 
 from m2m.book import Book, LoadLimits
+from m2m.conditions import SPECS, condition_of
 from m2m.llm import LLMSettings
 from m2m.ui import books
 from m2m.ui.config import AppConfig
@@ -37,8 +38,7 @@ from m2m.ui.service import ProgressFn, Service
 log = logging.getLogger(__name__)
 
 DIRECTORS = [("Offline (rule-based, no key)", "offline"), ("OpenAI gpt-4o", "openai")]
-CONDITIONS = [("M2M-Gen (the paper's method)", "m2m"), ("Baseline (page descriptions)", "baseline"),
-              ("Random clips (lower bound)", "random")]
+CONDITIONS = [(spec.label, spec.name) for spec in SPECS.values()]
 
 
 @dataclass(frozen=True)
@@ -429,7 +429,7 @@ class ReaderApp:
             yield tuple(gr.skip() for _ in range(2 + 7))
             return
         book, settings = session.book, session.settings
-        if settings.condition == "random":
+        if not condition_of(settings.condition).editable:
             gr.Warning("The random condition plays random library clips and follows no caption or directive; "
                        "switch to M2M-Gen or the baseline in Settings to edit.")
             yield tuple(gr.skip() for _ in range(2 + 7))

@@ -1,36 +1,21 @@
 """What the reader needs from the pipeline, as a protocol, so tests can hand the UI a fake.
 
-The real implementation is the module ``m2m.pipeline`` itself (modules satisfy protocols
-structurally). Everything the UI reads from a run comes through ``open_run``'s view.
+The real implementation is ``m2m.ui.adapter.PipelineAdapter``: the typed ``m2m.pipeline`` calls,
+one at a time per run folder. Everything the UI reads from a run comes through ``open_run``'s view
+(``m2m.pipeline.RunView``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from m2m.book import Book
 
+if TYPE_CHECKING:
+    from m2m.pipeline import RunView
+
 ProgressFn = Callable[[str, int, int], None]
-
-
-class ClipLike(Protocol):
-    path: Path
-    seconds: float
-    engine: str
-    caption: str
-    scene: int
-    version: str
-
-
-class RunViewLike(Protocol):
-    scenes: Any
-    emotions: Any
-    directives: Any
-    captions: Any
-    provenance: Mapping[str, Any]
-    clips: Mapping[int, ClipLike]
 
 
 class Service(Protocol):
@@ -42,7 +27,7 @@ class Service(Protocol):
 
     def render_pages(self, book: Book, settings: Any, pages: Sequence[int], progress: ProgressFn = ...) -> Any: ...
 
-    def open_run(self, book: Book, settings: Any) -> RunViewLike: ...
+    def open_run(self, book: Book, settings: Any) -> RunView: ...
 
     def edit_caption(self, book: Book, settings: Any, page: int, caption: str) -> Any: ...
 
@@ -52,7 +37,6 @@ class Service(Protocol):
 def default_service() -> Any:
     """The reader's service over the real pipeline (imported here, not at module import, so the UI
     package stays light): page-by-page rendering, the run as it stands, and edits."""
-    from m2m import pipeline
     from m2m.ui.adapter import PipelineAdapter
 
-    return PipelineAdapter(pipeline)
+    return PipelineAdapter()

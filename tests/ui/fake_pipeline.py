@@ -19,9 +19,9 @@ from m2m.book import Book
 from m2m.cues import CaptionSheet, Cue, Plan
 from m2m.directives import Directive, DirectiveSheet
 from m2m.emotions import Distribution, EmotionReport
+from m2m.pipeline import ClipInfo, RunView  # the views the real service returns
 from m2m.runs import Provenance, RunFolder
 from m2m.scenes import Scene, ScenePlan
-from m2m.ui.adapter import ClipInfo, RunView  # the views the real service returns
 
 SAMPLE_RATE = 22050
 

@@ -14,7 +14,7 @@ def test_clips_made_with_other_settings_or_an_older_plan_are_not_this_readers(ma
     """A run folder is shared by book and condition; a clip counts for a reader only when it was made
     from the current plan with the reader's settings (it used to count whenever its file existed, so
     changed settings or a re-uploaded book kept playing the old music)."""
-    service = PipelineAdapter(pipeline)
+    service = PipelineAdapter()
     book = load_book(manga109_root)
     settings = pipeline.Settings(runs_root=tmp_path / "runs", emotion_backend="dialogue")
     service.plan_book(book, settings)

@@ -27,9 +27,8 @@ LIBRARY_CLIPS = 6
 
 @pytest.fixture(scope="module")
 def served_real(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    from m2m import pipeline
     from m2m.ui.adapter import PipelineAdapter
-    yield from serve(EXAMPLES, tmp_path_factory.mktemp("real"), PipelineAdapter(pipeline, library_clips=LIBRARY_CLIPS))
+    yield from serve(EXAMPLES, tmp_path_factory.mktemp("real"), PipelineAdapter(library_clips=LIBRARY_CLIPS))
 
 
 def test_cold_open_real_music_lands_then_turns_crossfade(browser, served_real, artifacts):

@@ -14,9 +14,10 @@ from m2m.emotions import available_emotion_backends
 from m2m.music import available_engines
 from m2m.ui.config import AppConfig
 from m2m.ui.fallback_audio import fallback_routes
-from m2m.ui.layout import CONDITIONS, DIRECTORS, Controls, ReaderApp, Session
+from m2m.ui.layout import CONDITIONS, DIRECTORS, ReaderApp
 from m2m.ui.reader import STATIC, Reader
 from m2m.ui.service import Service, default_service
+from m2m.ui.session import Controls, Session
 from m2m.ui.study_api import start_study_backup, study_app_kwargs, study_dir_from_env
 from m2m.ui.study_tab import build_study_tab
 

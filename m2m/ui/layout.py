@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,83 +29,24 @@ from m2m.conditions import SPECS, condition_of
 from m2m.llm import LLMSettings
 from m2m.ui import books
 from m2m.ui.config import AppConfig
-from m2m.ui.live import Live, Lives, digest
+from m2m.ui.live import Lives, digest
 from m2m.ui.manifest import reader_value, render_order
 from m2m.ui.panels import PanelTexts, panels
-from m2m.ui.reader import Reader
 from m2m.ui.service import ProgressFn, Service
+from m2m.ui.session import (
+    EDITABLE,
+    Session,
+    pages_label,
+    panel_values,
+    status_html,
+    with_digest,
+    work_left,
+)
 
 log = logging.getLogger(__name__)
 
 DIRECTORS = [("Offline (rule-based, no key)", "offline"), ("OpenAI gpt-4o", "openai")]
 CONDITIONS = [(spec.label, spec.name) for spec in SPECS.values()]
-
-
-@dataclass(frozen=True)
-class Session:
-    """One reader's book and settings. ``settings`` may carry an API key: never render or log it.
-
-    ``shown`` is what each editable box (caption, directive) last got from the server, as (page,
-    text): the refreshes that come as clips land leave a box alone while that is unchanged, so a
-    caption being typed during generation is not replaced under the reader's cursor."""
-
-    book: Book | None = None
-    settings: Any = None
-    shown: dict[str, tuple[int, str]] = field(default_factory=dict, compare=False, repr=False)
-    live: Live = field(default_factory=Live, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class Controls:
-    """The components the handlers write to, in output order."""
-
-    reader: Reader
-    status: gr.HTML
-    timer: gr.Timer
-    scene: gr.HTML
-    emotions: gr.HTML
-    directive: gr.HTML
-    directive_box: gr.Textbox
-    caption: gr.HTML
-    caption_box: gr.Textbox
-    provenance: gr.HTML
-    caption_btn: gr.Button
-    directive_btn: gr.Button
-
-    def panel_outputs(self) -> list[Any]:
-        return [self.scene, self.emotions, self.directive, self.directive_box, self.caption,
-                self.caption_box, self.provenance]
-
-
-def panel_values(p: PanelTexts) -> list[Any]:
-    return [p.scene, p.emotions, p.directive, p.directive_text, p.caption, p.caption_text, p.provenance]
-
-
-EDITABLE = {"directive": 3, "caption": 5}
-"""Where the editable boxes' texts stand in ``panel_values``."""
-
-
-def work_left(session: Session, view: Any | None) -> bool:
-    """Whether the reader's book still lacks its plan or a page's music."""
-    if session.book is None:
-        return False
-    if view is None or getattr(view, "captions", None) is None:
-        return True
-    return len(getattr(view, "clips", {}) or {}) < len(session.book.pages)
-
-
-def with_digest(scene_html: str, panels_digest: str) -> str:
-    """The scene panel, carrying the digest of every panel sent with it (the page's pulls compare it
-    with the digest of the panels the server would send now)."""
-    return f'<div class="m2m-panels" data-m2m-digest="{panels_digest}">{scene_html}</div>'
-
-
-def status_html(message: str, kind: str = "info") -> tuple[str, str]:
-    """(the status line, its digest): the line carries its digest as ``data-m2m-said``, which the
-    page's pulls compare with the server's (reader_state)."""
-    body = f'<div class="m2m-status m2m-status-{kind}">{html.escape(message)}</div>'
-    key = digest(body)
-    return f'<div data-m2m-said="{key}">{body}</div>', key
 
 
 class ReaderApp:
@@ -462,13 +403,6 @@ class ReaderApp:
         # In the status line under the reader, not a toast: a toast covers the side panel's top.
         yield (gr.skip(), self.say(session, f"Saved to the run file; the new music for {pages_label(todo)} is in "
                                    "and plays as soon as it is loaded."), *(gr.skip() for _ in range(7)))
-
-
-def pages_label(pages: list[int]) -> str:
-    """'page 3', 'pages 3–5' (0-based pages, shown 1-based)."""
-    if len(pages) == 1:
-        return f"page {pages[0] + 1}"
-    return f"pages {min(pages) + 1}–{max(pages) + 1}"
 
 
 def _quiet(message: str, done: int, total: int) -> None:

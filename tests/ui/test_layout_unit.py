@@ -8,7 +8,8 @@ from pathlib import Path
 from m2m import pipeline
 from m2m.book import load_book
 from m2m.ui.config import AppConfig
-from m2m.ui.layout import ReaderApp, Session
+from m2m.ui.layout import ReaderApp
+from m2m.ui.session import Session
 
 
 class FailingPlan:
@@ -79,7 +80,7 @@ def test_refreshes_leave_a_caption_being_typed_alone(manga109_root: Path, tmp_pa
     from types import SimpleNamespace
 
     from m2m.cues import CaptionSheet, Cue, Plan
-    from m2m.ui.layout import EDITABLE
+    from m2m.ui.session import EDITABLE
 
     book = load_book(manga109_root)
     app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), RecordingPlans(book))  # type: ignore[arg-type]

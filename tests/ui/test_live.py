@@ -12,8 +12,9 @@ import pytest
 from m2m.book import load_book
 from m2m.ui import live
 from m2m.ui.config import AppConfig
-from m2m.ui.layout import ReaderApp, Session
+from m2m.ui.layout import ReaderApp
 from m2m.ui.live import Lives
+from m2m.ui.session import Session
 from tests.ui import fake_pipeline
 
 

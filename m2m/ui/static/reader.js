@@ -210,8 +210,9 @@ async function fetchClip(page) {
       entry.decodedAt = log.decodedAt = performance.now();
       log.ok = true;
       R.failed.delete(key);
-      // A clip that arrives for the page on screen starts now, with a fade.
-      if (R.run === run && R.page === page && R.started) musicFor(page, null, 'clip-ready');
+      // A clip that arrives for the page on screen starts now, with a fade (past the end of the
+      // book no music is wanted: the end's slow fade goes on).
+      if (R.run === run && R.page === page && R.started && !R.ended) musicFor(page, null, 'clip-ready');
       updateChrome();
       return entry;
     } catch (err) {

@@ -7,20 +7,19 @@ Transport faults (429, 5xx, timeouts, dropped connections) are retried with expo
 Answers are cached on disk, keyed by model, server, prompt hash, schema and input, so reopening a
 book costs no calls.
 
+What a step sends (prompt files, quoted book text, page images) is :mod:`m2m.prompts`; its names
+are importable from here too.
+
 The API key travels in :class:`LLMSettings` (one per call or per session, never a shared global
 client) as a pydantic ``SecretStr``: it prints, serialises and logs as ``**********``.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 import logging
 import os
-import re
-import string
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,18 +27,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
-from PIL import Image
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from m2m.jsonio import write_json_atomic
-from m2m.runs import file_hash
+from m2m.prompts import PROMPTS_DIR, Prompt, image_data_url, load_prompt, quote
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
-"""The prompt files, one per LLM step (``prompts/`` at the repository root)."""
 
 DEFAULT_MODEL = "gpt-4o"
 DEFAULT_CACHE_DIR = Path("runs") / ".llm-cache"
@@ -139,56 +134,6 @@ class Meter:
         if self.without_temperature:
             usage["without_temperature"] = self.without_temperature
         return usage
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """A prompt file: the system text and a user template (``$name`` fields, filled safely).
-
-    The file holds ``=== system ===`` and ``=== user ===`` sections. The user template is filled with
-    ``string.Template``: substituted values are never re-read as template text, so dialogue can't
-    smuggle in fields or instructions.
-    """
-
-    path: Path
-    system: str
-    user: str
-    hash: str
-
-    def render(self, **values: str) -> str:
-        try:
-            return string.Template(self.user).substitute(values)
-        except KeyError as e:
-            raise ValueError(f"{self.path}: the user template needs ${e.args[0]}, which the step didn't give") from e
-
-
-_SECTION = re.compile(r"^=== (system|user) ===[ \t]*$", re.MULTILINE)
-
-
-def load_prompt(name: str, prompts_dir: Path = PROMPTS_DIR) -> Prompt:
-    """Read ``prompts/<name>`` (e.g. "scene_boundaries.txt")."""
-    path = Path(prompts_dir) / name
-    if not path.is_file():
-        raise ValueError(f"prompt: {path} not found")
-    text = path.read_text(encoding="utf-8")
-    parts = _SECTION.split(text)
-    sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
-    if "system" not in sections or "user" not in sections:
-        raise ValueError(f"{path}: a prompt file needs '=== system ===' and '=== user ===' sections")
-    return Prompt(path=path, system=sections["system"], user=sections["user"], hash=file_hash(path))
-
-
-def image_data_url(path: str | Path, max_side: int = 1024) -> str:
-    """A page image as a ``data:image/jpeg;base64,...`` URL, downscaled so its longer side is <= max_side px."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            im.thumbnail((max_side, max_side))
-            buffer = io.BytesIO()
-            im.save(buffer, format="JPEG", quality=85)
-    except OSError as e:
-        raise ValueError(f"image: can't read {path}: {e}") from e
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -445,7 +390,5 @@ def _parse(raw: str, answer: type[M], check: Check | None) -> M:
     return parsed
 
 
-def quote(text: str) -> str:
-    """A piece of book text as a JSON string literal: quotes and newlines escaped, so it stays data."""
-    return json.dumps(" ".join(text.split()), ensure_ascii=False)
-
+__all__ = ["DEFAULT_CACHE_DIR", "DEFAULT_MODEL", "OPENAI_HOST", "PROMPTS_DIR", "Check", "LLMClient", "LLMError",
+           "LLMSettings", "Meter", "Prompt", "image_data_url", "load_prompt", "prune_cache", "quote", "strict_schema"]

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Protocol
 
 from m2m.book import Book, Page
-from m2m.llm import Meter, quote
+from m2m.llm import Meter
+from m2m.prompts import quote
 from m2m.runs import Producer, Staged, produced_by
 
 

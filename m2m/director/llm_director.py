@@ -16,7 +16,8 @@ from m2m.book import Book, Page
 from m2m.cues import GM_INSTRUMENTS, KEYS, TEMPO_RANGE, Cue, Plan, canonical_instrument
 from m2m.directives import check_scene_cues, emotion_sentence
 from m2m.emotions import EmotionReport
-from m2m.llm import LLMClient, LLMSettings, Meter, Prompt, image_data_url, load_prompt, quote
+from m2m.llm import LLMClient, LLMSettings, Meter
+from m2m.prompts import Prompt, image_data_url, load_prompt, quote
 from m2m.scenes import Scene, SceneSpan, check_spans, transcript
 
 STEPS = ("scene_boundaries", "scene_directive", "page_captions", "baseline_describe", "baseline_caption")

@@ -45,7 +45,8 @@ from m2m.director.reading import (
     word_hits,
 )
 from m2m.emotions import EmotionReport, render_distribution
-from m2m.llm import PROMPTS_DIR, Meter
+from m2m.llm import Meter
+from m2m.prompts import PROMPTS_DIR
 from m2m.runs import file_hash
 from m2m.scenes import Scene, SceneSpan
 

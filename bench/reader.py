@@ -1,7 +1,7 @@
 """Reader benchmark in a real browser (Debian's Chromium): prints figures, asserts nothing.
 
     python bench/reader.py                   # the bundled example, the real pipeline
-    python bench/reader.py --pipeline fake   # tests/ui/fake_pipeline.py (when the real one isn't there)
+    python bench/reader.py --pipeline chord  # the pipeline with tests/ui/chord_engine.py's instant clips
 
 Figures:
   open (cold)      navigation -> reader shown; start gesture -> first page audible (target < 1.5 s)
@@ -37,8 +37,9 @@ def serve(port: int, pipeline: str) -> None:
     """The app on 127.0.0.1:port with the chosen pipeline (run in the subprocess)."""
     sys.path.insert(0, str(ROOT))
     from m2m.ui import AppConfig, build_app, launch_kwargs
-    if pipeline == "fake":
-        from tests.ui import fake_pipeline as service
+    if pipeline == "chord":
+        from tests.ui.chord_engine import chord_service
+        service = chord_service()
     else:
         from m2m.ui.service import default_service
         service = default_service()
@@ -151,7 +152,7 @@ def bench_memory(browser, url: str, pid: int, readers: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", default="bench", choices=["bench", "serve"])
-    parser.add_argument("--pipeline", default="real", choices=["real", "fake"])
+    parser.add_argument("--pipeline", default="real", choices=["real", "chord"])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--every", type=float, default=3.0, help="seconds between turns in the read-through")
     parser.add_argument("--readers", type=int, default=10)

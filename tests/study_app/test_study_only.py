@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from m2m.ui import AppConfig, build_app
-from tests.ui import fake_pipeline
+from tests.ui.chord_engine import chord_service
 
 
 def elem_ids(demo: gr.Blocks) -> set[str]:
@@ -21,7 +21,7 @@ def test_a_study_only_app_has_the_study_and_no_reader(study_dir: Path, tmp_path:
     monkeypatch.setenv("M2M_STUDY_ONLY", "1")
     config = AppConfig.from_env()
     assert config.study_only
-    demo = build_app(config, fake_pipeline)  # type: ignore[arg-type]
+    demo = build_app(config, chord_service())
     ids = elem_ids(demo)
     assert "study-panel" in ids and "study-researcher" in ids
     assert "m2m-reader" not in ids and "m2m-tab-read" not in ids
@@ -36,6 +36,6 @@ def test_a_study_beside_the_reader_is_warned_about(study_dir: Path, tmp_path: Pa
     monkeypatch.setenv("M2M_RUNS", str(tmp_path / "runs"))
     monkeypatch.delenv("M2M_STUDY_ONLY", raising=False)
     with caplog.at_level(logging.WARNING, logger="m2m.ui.app"):
-        demo = build_app(AppConfig.from_env(), fake_pipeline)  # type: ignore[arg-type]
+        demo = build_app(AppConfig.from_env(), chord_service())
     assert {"m2m-reader", "study-panel"} <= elem_ids(demo)
     assert "M2M_STUDY_ONLY=1" in caplog.text

@@ -1,7 +1,7 @@
 """Fixtures for the reader's tests: a small example book, the app served on 127.0.0.1, a browser.
 
-The app runs with ``tests/ui/fake_pipeline.py`` (fast, deterministic clips) unless
-M2M_UI_PIPELINE=real asks for the real ``m2m.pipeline``.
+The app runs the real pipeline with ``tests/ui/chord_engine.py``'s engine (fast, deterministic clips)
+unless M2M_UI_PIPELINE=real asks for the registry's engines (the composer) on the bundled example.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import chromium, free_port
-from tests.ui import bookmaker, fake_pipeline
+from tests.ui import bookmaker
+from tests.ui.chord_engine import chord_service
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 
@@ -27,7 +28,7 @@ def pipeline_service() -> object:
     if REAL:
         from m2m.ui.service import default_service
         return default_service()
-    return fake_pipeline
+    return chord_service()
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ from m2m.ui.config import AppConfig
 from m2m.ui.layout import ReaderApp
 from m2m.ui.live import Lives
 from m2m.ui.session import Session
-from tests.ui import fake_pipeline
+from tests.ui.chord_engine import chord_service
 
 
 @pytest.fixture()
 def opened(manga109_root: Path, tmp_path: Path) -> tuple[ReaderApp, Session, tuple]:
-    """An app over the fake pipeline with the book open (what ``open_book`` answered)."""
-    app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), fake_pipeline)  # type: ignore[arg-type]
-    settings = fake_pipeline.Settings(runs_root=tmp_path / "runs")
+    """An app over the pipeline (chord clips) with the book open (what ``open_book`` answered)."""
+    app = ReaderApp(AppConfig(runs_root=tmp_path / "runs"), chord_service())
+    settings = app.service.Settings(runs_root=tmp_path / "runs")
     answer = app.open_book(load_book(manga109_root), Session(settings=settings))
     return app, answer[0], answer
 
@@ -43,8 +43,8 @@ def test_a_pull_brings_what_the_server_made_after_the_last_answer(opened) -> Non
     app, session, answer = opened
     sent = answer[2]
     assert sent["sync"] == session.live.token and sent["clips"] == {}
-    fake_pipeline.plan_book(session.book, session.settings)
-    fake_pipeline.render_pages(session.book, session.settings, [0])
+    app.service.plan_book(session.book, session.settings)
+    app.service.render_pages(session.book, session.settings, [0])
     state = pull(app, session)
     assert state["known"] and state["value"]["version"] > sent["version"]
     assert list(state["value"]["clips"]) == ["0"]
@@ -59,7 +59,7 @@ def test_the_digests_match_what_the_page_was_sent(opened) -> None:
     state = pull(app, session)
     assert state["said"] == attribute(status, "data-m2m-said")
     assert state["panels"] == attribute(panels, "data-m2m-digest")
-    fake_pipeline.plan_book(session.book, session.settings)  # the plan lands; its answer is lost
+    app.service.plan_book(session.book, session.settings)  # the plan lands; its answer is lost
     assert pull(app, session)["panels"] != attribute(panels, "data-m2m-digest")
     turned = app.turn(SimpleNamespace(_data={"page": 0, "seq": 1, "said": state["said"]}), session)
     assert pull(app, session)["panels"] == attribute(turned[3], "data-m2m-digest")

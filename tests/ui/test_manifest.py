@@ -10,7 +10,8 @@ from m2m.book import BookError, LoadLimits, load_book
 from m2m.ui import books
 from m2m.ui.manifest import file_url, reader_value, render_order
 from m2m.ui.panels import panels
-from tests.ui import bookmaker, fake_pipeline
+from tests.ui import bookmaker
+from tests.ui.chord_engine import chord_service
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +35,10 @@ def test_clip_urls_carry_the_version(tmp_path):
 
 
 def test_reader_value_and_panels(book, tmp_path):
-    settings = fake_pipeline.Settings(runs_root=tmp_path)
-    view = fake_pipeline.plan_book(book, settings)
-    view = fake_pipeline.render_pages(book, settings, [0, 1])
+    service = chord_service()
+    settings = service.Settings(runs_root=tmp_path)
+    service.plan_book(book, settings)
+    view = service.render_pages(book, settings, [0, 1])
     value = reader_value(book, "TestBook/m2m", view.clips, crossfade_s=2.0, planned=True)
     assert value["book"]["direction"] == "rtl" and len(value["book"]["pages"]) == 7
     assert set(value["clips"]) == {"0", "1"} and value["status"] == {
@@ -44,9 +46,11 @@ def test_reader_value_and_panels(book, tmp_path):
     p = panels(book, view, 1)
     assert "おはよう" in p.scene or "待って" in p.scene
     assert 'lang="ja"' in p.scene and 'lang="en"' in p.scene
-    assert "57% neutral" in p.emotions
-    assert p.caption_text.startswith("page 2") and "80 BPM" in p.caption
-    assert "fake-offline" in p.provenance and p.scene_index == 0
+    cue = view.captions.cue(1)
+    assert f"{cue.plan.tempo} BPM" in p.caption and p.caption_text == cue.caption
+    assert "% " in p.emotions and "<code>dialogue</code>" in p.emotions
+    assert "<code>offline</code>" in p.provenance and "<code>chord</code>" in p.provenance
+    assert p.scene_index == view.captions.cue(1).scene
 
 
 def test_panels_before_the_plan_say_so(book):

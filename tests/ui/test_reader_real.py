@@ -2,7 +2,7 @@
 a cold runs folder: the music is not there yet when the reader opens, so the page says so, the music
 fades in when it lands, the next page's clip is fetched before the turn and the turn crossfades.
 
-Part of the default ``make test`` run (browser tests included). The fake pipeline's tests cover the
+Part of the default ``make test`` run (browser tests included). The chord engine's tests (tests/ui/chord_engine.py) cover the
 fast, deterministic cases; this one proves the reader copes with a real composer's pace. Every wait
 is on the page's own audio state, never on a time budget: the machine may be busy.
 """

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
@@ -50,72 +49,43 @@ from m2m.study.hub import hub_config_from_env, start_hub_sync
 from m2m.study.questionnaire import CRITERIA, Questionnaire
 from m2m.ui.fallback_audio import flac_copy
 
+# Where a study lives and the researcher's report have their own modules; their names are
+# importable from here as before, so the Study tab and other callers need not change.
+from m2m.ui.study_config import (
+    ADMIN_TOKEN_ENV,
+    IMAGE_SUFFIXES,
+    MANIFEST_NAME,
+    PAGES_DIR,
+    RESULTS_DIR,
+    STUDY_DIR_ENV,
+    admin_allowed,
+    admin_token_from_env,
+    manifest_path,
+    page_image_path,
+    study_dir_from_env,
+    study_folder,
+)
+from m2m.ui.study_report import ResearcherReport, researcher_report
+
 API_PREFIX = "/study/api"
-MANIFEST_NAME = "study.json"
-PAGES_DIR = "pages"
-RESULTS_DIR = "results"
-STUDY_DIR_ENV = "M2M_STUDY_DIR"
-ADMIN_TOKEN_ENV = "M2M_STUDY_ADMIN_TOKEN"
 DEFAULT_CROSSFADE_S = 1.5
 # Request bodies are a handful of small fields; anything larger is not a participant's answer.
 MAX_BODY_BYTES = 16_384
 # Sessions are pure functions of (participant, number, secret), so caching them only saves work;
 # the bound keeps a long study from holding every session ever built.
 SESSION_CACHE_SIZE = 2048
-IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
 MEDIA_TYPES: Mapping[str, str] = {
     ".ogg": "audio/ogg", ".flac": "audio/flac", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
 }
 NO_STORE = {"Cache-Control": "no-store"}
 
-
-# --- where a study lives ----------------------------------------------------------------------------
-
-
-def manifest_path(study_dir: str | os.PathLike[str]) -> Path:
-    """``<study_dir>/study.json``, or the path itself when it already names a manifest file."""
-    path = Path(study_dir)
-    return path if path.suffix == ".json" else path / MANIFEST_NAME
-
-
-def study_folder(study_dir: str | os.PathLike[str]) -> Path:
-    """The folder that holds the manifest (run folders and page images are relative to it)."""
-    return manifest_path(study_dir).parent
-
-
-def page_image_path(study_dir: str | os.PathLike[str], book_id: str, page: int) -> Path:
-    """``<study_dir>/pages/<book_id>/NNN.<jpg|jpeg|png|webp>``: ``m2m study prepare`` copies the pages there.
-
-    Returns the ``.jpg`` name when no file exists, so the asset route answers 404 for it.
-    """
-    folder = study_folder(study_dir) / PAGES_DIR / book_id
-    for suffix in IMAGE_SUFFIXES:
-        candidate = folder / f"{page:03d}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return folder / f"{page:03d}.jpg"
-
-
-def study_dir_from_env(env: Mapping[str, str] | None = None) -> Path | None:
-    """``$M2M_STUDY_DIR`` when it is set and holds a manifest; None (no study) otherwise."""
-    env = os.environ if env is None else env
-    raw = env.get(STUDY_DIR_ENV, "").strip()
-    if not raw:
-        return None
-    return study_folder(raw) if manifest_path(raw).is_file() else None
-
-
-def admin_token_from_env(env: Mapping[str, str] | None = None) -> str | None:
-    env = os.environ if env is None else env
-    token = env.get(ADMIN_TOKEN_ENV, "").strip()
-    return token or None
-
-
-def admin_allowed(given: str | None, expected: str | None) -> bool:
-    """Constant-time token check; always False when no admin token is configured."""
-    if not expected or not given:
-        return False
-    return secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+__all__ = [
+    "ADMIN_TOKEN_ENV", "API_PREFIX", "DEFAULT_CROSSFADE_S", "IMAGE_SUFFIXES", "MANIFEST_NAME", "MAX_BODY_BYTES",
+    "MEDIA_TYPES", "NO_STORE", "PAGES_DIR", "RESULTS_DIR", "SESSION_CACHE_SIZE", "STUDY_DIR_ENV", "ResearcherReport",
+    "StudyServer", "admin_allowed", "admin_token_from_env", "manifest_path", "mount_study", "page_image_path",
+    "public_info", "researcher_report", "start_study_backup", "study_app_kwargs", "study_dir_from_env",
+    "study_folder", "study_routes",
+]
 
 
 # --- what the browser may see -----------------------------------------------------------------------
@@ -152,55 +122,6 @@ def _decode_body(raw: bytes) -> object:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"request body must be JSON: {e}") from e
-
-
-# --- the researcher's report ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResearcherReport:
-    """The analysis as it stands: Markdown and chart (None until it can be computed) and counts."""
-
-    participants: int
-    ratings: int
-    markdown: str | None
-    figure: Path | None
-    message: str
-
-
-def researcher_report(study: Study, study_dir: str | os.PathLike[str], store: RatingsStore,
-                      include_all: bool = False) -> ResearcherReport:
-    """Analyse the ratings so far into ``<study_dir>/results/report.{md,png}``: the participants who
-    meet the paper's screening rule, or everyone with ``include_all``.
-
-    Not enough data yet (fewer than two complete participants) is a report with a message, not an
-    error; the message accounts for every participant either way. ``write_report`` moves finished
-    files into place, so two researchers asking at once never read half a chart. StoreError
-    propagates (the database is down).
-    """
-    from m2m.study import analyse, ratings_frame, write_report
-    from m2m.study.analysis import cohort
-
-    ratings = store.ratings(study.id)
-    people = store.participants(study.id)
-    frame = ratings_frame(ratings)
-
-    def unanalysed(why: str) -> ResearcherReport:
-        # The counts come from the sorting the analysis itself uses, so they are right with no report too.
-        status = cohort(frame, people, include_all).status()
-        return ResearcherReport(len(people), len(ratings), None, None, f"{status} {why}")
-
-    try:
-        analysis = analyse(frame, participants=people, include_all=include_all)
-    except ValueError as e:
-        return unanalysed(f"No report yet: {e}.")
-    except ArithmeticError as e:
-        # Degenerate data can still break the statistics; the researcher gets the reason on the page
-        # and the raw ratings still export.
-        return unanalysed(f"The analysis failed on these ratings: {e!r}.")
-    files = write_report(analysis, study_folder(study_dir) / RESULTS_DIR, study.title)
-    return ResearcherReport(len(people), len(ratings), files.markdown.read_text(encoding="utf-8"), files.figure,
-                            analysis.cohort.status())
 
 
 # --- the routes -------------------------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""The researcher's report on a study so far, for the Study tab and the API's ``/admin/results``.
+
+It runs the study's analysis on the ratings as they stand and says, in one message, who is counted;
+too little data yet is a report that says so, not an error, since a researcher looks early and often.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from m2m.study import RatingsStore, Study
+from m2m.ui.study_config import RESULTS_DIR, study_folder
+
+
+@dataclass(frozen=True)
+class ResearcherReport:
+    """The analysis as it stands: Markdown and chart (None until it can be computed) and counts."""
+
+    participants: int
+    ratings: int
+    markdown: str | None
+    figure: Path | None
+    message: str
+
+
+def researcher_report(study: Study, study_dir: str | os.PathLike[str], store: RatingsStore,
+                      include_all: bool = False) -> ResearcherReport:
+    """Analyse the ratings so far into ``<study_dir>/results/report.{md,png}``: the participants who
+    meet the paper's screening rule, or everyone with ``include_all``.
+
+    Not enough data yet (fewer than two complete participants) is a report with a message, not an
+    error; the message accounts for every participant either way. ``write_report`` moves finished
+    files into place, so two researchers asking at once never read half a chart. StoreError
+    propagates (the database is down).
+    """
+    from m2m.study import analyse, ratings_frame, write_report
+    from m2m.study.analysis import cohort
+
+    ratings = store.ratings(study.id)
+    people = store.participants(study.id)
+    frame = ratings_frame(ratings)
+
+    def unanalysed(why: str) -> ResearcherReport:
+        # The counts come from the sorting the analysis itself uses, so they are right with no report too.
+        status = cohort(frame, people, include_all).status()
+        return ResearcherReport(len(people), len(ratings), None, None, f"{status} {why}")
+
+    try:
+        analysis = analyse(frame, participants=people, include_all=include_all)
+    except ValueError as e:
+        return unanalysed(f"No report yet: {e}.")
+    except ArithmeticError as e:
+        # Degenerate data can still break the statistics; the researcher gets the reason on the page
+        # and the raw ratings still export.
+        return unanalysed(f"The analysis failed on these ratings: {e!r}.")
+    files = write_report(analysis, study_folder(study_dir) / RESULTS_DIR, study.title)
+    return ResearcherReport(len(people), len(ratings), files.markdown.read_text(encoding="utf-8"), files.figure,
+                            analysis.cohort.status())

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from m2m.book import Book, load_book
-from m2m.conditions import condition_of
+from m2m.conditions import SPECS, condition_of
 from m2m.director import DIRECTORS, Director, fallback_reason, load_director
 from m2m.emotions import EmotionModel
 from m2m.llm import LLMSettings
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     plan = subparsers.add_parser("plan", help="stages 1-4: scenes, emotions, directives, captions into runs/")
     add_book_arguments(plan)
     add_director_arguments(plan)
-    plan.add_argument("--condition", choices=("m2m", "baseline"), default="m2m",
+    plan.add_argument("--condition", choices=[s.name for s in SPECS.values() if s.stages], default="m2m",
                       help="m2m (scenes, emotions, directives, captions) or the paper's page-by-page baseline")
     plan.add_argument("--out", type=Path, default=Path("runs"), help="the runs folder (default runs/)")
     plan.add_argument("--emotions", default=None, help="emotion backend (default: the book's embedded default)")

@@ -132,6 +132,7 @@ def bench_musicgen(pages: int, seconds: float, threads: int | None) -> float:
 
     from m2m.music.base import RenderOptions
     from m2m.music.musicgen import MusicGenEngine
+    from m2m.music.musicgen_model import MusicGenOptions
     from m2m.music.random_model import MUSICGEN_SMALL, random_musicgen
 
     if threads:
@@ -146,7 +147,7 @@ def bench_musicgen(pages: int, seconds: float, threads: int | None) -> float:
     cues = sheet.cues[:pages]
     tracemalloc.start()
     w0, c0 = time.perf_counter(), time.process_time()
-    out = engine.render_many(cues, RenderOptions(seconds=seconds, batch_size=pages),
+    out = engine.render_many(cues, RenderOptions(seconds=seconds, engine_options=MusicGenOptions(batch_size=pages)),
                              after={c.page: (c.page - 1 if i else None) for i, c in enumerate(cues)})
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     _, peak = tracemalloc.get_traced_memory()

@@ -26,7 +26,7 @@ from m2m.cues import CaptionSheet
 from m2m.directives import DirectiveSheet
 from m2m.director import Director, load_director_or_offline
 from m2m.emotions import EmotionModel, EmotionReport
-from m2m.music import load_engine
+from m2m.music import engine_options, load_engine
 from m2m.music.base import DEFAULT_SAMPLE_RATE, Clip, Engine, RenderOptions, check_sample_rate
 from m2m.music.render import SoundtrackSettings, clip_hashes, warm_up
 from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
@@ -227,10 +227,11 @@ def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progre
     ``only`` renders just those pages (the listening study's), with no whole-book file."""
     # the engine loads what its first renders need (the composer: its SoundFont) on the core the plan
     # stages leave idle
-    warm_up(load_engine(engine_for(settings)), render_options(settings))
+    engine = load_engine(engine_for(settings))
+    warm_up(engine, render_options(settings, engine))
     plan = plan_book(book, settings, progress)
     return build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
-                            soundtrack_settings(settings), progress, render=render_options(settings),
+                            soundtrack_settings(settings), progress, render=render_options(settings, engine),
                             order=order, force=force, only=only, on_clip=on_clip)
 
 
@@ -244,7 +245,7 @@ def render_pages(book: Book, settings: Settings, pages: Sequence[int], progress:
     plan = plan_book(book, settings, progress)
     build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
                      soundtrack_settings(replace(settings, whole_file=False)), progress,
-                     render=render_options(settings), order=list(pages), force=list(force),
+                     render=render_options(settings, engine), order=list(pages), force=list(force),
                      at_most=len(pages), engine=engine)
     return open_run(book, settings, engine=engine)
 
@@ -290,7 +291,7 @@ def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) ->
         # Only clips made from this plan with these settings are this reader's music: a clip from
         # another engine, an older plan or an earlier upload of the book renders again.
         current = clip_hashes(book.id, captions.data, engine_for(settings), soundtrack_settings(settings),
-                              render_options(settings), engine)
+                              render_options(settings, engine), engine)
         for cue in sheet.data.cues:
             path = run.path / cue.file
             if path.is_file() and cue.hash == current.get(cue.page):
@@ -301,10 +302,13 @@ def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) ->
                    {stage: r.provenance for stage, r in records.items() if r}, clips)
 
 
-def render_options(settings: Settings) -> RenderOptions:
-    """The engine options the settings choose (the clip length and seed come from the soundtrack)."""
-    return RenderOptions(device=settings.device, allow_download=settings.allow_download,
-                         library_dir=library_dir(settings) if condition_of(settings.condition).uses_library else None)
+def render_options(settings: Settings, engine: Engine | None = None) -> RenderOptions:
+    """The options of the settings' engine (``engine`` replaces the registry's); the clip length and
+    seed come from the soundtrack settings."""
+    engine = engine or load_engine(engine_for(settings))
+    library = library_dir(settings) if condition_of(settings.condition).uses_library else None
+    return RenderOptions(engine_options=engine_options(engine, device=settings.device,
+                                                       allow_download=settings.allow_download, library_dir=library))
 
 
 def library_dir(settings: Settings) -> Path:

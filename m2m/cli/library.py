@@ -21,14 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from m2m.music import load_engine
+    from m2m.music import engine_options, load_engine
     from m2m.music.base import RenderOptions
     from m2m.music.library_builder import build_library
 
     engine = load_engine(args.engine)
     if engine.name == "library":
         raise ValueError("engine: a library is built by another engine (composer, musicgen-*)")
-    options = RenderOptions(seconds=args.seconds, seed=args.seed, allow_download=args.allow_download)
+    options = RenderOptions(seconds=args.seconds, seed=args.seed,
+                            engine_options=engine_options(engine, allow_download=args.allow_download))
 
     def progress(done: int, total: int) -> None:
         print(f"\r{done}/{total} clips", end="", file=sys.stderr, flush=True)

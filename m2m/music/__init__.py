@@ -6,9 +6,11 @@ hold only loaded models or warm synths, never a reader's options, which come wit
 
 from __future__ import annotations
 
+from dataclasses import fields
 from functools import cache
+from typing import Any
 
-from m2m.music.base import Audio, Clip, Engine, EngineInfo, Rendered, RenderOptions
+from m2m.music.base import Audio, Clip, Engine, EngineInfo, EngineOptions, Rendered, RenderOptions
 
 ENGINES: tuple[str, ...] = (
     "composer", "musicgen-small", "musicgen-medium", "musicgen-melody", "musicgen-large", "library",
@@ -42,7 +44,18 @@ def load_engine(name: str) -> Engine:
     raise ValueError(f"engine: {name!r} is not one of {', '.join(ENGINES)}")
 
 
+def engine_options(engine: Engine, **choices: Any) -> EngineOptions | None:
+    """``engine``'s own options (its ``options_type``) from a reader's or command's choices (device,
+    allow_download, library_dir ...): each engine takes the fields it has, None values dropped, so one
+    set of choices serves every engine. None for an engine without options of its own."""
+    kind = getattr(engine, "options_type", None)
+    if kind is None:
+        return None
+    names = {f.name for f in fields(kind)}
+    return kind(**{name: value for name, value in choices.items() if name in names and value is not None})
+
+
 __all__ = [
     "Audio", "Clip", "DEFAULT_ENGINE", "ENGINES", "Engine", "EngineInfo", "RenderOptions", "Rendered",
-    "available_engines", "load_engine",
+    "EngineOptions", "available_engines", "engine_options", "load_engine",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -76,6 +76,24 @@ class Audio:
         return self.samples.shape[1] / self.sample_rate
 
 
+class EngineOptions(Protocol):
+    """One engine's own options (``ComposerOptions``, ``MusicGenOptions``, ``LibraryOptions``: each
+    beside its engine, a frozen dataclass)."""
+
+    def settings(self) -> dict[str, Any]:
+        """Those of its options that change the music, as JSON (for clip hashes and run files)."""
+        ...
+
+
+Own = TypeVar("Own")
+
+# The engine-specific keys clip hashes carried, with the values they had by default, from before
+# each engine had options of its own: an engine's options fill in theirs, so every clip made before
+# keeps its hash and is not rendered again.
+_EARLIER_ENGINE_KEYS: dict[str, Any] = {"soundfont": None, "library_dir": None, "prompt_seconds": 3.0,
+                                        "guidance_scale": 3.0}
+
+
 @dataclass(frozen=True)
 class RenderOptions:
     """Per-call options for an engine (never stored on a shared model: many readers share one).
@@ -83,47 +101,41 @@ class RenderOptions:
     seconds: the wanted clip length (the composer rounds it to whole bars); seed: the book's seed,
     from which each scene's motif and each page's variations are drawn; previous: the audio the page
     continues from (MusicGen's audio prompt), if any; progress: ``(step, total)`` per engine step.
-    ``soundfont`` overrides the SoundFont search; ``device`` picks a torch device ("cpu", "cuda");
-    ``allow_download`` lets MusicGen fetch weights missing from the Hugging Face cache;
-    ``library_dir`` is the clip library for the ``library`` engine; ``prompt_seconds`` is how much of
-    the previous page's tail MusicGen hears; ``guidance_scale`` is MusicGen's classifier-free guidance.
     ``sample_rate`` is the rate the soundtrack is made at: an engine that can synthesise at any rate
     (the composer) renders at it, so nothing is resampled; one with a fixed rate (MusicGen) returns
-    its own, and the soundtrack resamples. None: the engine's default.
+    its own, and the soundtrack resamples. None: the engine's default. ``engine_options`` are the
+    options of the engine this call is for (None: its defaults); an engine reads them with
+    :meth:`options_for`.
     """
 
     seconds: float = 24.0
     seed: int = 0
     previous: Audio | None = field(default=None, compare=False, repr=False)
     progress: StepProgress | None = field(default=None, compare=False, repr=False)
-    soundfont: Path | None = None
-    device: str | None = None
-    allow_download: bool = False
-    library_dir: Path | None = None
-    prompt_seconds: float = 3.0
-    guidance_scale: float = 3.0
-    batch_size: int = 4
     sample_rate: int | None = None
+    engine_options: EngineOptions | None = None
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.seconds <= 600.0:
             raise ValueError(f"seconds: {self.seconds} is outside 1..600 s")
-        if not 0.0 <= self.prompt_seconds <= 10.0:
-            raise ValueError(f"prompt_seconds: {self.prompt_seconds} is outside 0..10 s")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size: {self.batch_size} must be at least 1")
         if self.sample_rate is not None:
             check_sample_rate(self.sample_rate)
 
+    def options_for(self, kind: type[Own]) -> Own:
+        """The engine options of type ``kind`` this call carries, or ``kind``'s defaults when it
+        carries none; another engine's options are a caller's mistake, said as such."""
+        if self.engine_options is None:
+            return kind()
+        if not isinstance(self.engine_options, kind):
+            raise ValueError(f"engine options: {type(self.engine_options).__name__} given to an engine that "
+                             f"takes {kind.__name__}")
+        return self.engine_options
+
     def settings(self) -> dict[str, Any]:
         """The options that change the music, as JSON (for hashes and run files)."""
-        return {
-            "seconds": self.seconds, "seed": self.seed,
-            "soundfont": str(self.soundfont) if self.soundfont else None,
-            "library_dir": str(self.library_dir) if self.library_dir else None,
-            "prompt_seconds": self.prompt_seconds, "guidance_scale": self.guidance_scale,
-            "sample_rate": self.sample_rate,
-        }
+        own = self.engine_options.settings() if self.engine_options is not None else {}
+        return {"seconds": self.seconds, "seed": self.seed, **_EARLIER_ENGINE_KEYS, **own,
+                "sample_rate": self.sample_rate}
 
 
 @dataclass(frozen=True, eq=False)

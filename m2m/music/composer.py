@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from m2m.cues import Cue
 from m2m.music.arrangement import arrange
@@ -30,6 +32,17 @@ from m2m.music.synth import (
 __all__ = ["BEATS_PER_BAR", "ComposerEngine", "Note", "Piece", "arrange", "compose"]
 
 
+@dataclass(frozen=True)
+class ComposerOptions:
+    """The composer's own options: ``soundfont`` replaces the SoundFont search (None: FluidR3_GM,
+    then the small fallback)."""
+
+    soundfont: Path | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return {"soundfont": str(self.soundfont) if self.soundfont else None}
+
+
 class ComposerEngine:
     """The ``composer`` engine. ``soundfonts`` replaces the SoundFont search list (for tests);
     ``workers`` is how many pages render at once in ``render_many`` (threads: FluidSynth runs
@@ -38,6 +51,7 @@ class ComposerEngine:
 
     name = "composer"
     continues = False
+    options_type = ComposerOptions
 
     def __init__(self, soundfonts: Sequence[Path] = SOUNDFONT_CANDIDATES, sample_rate: int = DEFAULT_SAMPLE_RATE,
                  workers: int | None = None) -> None:
@@ -48,7 +62,7 @@ class ComposerEngine:
         self.soundfont_cache = SoundFontCache()
 
     def soundfont(self, options: RenderOptions) -> SoundFont:
-        return find_soundfont(options.soundfont, self.soundfonts)
+        return find_soundfont(options.options_for(ComposerOptions).soundfont, self.soundfonts)
 
     def prepare(self, options: RenderOptions) -> None:
         """Load the SoundFont for as many renders as run at once, ahead of the first (a cold load of

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,22 +58,34 @@ def read_library(folder: Path) -> Library:
     return library
 
 
+@dataclass(frozen=True)
+class LibraryOptions:
+    """The library engine's own options: ``library_dir``, the clip library it draws from."""
+
+    library_dir: Path | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return {"library_dir": str(self.library_dir) if self.library_dir else None}
+
+
 class LibraryEngine:
-    """The ``library`` engine: a seeded random clip per page from ``RenderOptions.library_dir``."""
+    """The ``library`` engine: a seeded random clip per page from ``LibraryOptions.library_dir``."""
 
     name = "library"
     continues = False
+    options_type = LibraryOptions
     version = "library-1"
 
     def render(self, cue: Cue, options: RenderOptions) -> Rendered:
-        if options.library_dir is None:
+        folder = options.options_for(LibraryOptions).library_dir
+        if folder is None:
             raise ValueError("library_dir: the library engine needs a clip library folder "
                              "(`m2m library build --engine composer --out DIR --count N`)")
-        library = read_library(options.library_dir)
+        library = read_library(folder)
         rng = np.random.default_rng(stable_seed(options.seed, "library", cue.page))
         pick = library.clips[int(rng.integers(len(library.clips)))]
-        audio = read_audio(Path(options.library_dir) / pick.file)
-        info = EngineInfo(engine=self.name, model=f"{library.engine} library {options.library_dir}",
+        audio = read_audio(Path(folder) / pick.file)
+        info = EngineInfo(engine=self.name, model=f"{library.engine} library {folder}",
                           details={"clip": pick.file, "clip_caption": pick.caption})
         if options.progress is not None:
             options.progress(1, 1)

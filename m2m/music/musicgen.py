@@ -21,7 +21,7 @@ import numpy as np
 
 from m2m.cues import Cue
 from m2m.music.base import Audio, EngineInfo, Rendered, RenderOptions, resample, stable_seed
-from m2m.music.musicgen_model import Loader, MusicGenModel, default_device
+from m2m.music.musicgen_model import Loader, MusicGenModel, MusicGenOptions, default_device
 from m2m.music.plans import MAX_CAPTION_CHARS
 from m2m.music.transformers_backend import load_pretrained
 
@@ -69,6 +69,7 @@ class MusicGenEngine:
     ``loader`` replaces how the model is found (tests build a tiny one)."""
 
     continues = True
+    options_type = MusicGenOptions
 
     def __init__(self, name: str, loader: Loader | None = None, model_id: str | None = None,
                  window_seconds: float = WINDOW_SECONDS, backend: str = "transformers") -> None:
@@ -84,7 +85,8 @@ class MusicGenEngine:
         self.version = f"musicgen-1/{backend}"  # clips made by another backend are not reused
 
     def load(self, options: RenderOptions) -> MusicGenModel:
-        return self.loader(self.model_id, options.device or default_device(), options.allow_download)
+        own = options.options_for(MusicGenOptions)
+        return self.loader(self.model_id, own.device or default_device(), own.allow_download)
 
     def render(self, cue: Cue, options: RenderOptions) -> Rendered:
         previous = {cue.page - 1: options.previous} if options.previous is not None else {}
@@ -105,7 +107,8 @@ class MusicGenEngine:
         loaded = self.load(options)
         rate, frame_rate = loaded.sample_rate, loaded.frame_rate
         window = min(self.window_seconds, loaded.max_seconds)
-        prompt_seconds = min(options.prompt_seconds, window / 2)
+        own = options.options_for(MusicGenOptions)
+        prompt_seconds = min(own.prompt_seconds, window / 2)
         after = dict(after or {})
         previous = dict(previous or {})
         clip_samples = int(round(options.seconds * rate))
@@ -162,8 +165,8 @@ class MusicGenEngine:
             prompted = [p for p in ready if p.prompt is not None]
             fresh = [p for p in ready if p.prompt is None]
             for group in (fresh, prompted):
-                for start in range(0, len(group), options.batch_size):
-                    self._window(loaded, group[start:start + options.batch_size], options, window,
+                for start in range(0, len(group), own.batch_size):
+                    self._window(loaded, group[start:start + own.batch_size], options, window,
                                  prompt_seconds, on_step)
             for page in ready:
                 if page.audio.shape[1] >= page.target:
@@ -199,7 +202,7 @@ class MusicGenEngine:
             length = min(len(p.prompt) for p in group)
             prompts = [p.prompt[-length:] for p in group]
         outputs = loaded.generate([p.cue.caption for p in group], prompts, new_tokens,
-                            options.guidance_scale, seed % (2**31), lambda: on_step(len(group)))
+                            options.options_for(MusicGenOptions).guidance_scale, seed % (2**31), lambda: on_step(len(group)))
         for page, audio in zip(group, outputs, strict=True):
             page.audio = audio if page.audio.size == 0 else np.concatenate([page.audio, audio], axis=1)
             if not loaded.melody:

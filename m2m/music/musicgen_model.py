@@ -9,9 +9,34 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class MusicGenOptions:
+    """The MusicGen engines' own options. ``device`` picks a torch device ("cpu", "cuda"; None: the
+    GPU when there is one); ``allow_download`` lets missing weights download into the Hugging Face
+    cache; ``prompt_seconds`` is how much of the previous page's tail a page continues from;
+    ``guidance_scale`` is classifier-free guidance; ``batch_size`` is how many pages generate at once."""
+
+    device: str | None = None
+    allow_download: bool = False
+    prompt_seconds: float = 3.0
+    guidance_scale: float = 3.0
+    batch_size: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.prompt_seconds <= 10.0:
+            raise ValueError(f"prompt_seconds: {self.prompt_seconds} is outside 0..10 s")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: {self.batch_size} must be at least 1")
+
+    def settings(self) -> dict[str, Any]:
+        """What changes the music (the device and the batch size do not)."""
+        return {"prompt_seconds": self.prompt_seconds, "guidance_scale": self.guidance_scale}
 
 
 class ModelMissingError(FileNotFoundError):

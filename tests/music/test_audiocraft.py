@@ -15,7 +15,7 @@ import pytest
 
 from m2m.music.base import RenderOptions
 from m2m.music.musicgen import MusicGenEngine
-from m2m.music.musicgen_model import ModelMissingError
+from m2m.music.musicgen_model import ModelMissingError, MusicGenOptions
 
 from .conftest import cue
 
@@ -47,7 +47,7 @@ def test_without_audiocraft_the_error_says_what_to_install():
 
     engine = MusicGenEngine("musicgen-small", backend="audiocraft")
     with pytest.raises(ModelMissingError, match="pip install audiocraft"):
-        engine.render(cue(1, 0, "a calm piano"), RenderOptions(seconds=1.0, device="cpu"))
+        engine.render(cue(1, 0, "a calm piano"), RenderOptions(seconds=1.0, engine_options=MusicGenOptions(device="cpu")))
     load_audiocraft.cache_clear()
 
 
@@ -94,7 +94,7 @@ def test_tiny_audiocraft_model_through_the_engine():
     engine = MusicGenEngine("musicgen-small", loader=lambda *a: loaded, backend="audiocraft")
     steps = []
     cues = [cue(1, 0, "a calm piano"), cue(2, 0, "a calm piano, brighter"), cue(3, 1, "epic drums")]
-    out = engine.render_many(cues, RenderOptions(seconds=1.0, prompt_seconds=0.5,
+    out = engine.render_many(cues, RenderOptions(seconds=1.0, engine_options=MusicGenOptions(prompt_seconds=0.5),
                                                  progress=lambda s, n: steps.append((s, n))),
                              after={1: None, 2: 1, 3: None})
     for r in out:

@@ -7,7 +7,8 @@ import pytest
 from m2m.cues import CaptionSheet
 from m2m.music import available_engines, load_engine
 from m2m.music.base import RenderOptions
-from m2m.music.composer import ComposerEngine
+from m2m.music.composer import ComposerEngine, ComposerOptions
+from m2m.music.library import LibraryOptions
 from m2m.music.plans import parse_caption
 from m2m.music.render import SoundtrackSettings
 from m2m.music.synth import MissingSoundFontError
@@ -69,7 +70,7 @@ def test_missing_soundfont_names_the_package_and_writes_nothing(tmp_path, monkey
 
 def test_explicit_missing_soundfont_is_named(composer, tmp_path):
     with pytest.raises(MissingSoundFontError, match="nope.sf2 does not exist"):
-        composer.render(cue(), RenderOptions(seconds=2.0, soundfont=tmp_path / "nope.sf2"))
+        composer.render(cue(), RenderOptions(seconds=2.0, engine_options=ComposerOptions(soundfont=tmp_path / "nope.sf2")))
 
 
 def test_fallback_soundfont_is_reported():
@@ -102,7 +103,7 @@ def test_library_engine_without_a_library(tmp_path):
     with pytest.raises(ValueError, match="library_dir"):
         engine.render(cue(), FAST)
     with pytest.raises(ValueError, match="m2m library build"):
-        engine.render(cue(), RenderOptions(seconds=2.0, library_dir=tmp_path))
+        engine.render(cue(), RenderOptions(seconds=2.0, engine_options=LibraryOptions(tmp_path)))
 
 
 def test_library_build_and_random_pick(tmp_path, composer):
@@ -113,11 +114,11 @@ def test_library_build_and_random_pick(tmp_path, composer):
     library = read_library(tmp_path)
     assert len(library.clips) == 3 and library.engine == "composer"
     engine = load_engine("library")
-    picks = {engine.render(cue(page=p), RenderOptions(seconds=2.0, library_dir=tmp_path)).info.details["clip"]
+    picks = {engine.render(cue(page=p), RenderOptions(seconds=2.0, engine_options=LibraryOptions(tmp_path))).info.details["clip"]
              for p in range(1, 9)}
     assert len(picks) >= 2  # pages get different clips, reproducibly
-    again = engine.render(cue(page=1), RenderOptions(seconds=2.0, library_dir=tmp_path)).info.details["clip"]
-    assert again == engine.render(cue(page=1), RenderOptions(seconds=2.0, library_dir=tmp_path)).info.details["clip"]
+    again = engine.render(cue(page=1), RenderOptions(seconds=2.0, engine_options=LibraryOptions(tmp_path))).info.details["clip"]
+    assert again == engine.render(cue(page=1), RenderOptions(seconds=2.0, engine_options=LibraryOptions(tmp_path))).info.details["clip"]
 
 
 def test_library_rebuilt_smaller_leaves_no_clips_outside_its_index(tmp_path, composer):

@@ -11,7 +11,7 @@ from m2m.audio import read_audio
 from m2m.cues import CaptionSheet
 from m2m.music.base import RenderOptions
 from m2m.music.musicgen import MusicGenEngine
-from m2m.music.musicgen_model import ModelMissingError
+from m2m.music.musicgen_model import ModelMissingError, MusicGenOptions
 from m2m.music.render import SoundtrackSettings
 from m2m.music.transformers_backend import load_pretrained
 from m2m.runs import RunFolder
@@ -45,7 +45,7 @@ def engine(tiny_model):
 def test_text_conditioned_batch(engine):
     steps = []
     cues = [cue(1, 0, "a calm piano"), cue(2, 1, "epic drums"), cue(3, 2, "sad strings")]
-    out = engine.render_many(cues, RenderOptions(seconds=1.0, batch_size=4, progress=lambda s, n: steps.append((s, n))))
+    out = engine.render_many(cues, RenderOptions(seconds=1.0, engine_options=MusicGenOptions(batch_size=4), progress=lambda s, n: steps.append((s, n))))
     assert [r.page for r in out] == [1, 2, 3]
     assert len(engine.spy.calls) == 1 and engine.spy.calls[0]["text"] == [c.caption for c in cues]  # one batch
     for r in out:
@@ -56,7 +56,7 @@ def test_text_conditioned_batch(engine):
 
 def test_a_page_continues_from_the_tail_of_the_previous(engine):
     cues = [cue(1, 0, "a calm piano"), cue(2, 0, "a calm piano, brighter"), cue(3, 1, "epic drums")]
-    options = RenderOptions(seconds=1.5, prompt_seconds=0.5)
+    options = RenderOptions(seconds=1.5, engine_options=MusicGenOptions(prompt_seconds=0.5))
     out = engine.render_many(cues, options, after={1: None, 2: 1, 3: None})
     calls = engine.spy.calls
     assert calls[0]["text"] == ["a calm piano", "epic drums"] and calls[0]["audio"] is None  # fresh pages batched
@@ -70,7 +70,7 @@ def test_a_page_continues_from_the_tail_of_the_previous(engine):
 
 def test_a_page_continuing_from_page_0_records_its_prompt(engine):
     out = engine.render_many([cue(0, 0, "a calm piano"), cue(1, 0, "calm piano again")],
-                             RenderOptions(seconds=1.0, prompt_seconds=0.5), after={0: None, 1: 0})
+                             RenderOptions(seconds=1.0, engine_options=MusicGenOptions(prompt_seconds=0.5)), after={0: None, 1: 0})
     assert out[1].info.details["continues_from"] == 0
     assert out[1].info.details["prompt_seconds"] == 0.5  # page 0 is a page, not "no page"
     assert out[1].info.details["conditioning"] == "text + the previous page's tail"
@@ -78,13 +78,13 @@ def test_a_page_continuing_from_page_0_records_its_prompt(engine):
 
 def test_a_page_longer_than_the_window_is_generated_in_windows(tiny_model):
     eng = MusicGenEngine("musicgen-small", loader=lambda *a: tiny_model, window_seconds=1.0)
-    out = eng.render(cue(1, 0, "a long calm piano"), RenderOptions(seconds=2.0, prompt_seconds=0.25))
+    out = eng.render(cue(1, 0, "a long calm piano"), RenderOptions(seconds=2.0, engine_options=MusicGenOptions(prompt_seconds=0.25)))
     assert out.audio.samples.shape == (1, 64000)
 
 
 def test_render_with_previous_audio_option(engine, tiny_model):
     first = engine.render(cue(1, 0, "a calm piano"), RenderOptions(seconds=1.0))
-    second = engine.render(cue(2, 0, "more piano"), RenderOptions(seconds=1.0, previous=first.audio, prompt_seconds=0.5))
+    second = engine.render(cue(2, 0, "more piano"), RenderOptions(seconds=1.0, previous=first.audio, engine_options=MusicGenOptions(prompt_seconds=0.5)))
     assert engine.spy.calls[-1]["audio"] is not None and second.audio.samples.shape == (1, 32000)
 
 
@@ -253,7 +253,7 @@ def test_half_precision_as_on_a_gpu(melody):
     assert next(half.model.parameters()).dtype == torch.float16
     eng = MusicGenEngine("musicgen-melody" if melody else "musicgen-small", loader=lambda *a: half)
     out = eng.render_many([cue(1, 0, "a calm piano"), cue(2, 0, "calm piano again")],
-                          RenderOptions(seconds=1.0, prompt_seconds=0.25), after={1: None, 2: 1})
+                          RenderOptions(seconds=1.0, engine_options=MusicGenOptions(prompt_seconds=0.25)), after={1: None, 2: 1})
     for r in out:
         assert r.audio.samples.dtype == np.float32 and r.audio.samples.shape == (1, 32000)
         assert np.isfinite(r.audio.samples).all() and np.abs(r.audio.samples).max() > 0

@@ -47,7 +47,8 @@ class ConditionSpec:
         return self.engine == "library"
 
 
-M2M = ConditionSpec("m2m", "M2M-Gen (the paper's method)", ("scenes", "emotions", "directives", "captions"))
+M2M = ConditionSpec("m2m", "M2M-Gen (the paper's method)",
+                    ("scenes", "emotions", "directives", "captions", "transitions"))
 # The paper's baseline: page image + dialogue -> description -> caption, page by page.
 BASELINE = ConditionSpec("baseline", "Baseline (page descriptions)", ("descriptions", "captions"))
 # The paper's lower bound: the m2m plan's pages and scenes, a seeded random library clip per page

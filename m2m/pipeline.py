@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from m2m import baseline, directives, emotions, llm, scenes
+from m2m import baseline, directives, emotions, llm, scenes, transitions
 from m2m.book import Book
 from m2m.conditions import condition_of
 from m2m.cues import CaptionSheet
@@ -32,6 +32,7 @@ from m2m.music.render import SoundtrackSettings, clip_hashes, warm_up
 from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
 from m2m.soundtrack import Soundtrack, build_soundtrack
+from m2m.transitions import TransitionSheet
 
 ProgressFn = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -90,6 +91,7 @@ class PlanResult:
     descriptions: baseline.PageDescriptions | None
     captions: CaptionSheet
     computed: tuple[str, ...] = ()  # the stages that ran (the rest were reused from disk)
+    transitions: TransitionSheet | None = None  # how the music moves at scene changes (None: plain crossfades)
 
 
 def run_folder(book: Book, settings: Settings) -> RunFolder:
@@ -188,8 +190,17 @@ def plan_stages(book: Book, run: RunFolder, director: Director, *, fallback: str
     captions = stage("captions", CaptionSheet,
                      (fingerprint, scene_plan, report, sheet, director.fingerprint("captions")),
                      lambda: directives.write_captions(book, scene_plan, report, sheet, director))
+    moves = None
+    if "transitions" in stages:
+        moves = stage("transitions", TransitionSheet,
+                      (fingerprint, scene_plan, report, captions, director.fingerprint("transitions")),
+                      lambda: transitions.choose_transitions(book, scene_plan, report, captions, director))
+        try:
+            transitions.check_transition_sheet(moves, scene_plan)
+        except ValueError as e:  # a hand edit gone wrong: say which file
+            raise ValueError(f"{run.file('transitions')}: {e}") from e
     progress("plan ready", 4, 4)
-    return PlanResult(run, scene_plan, report, sheet, None, captions, tuple(computed))
+    return PlanResult(run, scene_plan, report, sheet, None, captions, tuple(computed), moves)
 
 
 def llm_settings(settings: Settings) -> llm.LLMSettings:

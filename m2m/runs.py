@@ -18,7 +18,7 @@ from m2m.jsonio import from_jsonable, to_jsonable, write_json_atomic
 
 T = TypeVar("T")
 
-Stage = Literal["scenes", "emotions", "directives", "captions", "descriptions", "soundtrack"]
+Stage = Literal["scenes", "emotions", "directives", "captions", "transitions", "descriptions", "soundtrack"]
 Condition = Literal["m2m", "baseline", "random"]
 CONDITIONS: tuple[Condition, ...] = ("m2m", "baseline", "random")
 
@@ -28,6 +28,7 @@ STAGE_FILES: dict[str, str] = {
     "directives": "03-directives.json",
     "descriptions": "03-descriptions.json",  # the baseline's page descriptions
     "captions": "04-captions.json",
+    "transitions": "04-transitions.json",  # how the music moves at each scene change
     "soundtrack": "soundtrack.json",
 }
 

@@ -23,7 +23,7 @@ def book() -> m2m.Book:
 def test_plan_reuses_its_files_and_keeps_a_persons_edit(book: m2m.Book, tmp_path: Path) -> None:
     settings = Settings(runs_root=tmp_path)
     first = plan_book(book, settings)
-    assert first.computed == ("scenes", "emotions", "directives", "captions")
+    assert first.computed == ("scenes", "emotions", "directives", "captions", "transitions")
     assert plan_book(book, settings).computed == ()
 
     directives_file = first.run.file("directives")
@@ -32,7 +32,7 @@ def test_plan_reuses_its_files_and_keeps_a_persons_edit(book: m2m.Book, tmp_path
     directives_file.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
 
     again = plan_book(book, settings)
-    assert again.computed == ("captions",), "the edit is kept and only what follows it is redone"
+    assert again.computed == ("captions", "transitions"), "the edit is kept and only what follows it is redone"
     assert again.directives.directives[1].text.startswith("Please write a slow, sad waltz")
     scene_two = [c for c in again.captions.cues if c.scene == 1]
     assert scene_two and scene_two != [c for c in first.captions.cues if c.scene == 1]
@@ -74,7 +74,7 @@ def test_edits_through_the_api_are_kept(book: m2m.Book, tmp_path: Path) -> None:
     edit_directive(book, settings, last_scene.index,
                    "Please write bright brass fanfares in D major at 132 BPM, triumphant and loud.")
     result = plan_book(book, settings)
-    assert result.computed == ()
+    assert result.computed == ("transitions",)  # chosen again from the edited captions; the edits stay
     assert result.directives.directives[-1].text.startswith("Please write bright brass fanfares")
     assert result.captions.cue(2).caption == "A solo harp, very slow, in A minor."  # the person's edit stays
     for page in last_scene.pages:  # the edited scene follows its new directive

@@ -13,13 +13,15 @@ from m2m.baseline import PageDirector
 from m2m.directives import MusicDirector
 from m2m.llm import LLMError, LLMSettings
 from m2m.scenes import SceneDirector
+from m2m.transitions import TransitionDirector
 
 DIRECTORS: tuple[str, ...] = ("offline", "openai")
 
 
-class Director(SceneDirector, MusicDirector, PageDirector, Protocol):
+class Director(SceneDirector, MusicDirector, TransitionDirector, PageDirector, Protocol):
     """A director writes every stage's text: what stage 1 (:class:`m2m.scenes.SceneDirector`),
-    stages 3 and 4 (:class:`m2m.directives.MusicDirector`) and the baseline
+    stages 3 and 4 (:class:`m2m.directives.MusicDirector`), the transitions at scene changes
+    (:class:`m2m.transitions.TransitionDirector`) and the baseline
     (:class:`m2m.baseline.PageDirector`) ask, and what the pipeline hashes."""
 
     def fingerprint(self, stage: str) -> dict[str, Any]:

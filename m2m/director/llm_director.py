@@ -19,10 +19,12 @@ from m2m.emotions import EmotionReport
 from m2m.llm import LLMClient, LLMSettings, Meter
 from m2m.prompts import Prompt, image_data_url, load_prompt, quote
 from m2m.scenes import Scene, SceneSpan, check_spans, transcript
+from m2m.transitions import MAX_SECONDS, Transition, check_transition
 
-STEPS = ("scene_boundaries", "scene_directive", "page_captions", "baseline_describe", "baseline_caption")
+STEPS = ("scene_boundaries", "scene_directive", "page_captions", "scene_transition", "baseline_describe",
+         "baseline_caption")
 _STAGE_STEPS = {"scenes": "scene_boundaries", "directives": "scene_directive", "captions": "page_captions",
-                "descriptions": "baseline_describe"}
+                "transitions": "scene_transition", "descriptions": "baseline_describe"}
 """Run-file stage names -> the prompt step behind them (fingerprint accepts either)."""
 
 # -- answer models (JSON schemas) ---------------------------------------------------------------
@@ -90,6 +92,12 @@ class PageCaptionsAnswer(BaseModel):
 
 class DescriptionAnswer(BaseModel):
     description: str = Field(min_length=1)
+
+
+class TransitionAnswer(BaseModel):
+    kind: Literal["continue", "crossfade", "silence", "cut"]
+    seconds: float = Field(ge=0.0, le=MAX_SECONDS)
+    why: str = Field(min_length=1)
 
 
 class CaptionAnswer(PlanAnswer):
@@ -178,6 +186,28 @@ class LLMDirector:
         answer = self._client.ask("page_captions", prompt, user, PageCaptionsAnswer, meter, check=check)
         return cues(answer)
 
+    # stage 4b
+    def scene_transition(self, book: Book, before: Scene, after: Scene, last: Cue, first: Cue,
+                         emotions: EmotionReport | None, meter: Meter) -> Transition:
+        prompt = self._prompts["scene_transition"]
+        page = book.pages[first.page]
+        user = prompt.render(before=str(before.index), after=str(after.index), title=_name(book.title),
+                             last_page=str(last.page), first_page=str(first.page),
+                             last_caption=quote(last.caption), first_caption=quote(first.caption),
+                             last_plan=_plan_words(last.plan), first_plan=_plan_words(first.plan),
+                             first_emotions=emotion_sentence(emotions, page=first.page),
+                             transcript=transcript(book, [page]))
+
+        def transition(answer: TransitionAnswer) -> Transition:
+            # a cut has no length, whatever number came with it
+            seconds = 0.0 if answer.kind == "cut" else answer.seconds
+            return Transition(after.index, answer.kind, seconds, answer.why.strip())
+
+        def check(answer: TransitionAnswer) -> None:
+            check_transition(transition(answer), after.index)
+
+        return transition(self._client.ask("scene_transition", prompt, user, TransitionAnswer, meter, check=check))
+
     # baseline
     def describe_page(self, book: Book, page: Page, meter: Meter) -> PageDescription:
         prompt = self._prompts["baseline_describe"]
@@ -191,6 +221,10 @@ class LLMDirector:
         user = prompt.render(page=str(page.index), description=quote(description.text))
         answer = self._client.ask("baseline_caption", prompt, user, CaptionAnswer, meter)
         return Cue(page.index, page.index, answer.caption, answer.plan())
+
+
+def _plan_words(plan: Plan) -> str:
+    return f"{plan.key} {plan.mode}, {plan.tempo} BPM, energy {plan.energy:.2f}, {plan.mood or 'no mood given'}"
 
 
 def _spans(answer: BoundariesAnswer) -> list[SceneSpan]:

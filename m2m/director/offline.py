@@ -31,6 +31,7 @@ from m2m.book import Book, Page
 from m2m.cues import GM_INSTRUMENTS, KEYS, TEMPO_RANGE, Cue, Plan, canonical_instrument
 from m2m.director import offline_baseline
 from m2m.director.offline_baseline import image_statistics
+from m2m.director.offline_transitions import transition_between
 from m2m.director.phrasing import article, instrument_phrase, pick, pick_adjective
 from m2m.director.phrasing import style_for as _style_for  # tests/director/test_offline.py imports _style_for
 from m2m.director.reading import (
@@ -49,6 +50,7 @@ from m2m.llm import Meter
 from m2m.prompts import PROMPTS_DIR
 from m2m.runs import file_hash
 from m2m.scenes import Scene, SceneSpan
+from m2m.transitions import Transition
 
 TABLES = PROMPTS_DIR / "offline_director.json"
 TABLES_NAME = "prompts/offline_director.json"
@@ -360,6 +362,12 @@ class OfflineDirector:
         return ""
 
     # -- the baseline (m2m.director.offline_baseline) --------------------------------------------
+
+    def scene_transition(self, book: Book, before: Scene, after: Scene, last: Cue, first: Cue,
+                         emotions: EmotionReport | None, meter: Meter) -> Transition:
+        """By rule over the two pages' plans and the first page's faces (director/offline_transitions.py)."""
+        faces = face_distribution(emotions, "pages", first.page)
+        return transition_between(after.index, last.plan, first.plan, faces)
 
     def describe_page(self, book: Book, page: Page, meter: Meter) -> PageDescription:
         return offline_baseline.describe_page(self.tables, page)

@@ -296,6 +296,10 @@ def smart_answer(body: dict[str, Any]) -> dict[str, Any]:
         return {"pages": [{"page": p, "caption": f"A gentle piano piece for page {p}.", "tempo": 80 + p, "key": "C",
                            "mode": "major", "instruments": ["Acoustic Grand Piano", "String Ensemble 1"],
                            "energy": 0.3, "mood": "warm"} for p in pages]}
+    if step == "scene_transition":
+        first = int(re.search(r"first page, page (\d+)", text).group(1))
+        kind = ("continue", "crossfade", "silence", "cut")[first % 4]
+        return {"kind": kind, "seconds": 0.0 if kind == "cut" else 2.5, "why": f"A {kind} into page {first}."}
     if step == "baseline_describe":
         page = int(re.search(r"This is page (\d+)", text).group(1))
         return {"description": f"Page {page}: two friends talk in a calm, bright room."}

@@ -120,7 +120,7 @@ def test_a_failing_stage_leaves_no_half_written_file(book, tmp_path, fake_openai
     assert "03-directives.json" in written  # the finished stages stay; a rerun starts at captions
     fake_openai.responder = smart_answer
     result = plan_stages(book, run, director, emotion_backend="annotations")
-    assert result.computed == ("captions",)
+    assert result.computed == ("captions", "transitions")  # what follows the captions reruns too
 
 
 def test_render_uses_the_openai_compatible_server_from_the_environment(book_root, tmp_path, monkeypatch,

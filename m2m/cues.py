@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 TEMPO_RANGE = (40, 220)
 """Beats per minute a plan may ask for."""
@@ -118,3 +118,53 @@ def check_plan(plan: Plan, where: str = "plan") -> Plan:
         raise ValueError(f"{where}.instruments: empty; name at least one General MIDI instrument")
     instruments = tuple(dict.fromkeys(canonical_instrument(name) for name in plan.instruments))
     return Plan(plan.tempo, plan.key, plan.mode, instruments, float(plan.energy), plan.mood)
+
+
+# ---------------------------------------------------------------------------------------------
+# How the music moves at a scene change (stage 4b, m2m/transitions.py)
+
+TransitionKind = Literal["continue", "crossfade", "silence", "cut"]
+KINDS: tuple[str, ...] = get_args(TransitionKind)
+# A cut still fades over this long: an instant switch between two waveforms clicks.
+CUT_SECONDS = 0.05
+# The longest transition a director may ask for (the soundtrack also keeps it within a page).
+MAX_SECONDS = 12.0
+
+
+@dataclass(frozen=True)
+class Transition:
+    """How the music moves into ``scene``'s first page. ``seconds``: the crossfade's length
+    (continue, crossfade), the silence's (silence), or 0 (cut). ``why``: the director's reason."""
+
+    scene: int
+    kind: TransitionKind
+    seconds: float
+    why: str
+
+
+@dataclass(frozen=True)
+class TransitionSheet:
+    """``04-transitions.json``: one transition per scene change (scenes 1 on)."""
+
+    transitions: tuple[Transition, ...]
+
+    def into(self, scene: int) -> Transition | None:
+        for transition in self.transitions:
+            if transition.scene == scene:
+                return transition
+        return None
+
+
+def check_transition(transition: Transition, scene: int) -> Transition:
+    """The transition, if it is one the soundtrack can play into ``scene``; a clear error otherwise."""
+    if transition.scene != scene:
+        raise ValueError(f"transition: for scene {transition.scene}, expected scene {scene}")
+    if transition.kind not in KINDS:
+        raise ValueError(f"transition into scene {scene}: kind {transition.kind!r} is not one of {', '.join(KINDS)}")
+    if not 0.0 <= transition.seconds <= MAX_SECONDS:
+        raise ValueError(f"transition into scene {scene}: {transition.seconds} s is outside 0..{MAX_SECONDS:g} s")
+    if transition.kind != "cut" and transition.seconds <= 0.0:
+        raise ValueError(f"transition into scene {scene}: a {transition.kind} needs a length above 0 s")
+    if not transition.why.strip():
+        raise ValueError(f"transition into scene {scene}: the reason is empty")
+    return transition

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from m2m import baseline, directives, emotions, llm, scenes, transitions
 from m2m.book import Book
 from m2m.conditions import condition_of
-from m2m.cues import CaptionSheet
+from m2m.cues import CaptionSheet, TransitionSheet
 from m2m.directives import DirectiveSheet
 from m2m.director import Director, load_director_or_offline
 from m2m.emotions import EmotionModel, EmotionReport
@@ -32,7 +32,6 @@ from m2m.music.render import SoundtrackSettings, clip_hashes, warm_up
 from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
 from m2m.soundtrack import Soundtrack, build_soundtrack
-from m2m.transitions import TransitionSheet
 
 ProgressFn = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -243,7 +242,8 @@ def render_book(book: Book, settings: Settings, progress: ProgressFn = no_progre
     plan = plan_book(book, settings, progress)
     return build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
                             soundtrack_settings(settings), progress, render=render_options(settings, engine),
-                            order=order, force=force, only=only, on_clip=on_clip)
+                            order=order, force=force, only=only, on_clip=on_clip,
+                            transitions=transitions_played(settings, plan))
 
 
 def render_pages(book: Book, settings: Settings, pages: Sequence[int], progress: ProgressFn = no_progress, *,
@@ -257,13 +257,21 @@ def render_pages(book: Book, settings: Settings, pages: Sequence[int], progress:
     build_soundtrack(book.id, settings.condition, plan.captions, plan.run, engine_for(settings),
                      soundtrack_settings(replace(settings, whole_file=False)), progress,
                      render=render_options(settings, engine), order=list(pages), force=list(force),
-                     at_most=len(pages), engine=engine)
+                     at_most=len(pages), engine=engine, transitions=transitions_played(settings, plan))
     return open_run(book, settings, engine=engine)
+
+
+def transitions_played(settings: Settings, plan: PlanResult) -> TransitionSheet | None:
+    """The scene transitions the settings' condition plays: its own plan's (the random condition,
+    playing another's pages, keeps plain crossfades: its clips follow no plan)."""
+    return plan.transitions if condition_of(settings.condition).plan_from is None else None
 
 
 @dataclass(frozen=True)
 class ClipInfo:
-    """A page's clip as a reader plays it; ``version`` changes whenever the music does."""
+    """A page's clip as a reader plays it; ``version`` changes whenever the music does.
+    ``transition``/``crossfade``/``silence``: how the music enters the page from the one before
+    (the cue sheet's: the kind chosen at a scene change, "" within a scene)."""
 
     path: Path
     seconds: float
@@ -271,6 +279,9 @@ class ClipInfo:
     caption: str
     scene: int
     version: str
+    transition: str = ""
+    crossfade: float = 0.0
+    silence: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -284,6 +295,7 @@ class RunView:
     captions: CaptionSheet | None
     provenance: dict[str, Provenance]
     clips: dict[int, ClipInfo]
+    transitions: TransitionSheet | None = None
 
 
 def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) -> RunView:
@@ -291,7 +303,8 @@ def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) ->
     condition = condition_of(settings.condition)
     run = condition.run_folder(settings.runs_root, book.id)
     kinds: dict[str, type] = {"scenes": ScenePlan, "emotions": EmotionReport, "directives": DirectiveSheet,
-                              "descriptions": dict, "captions": CaptionSheet, "soundtrack": Soundtrack}
+                              "descriptions": dict, "captions": CaptionSheet, "transitions": TransitionSheet,
+                              "soundtrack": Soundtrack}
     records = {stage: run.read(stage, cls) for stage, cls in kinds.items()}
     if condition.plan_from is not None:
         plan = condition.plan_folder(settings.runs_root, book.id)
@@ -301,16 +314,18 @@ def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) ->
     if sheet is not None and captions is not None:
         # Only clips made from this plan with these settings are this reader's music: a clip from
         # another engine, an older plan or an earlier upload of the book renders again.
+        moves = records["transitions"].data if records["transitions"] and condition.plan_from is None else None
         current = clip_hashes(book.id, captions.data, engine_for(settings), soundtrack_settings(settings),
-                              render_options(settings, engine), engine)
+                              render_options(settings, engine), engine, moves)
         for cue in sheet.data.cues:
             path = run.path / cue.file
             if path.is_file() and cue.hash == current.get(cue.page):
                 clips[cue.page] = ClipInfo(path, cue.seconds, cue.engine, cue.caption, cue.scene,
-                                           cue.file_hash or cue.hash)
+                                           cue.file_hash or cue.hash, cue.transition, cue.crossfade, cue.silence)
     data = {stage: (r.data if r else None) for stage, r in records.items()}
     return RunView(data["scenes"], data["emotions"], data["directives"], data["captions"],
-                   {stage: r.provenance for stage, r in records.items() if r}, clips)
+                   {stage: r.provenance for stage, r in records.items() if r}, clips,
+                   data["transitions"] if condition.plan_from is None else None)
 
 
 def render_options(settings: Settings, engine: Engine | None = None) -> RenderOptions:

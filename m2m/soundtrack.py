@@ -27,7 +27,7 @@ import numpy as np
 import soundfile
 
 from m2m.audio import read_audio, write_audio_atomic, write_blocks
-from m2m.cues import CaptionSheet, Cue
+from m2m.cues import CUT_SECONDS, CaptionSheet, Cue, Transition, TransitionSheet
 from m2m.jsonio import to_jsonable
 from m2m.music import load_engine
 from m2m.music.base import Clip, Engine, Rendered, RenderOptions
@@ -90,12 +90,63 @@ def _looped(samples: np.ndarray, length: int, loop: bool) -> np.ndarray:
     return np.tile(samples, (1, reps))[:, :length]
 
 
-def mix_pages(clips: Sequence[tuple[np.ndarray, bool]], crossfades: Sequence[float], pace_seconds: float,
+# A silence's edges: the music before it fades out over this long (at most a quarter page), and the
+# new scene enters over a short fade, so the silence reads as a held breath, not a dropout.
+SILENCE_FADE_OUT_SECONDS = 1.0
+SILENCE_ENTRY_SECONDS = 0.3
+
+
+@dataclass(frozen=True)
+class Join:
+    """How a page's music enters, in seconds from the page's start at the reading pace: the page
+    before sounds until ``out_end``, fading out over ``fade_out``; this page sounds from ``in_begin``,
+    fading in over ``fade_in``. A crossfade of c s is centred on the start: (c/2, c, -c/2, c)."""
+
+    out_end: float
+    fade_out: float
+    in_begin: float
+    fade_in: float
+
+    @classmethod
+    def crossfade(cls, seconds: float) -> Join:
+        return cls(seconds / 2, seconds, -seconds / 2, seconds)
+
+    @property
+    def silence(self) -> float:
+        return max(0.0, self.in_begin - self.out_end)
+
+
+def join_into(transition: Transition | None, default_seconds: float, pace_seconds: float) -> Join:
+    """The join a scene change's transition asks for (None: a crossfade of ``default_seconds``),
+    never longer than the page allows."""
+    if transition is None or transition.kind in ("continue", "crossfade"):
+        return Join.crossfade(min(default_seconds if transition is None else transition.seconds, pace_seconds))
+    if transition.kind == "cut":
+        return Join.crossfade(CUT_SECONDS)
+    gap = min(transition.seconds, pace_seconds / 2)
+    return Join(0.0, min(SILENCE_FADE_OUT_SECONDS, pace_seconds / 4), gap, SILENCE_ENTRY_SECONDS)
+
+
+def page_joins(sheet: Sequence[Cue], settings: SoundtrackSettings, transitions: TransitionSheet | None) -> list[Join]:
+    """The join into each page of ``sheet`` (in order): within a scene the page crossfade; at a scene
+    change the transition the director chose, or the scene crossfade when there is none."""
+    joins = [Join(0.0, 0.0, 0.0, 0.0)]
+    for before, cue in zip(sheet, sheet[1:], strict=False):
+        if before.scene == cue.scene:
+            joins.append(Join.crossfade(settings.transition(new_scene=False)))
+        else:
+            chosen = transitions.into(cue.scene) if transitions is not None else None
+            joins.append(join_into(chosen, settings.transition(new_scene=True), settings.pace_seconds))
+    return joins
+
+
+def mix_pages(clips: Sequence[tuple[np.ndarray, bool]], crossfades: Sequence[float | Join], pace_seconds: float,
               sample_rate: int, end_fade_seconds: float = 3.0) -> np.ndarray:
-    """The whole book: page k starts at ``k * pace_seconds``; the transition into it is an
-    equal-power crossfade of ``crossfades[k]`` seconds centred on that start (the first page fades
-    in over 10 ms, the last fades out over ``end_fade_seconds``). Clips are ``([channels, samples],
-    loop)`` at ``sample_rate``; looping clips repeat to fill their page. Returns ``[2, samples]``."""
+    """The whole book: page k starts at ``k * pace_seconds``; the transition into it is
+    ``crossfades[k]``: a ``Join``, or the seconds of an equal-power crossfade centred on that start
+    (the first page fades in over 10 ms, the last fades out over ``end_fade_seconds``). Clips are
+    ``([channels, samples], loop)`` at ``sample_rate``; looping clips repeat to fill their page.
+    Returns ``[2, samples]``."""
     if len(clips) != len(crossfades):
         raise ValueError("crossfades: one per clip expected")
     pieces: list[np.ndarray] = []
@@ -110,33 +161,42 @@ class PageMixer:
     to ``sink`` (``[2, samples]`` float32, in order) as soon as no later page can overlap it, so the
     whole book is never held in memory and can be encoded while later pages still render."""
 
-    def __init__(self, crossfades: Sequence[float], pace_seconds: float, sample_rate: int,
+    def __init__(self, crossfades: Sequence[float | Join], pace_seconds: float, sample_rate: int,
                  sink: Callable[[np.ndarray], None], end_fade_seconds: float = 3.0) -> None:
         n = len(crossfades)
         self.sample_rate, self.sink, self.next = sample_rate, sink, 0
         self.pace = int(round(pace_seconds * sample_rate))
         self.end_fade = int(round(end_fade_seconds * sample_rate))
         self.total = self.pace * n + self.end_fade
-        self.half = [int(round(c * sample_rate / 2)) for c in crossfades]  # half of each transition
+        joins = [j if isinstance(j, Join) else Join.crossfade(j) for j in crossfades]
         if n:
-            self.half[0] = 0
-        begins = [k * self.pace - self.half[k] for k in range(n)]
+            joins[0] = Join(0.0, 0.0, 0.0, 0.0)
+        samples = self._samples
+        # per page: where it begins and how it fades in; where the page before ends and how it fades out
+        self.begins = [k * self.pace + samples(j.in_begin) for k, j in enumerate(joins)]
+        self.fade_ins = [samples(j.fade_in) for j in joins]
+        self.out_ends = [samples(j.out_end) for j in joins]
+        self.fade_outs = [samples(j.fade_out) for j in joins]
+        begins = self.begins
         # everything before the earliest start of the pages still to come is final
         self.final = [min(begins[k + 1:], default=self.total) for k in range(n)]
         self.flushed = 0
         self.buffer = np.zeros((2, 0), dtype=np.float32)  # the book from ``flushed`` on
 
+    def _samples(self, seconds: float) -> int:
+        return int(round(seconds * self.sample_rate))
+
     def add(self, samples: np.ndarray, loop: bool) -> None:
-        k, n = self.next, len(self.half)
+        k, n = self.next, len(self.begins)
         if k >= n:
             raise ValueError(f"clips: more than the {n} pages the crossfades were given for")
-        begin = k * self.pace - self.half[k]
-        fade_in = 2 * self.half[k] if k else int(0.01 * self.sample_rate)
+        begin = self.begins[k]
+        fade_in = self.fade_ins[k] if k else int(0.01 * self.sample_rate)
         if k == n - 1:
             end, fade_out = self.total, self.end_fade
         else:
-            end = (k + 1) * self.pace + self.half[k + 1]
-            fade_out = 2 * self.half[k + 1]
+            end = (k + 1) * self.pace + self.out_ends[k + 1]
+            fade_out = min(self.fade_outs[k + 1], end - begin)
         segment = _looped(samples, end - begin, loop).copy()
         if fade_in > 0:
             segment[:, :fade_in] *= equal_power(fade_in)[0]
@@ -149,6 +209,8 @@ class PageMixer:
         self.buffer[:, begin - self.flushed:end - self.flushed] += segment
         self.next += 1
         cut = self.final[k] - self.flushed
+        if cut > self.buffer.shape[1]:  # a silence before the next page: it is part of the book too
+            self.buffer = np.pad(self.buffer, ((0, 0), (0, cut - self.buffer.shape[1])))
         if cut > 0:
             self.sink(self.buffer[:, :cut])
             self.buffer = self.buffer[:, cut:].copy()
@@ -164,8 +226,12 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
                      progress: Progress | None = None, *, render: RenderOptions | None = None,
                      order: Sequence[int] | None = None, force: Collection[int] = (),
                      only: Collection[int] | None = None, at_most: int | None = None,
-                     on_clip: Callable[[Clip], None] | None = None, engine: Engine | None = None) -> Soundtrack:
+                     on_clip: Callable[[Clip], None] | None = None, engine: Engine | None = None,
+                     transitions: TransitionSheet | None = None) -> Soundtrack:
     """Render every page's clip (reusing clips made from the same inputs) and write the soundtrack.
+
+    ``transitions`` say how the music moves at each scene change (None: the scene crossfade); a
+    "continue" lets an engine that continues carry the last page's audio into the new scene.
 
     ``order`` lists pages to render first (the page on screen and the next two); the rest follow in
     page order. ``force`` re-renders those pages even if unchanged. ``on_clip`` is called as each
@@ -183,7 +249,7 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     engine = engine or load_engine(engine_name)
     warm_up(engine, render)  # ready by the first clip
     progress = progress or (lambda stage, done, total: None)
-    sheet, after, hashes, render = clip_plan(book_id, captions, engine_name, engine, settings, render)
+    sheet, after, hashes, render = clip_plan(book_id, captions, engine_name, engine, settings, render, transitions)
 
     record = _existing(run)
     existing = _existing_cues(record)
@@ -201,8 +267,8 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     # kept from an earlier run are read back from their files when the mix reaches them. When every
     # page is kept and the file was made from them with these settings, it is kept too.
     make_whole = settings.whole_file and complete
-    kept = _kept_whole_file(record, run, hashes, settings) if make_whole and not pending else None
-    whole = _WholeFile(run, sheet, settings, {p: (run.path / c.file, c.loop) for p, c in done.items()}) \
+    kept = _kept_whole_file(record, run, hashes, settings, transitions) if make_whole and not pending else None
+    whole = _WholeFile(run, sheet, settings, {p: (run.path / c.file, c.loop) for p, c in done.items()}, transitions) \
         if make_whole and kept is None else None
     try:
         if pending:
@@ -214,14 +280,14 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
 
             def written(clip: SoundtrackCue) -> None:
                 done[clip.page] = clip
-                _write_sheet(run, book_id, condition, sheet, done, settings, hashes, complete=False)
+                _write_sheet(run, book_id, condition, sheet, done, settings, transitions, complete=False)
                 progress("music", len(done), total)
                 if on_clip is not None:
                     on_clip(clip_of(clip, settings))
 
             render_and_write(engine, pending, render, {c.page: after[c.page] for c in pending}, previous,
                               write, written)
-        soundtrack = _write_sheet(run, book_id, condition, sheet, done, settings, hashes, complete=complete,
+        soundtrack = _write_sheet(run, book_id, condition, sheet, done, settings, transitions, complete=complete,
                                   whole=kept)
         if whole is not None:
             progress("soundtrack", 0, 1)
@@ -238,11 +304,10 @@ class _WholeFile:
     while pages arrive in any order; written to a temporary file and renamed when complete."""
 
     def __init__(self, run: RunFolder, sheet: Sequence[Cue], settings: SoundtrackSettings,
-                 on_disk: Mapping[int, tuple[Path, bool]]) -> None:
-        self.run, self.settings = run, settings
+                 on_disk: Mapping[int, tuple[Path, bool]], transitions: TransitionSheet | None) -> None:
+        self.run, self.settings, self.transitions = run, settings, transitions
         self.pages = [c.page for c in sheet]
-        fades = [0.0 if k == 0 else settings.transition(new_scene=sheet[k - 1].scene != c.scene)
-                 for k, c in enumerate(sheet)]
+        fades = page_joins(sheet, settings, transitions)
         self.on_disk = dict(on_disk)
         self.arrived: dict[int, tuple[np.ndarray, bool]] = {}
         self.lock = threading.Lock()
@@ -300,7 +365,7 @@ class _WholeFile:
         done = replace(soundtrack, file="audio/soundtrack.ogg", file_hash=file_hash(self.path))
         self.run.write("soundtrack", done, Provenance(
             stage="soundtrack", backend=settings.engine,
-            input_hash=_whole_file_key({c.page: c.hash for c in done.cues}),
+            input_hash=_whole_file_key({c.page: c.hash for c in done.cues}, self.transitions),
             settings=_settings_json(settings),
             warnings=tuple(dict.fromkeys(w for c in done.cues for w in c.warnings))))
         return done
@@ -325,39 +390,46 @@ def _existing_cues(record: StageRecord[Soundtrack] | None) -> dict[int, Soundtra
     return {} if record is None else {c.page: c for c in record.data.cues}
 
 
-def _whole_file_key(hashes: Mapping[int, str]) -> str:
-    return hash_inputs(sorted(hashes.items()))
+def _whole_file_key(hashes: Mapping[int, str], transitions: TransitionSheet | None) -> str:
+    """What the whole-book file is made from: the clips and, where chosen, the scene transitions
+    (without any, the key is what it was before transitions existed, so such files are kept)."""
+    if transitions is None:
+        return hash_inputs(sorted(hashes.items()))
+    return hash_inputs(sorted(hashes.items()), transitions)
 
 
 def _kept_whole_file(record: StageRecord[Soundtrack] | None, run: RunFolder, hashes: Mapping[int, str],
-                     settings: SoundtrackSettings) -> Soundtrack | None:
+                     settings: SoundtrackSettings, transitions: TransitionSheet | None) -> Soundtrack | None:
     """The previous whole-book file when it was made from these very clips with these settings."""
     if record is None or not record.data.file or record.edited:
         return None
-    same = record.provenance.input_hash == _whole_file_key(hashes) \
+    same = record.provenance.input_hash == _whole_file_key(hashes, transitions) \
         and record.provenance.settings == _settings_json(settings)
     return record.data if same and intact(run.path / record.data.file, record.data.file_hash) else None
 
 
 def _write_sheet(run: RunFolder, book_id: str, condition: Condition, sheet: Sequence[Cue],
-                 done: Mapping[int, SoundtrackCue], settings: SoundtrackSettings, hashes: Mapping[int, str],
-                 complete: bool, whole: Soundtrack | None = None) -> Soundtrack:
+                 done: Mapping[int, SoundtrackCue], settings: SoundtrackSettings,
+                 transitions: TransitionSheet | None, complete: bool, whole: Soundtrack | None = None) -> Soundtrack:
     """Write ``soundtrack.json`` for the pages done so far; ``whole``: a whole-book file kept as it is."""
     cues = []
-    previous_scene = None
+    joins = page_joins(sheet, settings, transitions)
     for k, cue in enumerate(sheet):
         if cue.page not in done:
             continue
-        fade = settings.transition(new_scene=previous_scene not in (None, cue.scene))
+        join = joins[k]
+        chosen = transitions.into(cue.scene) if transitions is not None and k and sheet[k - 1].scene != cue.scene \
+            else None
         cues.append(replace(done[cue.page], start=round(k * settings.pace_seconds, 4),
-                            crossfade=0.0 if k == 0 else fade))
-        previous_scene = cue.scene
+                            crossfade=0.0 if k == 0 else round(join.fade_out, 4),
+                            transition=chosen.kind if chosen else "", silence=round(join.silence, 4)))
     soundtrack = Soundtrack(book_id, condition, tuple(cues), tuple(clip_of(c, settings) for c in cues),
                             settings, seconds=round(len(sheet) * settings.pace_seconds, 4), complete=complete,
                             file=whole.file if whole else "", file_hash=whole.file_hash if whole else "")
     warnings = tuple(dict.fromkeys(w for c in cues for w in c.warnings))
     run.write("soundtrack", soundtrack, Provenance(
-        stage="soundtrack", backend=settings.engine, input_hash=_whole_file_key({c.page: c.hash for c in cues}),
+        stage="soundtrack", backend=settings.engine,
+        input_hash=_whole_file_key({c.page: c.hash for c in cues}, transitions),
         settings=_settings_json(settings), warnings=warnings))
     return soundtrack
 

@@ -9,52 +9,21 @@ and picks one of:
     silence    the old music fades out, a short silence, then the new scene starts
     cut        the new music starts at once (a 50 ms fade, so no click): a dramatic page
 
-``04-transitions.json`` holds one per scene change, editable like every other run file; the whole-
-book file (m2m/soundtrack.py) and the reader (m2m/ui/static/reader.js) play them.
+``04-transitions.json`` holds one per scene change (``m2m.cues.TransitionSheet``: the music reads it),
+editable like every other run file; the whole-book file (m2m/soundtrack.py) and the reader
+(m2m/ui/static/reader.js) play them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import Protocol
 
 from m2m.book import Book
-from m2m.cues import CaptionSheet, Cue
+from m2m.cues import CaptionSheet, Cue, Transition, TransitionSheet, check_transition
 from m2m.emotions import EmotionReport
 from m2m.llm import Meter
 from m2m.runs import Producer, Staged, produced_by
 from m2m.scenes import Scene, ScenePlan
-
-TransitionKind = Literal["continue", "crossfade", "silence", "cut"]
-KINDS: tuple[str, ...] = get_args(TransitionKind)
-# A cut still fades over this long: an instant switch between two waveforms clicks.
-CUT_SECONDS = 0.05
-# The longest transition a director may ask for (the soundtrack also keeps it within a page).
-MAX_SECONDS = 12.0
-
-
-@dataclass(frozen=True)
-class Transition:
-    """How the music moves into ``scene``'s first page. ``seconds``: the crossfade's length
-    (continue, crossfade), the silence's (silence), or 0 (cut). ``why``: the director's reason."""
-
-    scene: int
-    kind: TransitionKind
-    seconds: float
-    why: str
-
-
-@dataclass(frozen=True)
-class TransitionSheet:
-    """``04-transitions.json``: one transition per scene change (scenes 1 on)."""
-
-    transitions: tuple[Transition, ...]
-
-    def into(self, scene: int) -> Transition | None:
-        for transition in self.transitions:
-            if transition.scene == scene:
-                return transition
-        return None
 
 
 class TransitionDirector(Producer, Protocol):
@@ -64,21 +33,6 @@ class TransitionDirector(Producer, Protocol):
                          emotions: EmotionReport | None, meter: Meter) -> Transition:
         """How the music moves from ``before``'s last page (``last``) into ``after``'s first (``first``)."""
         ...
-
-
-def check_transition(transition: Transition, scene: int) -> Transition:
-    """The transition, if it is one the soundtrack can play into ``scene``; a clear error otherwise."""
-    if transition.scene != scene:
-        raise ValueError(f"transition: for scene {transition.scene}, expected scene {scene}")
-    if transition.kind not in KINDS:
-        raise ValueError(f"transition into scene {scene}: kind {transition.kind!r} is not one of {', '.join(KINDS)}")
-    if not 0.0 <= transition.seconds <= MAX_SECONDS:
-        raise ValueError(f"transition into scene {scene}: {transition.seconds} s is outside 0..{MAX_SECONDS:g} s")
-    if transition.kind != "cut" and transition.seconds <= 0.0:
-        raise ValueError(f"transition into scene {scene}: a {transition.kind} needs a length above 0 s")
-    if not transition.why.strip():
-        raise ValueError(f"transition into scene {scene}: the reason is empty")
-    return transition
 
 
 def choose_transitions(book: Book, scenes: ScenePlan, emotions: EmotionReport | None, captions: CaptionSheet,

@@ -13,13 +13,22 @@ from pydantic import BaseModel, Field, field_validator
 
 from m2m.baseline import PageDescription
 from m2m.book import Book, Page
-from m2m.cues import GM_INSTRUMENTS, KEYS, TEMPO_RANGE, Cue, Plan, canonical_instrument
+from m2m.cues import (
+    GM_INSTRUMENTS,
+    KEYS,
+    MAX_SECONDS,
+    TEMPO_RANGE,
+    Cue,
+    Plan,
+    Transition,
+    canonical_instrument,
+    check_transition,
+)
 from m2m.directives import check_scene_cues, emotion_sentence
 from m2m.emotions import EmotionReport
 from m2m.llm import LLMClient, LLMSettings, Meter
 from m2m.prompts import Prompt, image_data_url, load_prompt, quote
 from m2m.scenes import Scene, SceneSpan, check_spans, transcript
-from m2m.transitions import MAX_SECONDS, Transition, check_transition
 
 STEPS = ("scene_boundaries", "scene_directive", "page_captions", "scene_transition", "baseline_describe",
          "baseline_caption")

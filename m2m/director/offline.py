@@ -28,7 +28,7 @@ from typing import Any
 
 from m2m.baseline import PageDescription
 from m2m.book import Book, Page
-from m2m.cues import GM_INSTRUMENTS, KEYS, TEMPO_RANGE, Cue, Plan, canonical_instrument
+from m2m.cues import GM_INSTRUMENTS, KEYS, TEMPO_RANGE, Cue, Plan, Transition, canonical_instrument
 from m2m.director import offline_baseline
 from m2m.director.offline_baseline import image_statistics
 from m2m.director.offline_transitions import transition_between
@@ -50,7 +50,6 @@ from m2m.llm import Meter
 from m2m.prompts import PROMPTS_DIR
 from m2m.runs import file_hash
 from m2m.scenes import Scene, SceneSpan
-from m2m.transitions import Transition
 
 TABLES = PROMPTS_DIR / "offline_director.json"
 TABLES_NAME = "prompts/offline_director.json"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from m2m.cues import Plan
-from m2m.transitions import Transition
+from m2m.cues import Plan, Transition
 
 SURGE = 0.35  # an energy jump this large at a scene change is a dramatic page
 STARTLED = 0.5  # this much surprise + fear + anger on the first page's faces is a shock

@@ -25,7 +25,7 @@ import numpy as np
 
 from m2m import kept_clips
 from m2m.audio import read_audio, write_audio_atomic
-from m2m.cues import CaptionSheet, Cue
+from m2m.cues import CaptionSheet, Cue, TransitionSheet
 from m2m.jsonio import from_jsonable, to_jsonable
 from m2m.loudness import Loudness, normalize
 from m2m.music import DEFAULT_ENGINE, load_engine
@@ -97,7 +97,9 @@ class SoundtrackCue:
     """One page's clip as the cue sheet lists it. ``file`` is relative to the run folder; times in seconds.
 
     Stage 5 writes the record (``start`` and ``crossfade`` 0); stage 6 places it: ``start`` is when the page begins in the whole-book file (at the settings' pace);
-    ``crossfade`` the length of the equal-power transition into it, centred on ``start``.
+    ``crossfade`` the length of the equal-power transition into it, centred on ``start`` (a
+    silence: the page before's fade-out). ``transition`` is the kind chosen at a scene change
+    (m2m.cues.Transition; "" within a scene), ``silence`` the seconds of silence before the page.
     ``lufs`` and ``true_peak_db`` are measured on the clip before it is encoded.
     """
 
@@ -119,6 +121,8 @@ class SoundtrackCue:
     midi: str | None = None
     warnings: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    transition: str = ""
+    silence: float = 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,18 +184,22 @@ def finish_clip(rendered: Rendered, settings: SoundtrackSettings) -> tuple[np.nd
 
 
 def clip_hashes(book_id: str, captions: CaptionSheet, engine_name: str, options: SoundtrackSettings | None = None,
-                render: RenderOptions | None = None, engine: Engine | None = None) -> dict[int, str]:
+                render: RenderOptions | None = None, engine: Engine | None = None,
+                transitions: TransitionSheet | None = None) -> dict[int, str]:
     """Page -> the hash its clip carries when made from these captions and settings now; a clip on
     disk with another hash was made from something else (other settings, an older plan, an earlier
     version of the book) and is not this run's music. ``engine`` replaces the registry's (tests)."""
     settings = replace(options or SoundtrackSettings(), engine=engine_name)
-    return clip_plan(book_id, captions, engine_name, engine or load_engine(engine_name), settings, render)[2]
+    return clip_plan(book_id, captions, engine_name, engine or load_engine(engine_name), settings, render,
+                     transitions)[2]
 
 
 def clip_plan(book_id: str, captions: CaptionSheet, engine_name: str, engine: Engine, settings: SoundtrackSettings,
-               render: RenderOptions | None) -> tuple[list[Cue], dict[int, int | None], dict[int, str], RenderOptions]:
+              render: RenderOptions | None, transitions: TransitionSheet | None = None,
+              ) -> tuple[list[Cue], dict[int, int | None], dict[int, str], RenderOptions]:
     """The pages in order, the page each continues from (None: none), each clip's hash, and the engine
-    options with the settings' clip length and the book's seed."""
+    options with the settings' clip length and the book's seed. Within a scene a page continues from
+    the page before; across a scene change only where the transition chosen there is "continue"."""
     book_seed = stable_seed(book_id, settings.seed) % (2**31)
     render = replace(render or RenderOptions(), seconds=settings.clip_seconds, seed=book_seed,
                      previous=None, progress=None, sample_rate=settings.sample_rate)
@@ -199,7 +207,8 @@ def clip_plan(book_id: str, captions: CaptionSheet, engine_name: str, engine: En
     continues = engine.continues and settings.continuation
     after: dict[int, int | None] = {}
     for prev, cue in zip([None, *sheet], sheet, strict=False):
-        after[cue.page] = prev.page if continues and prev is not None and prev.scene == cue.scene else None
+        carried = prev is not None and (prev.scene == cue.scene or _continued(transitions, cue.scene))
+        after[cue.page] = prev.page if continues and carried and prev is not None else None
     # render.settings() carries the sample rate (set above from the settings)
     common = (engine_name, getattr(engine, "version", ""), render.settings(),
               settings.target_lufs, settings.true_peak_db, ENCODER_HEADROOM_DB)
@@ -207,6 +216,11 @@ def clip_plan(book_id: str, captions: CaptionSheet, engine_name: str, engine: En
     for cue in sheet:
         hashes[cue.page] = hash_inputs(cue, *common, hashes.get(after[cue.page] or -1, ""))
     return sheet, after, hashes, render
+
+
+def _continued(transitions: TransitionSheet | None, scene: int) -> bool:
+    chosen = transitions.into(scene) if transitions is not None else None
+    return chosen is not None and chosen.kind == "continue"
 
 
 def with_predecessors(pages: Collection[int], after: Mapping[int, int | None]) -> set[int]:

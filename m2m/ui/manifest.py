@@ -37,11 +37,19 @@ def book_manifest(book: Book) -> dict[str, Any]:
 
 
 def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
-    """page -> {url, fallback, version, engine, seconds}; JSON object keys are strings. ``fallback``
-    is the clip as FLAC, for a browser that cannot decode the OGG (``fallback_audio``)."""
-    return {str(page): {"url": file_url(c.path, c.version), "fallback": fallback_url(c.path, c.version),
-                        "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3)}
-            for page, c in sorted(clips.items())}
+    """page -> {url, fallback, version, engine, seconds, enter?}; JSON object keys are strings.
+    ``fallback`` is the clip as FLAC, for a browser that cannot decode the OGG (``fallback_audio``).
+    ``enter`` is the transition chosen into a scene's first page ({kind, fade, silence} in seconds),
+    which the reader plays on a turn from the page before."""
+    out: dict[str, dict[str, Any]] = {}
+    for page, c in sorted(clips.items()):
+        entry = {"url": file_url(c.path, c.version), "fallback": fallback_url(c.path, c.version),
+                 "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3)}
+        kind = getattr(c, "transition", "")
+        if kind:
+            entry["enter"] = {"kind": kind, "fade": round(float(c.crossfade), 3), "silence": round(float(c.silence), 3)}
+        out[str(page)] = entry
+    return out
 
 
 def reader_value(book: Book, run_key: str, clips: Mapping[int, Any], *, crossfade_s: float,

@@ -31,7 +31,7 @@ from m2m.music.base import DEFAULT_SAMPLE_RATE, Clip, Engine, RenderOptions, che
 from m2m.music.render import SoundtrackSettings, clip_hashes, warm_up
 from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
-from m2m.soundtrack import Soundtrack, build_soundtrack
+from m2m.soundtrack import Soundtrack, build_soundtrack, page_entries
 
 ProgressFn = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -317,11 +317,14 @@ def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) ->
         moves = records["transitions"].data if records["transitions"] and condition.plan_from is None else None
         current = clip_hashes(book.id, captions.data, engine_for(settings), soundtrack_settings(settings),
                               render_options(settings, engine), engine, moves)
+        # how each page's music enters, from the transitions as they are now (an edit shows at once)
+        entries = page_entries(sorted(captions.data.cues, key=lambda c: c.page), soundtrack_settings(settings), moves)
         for cue in sheet.data.cues:
             path = run.path / cue.file
-            if path.is_file() and cue.hash == current.get(cue.page):
+            entry = entries.get(cue.page)
+            if path.is_file() and cue.hash == current.get(cue.page) and entry is not None:
                 clips[cue.page] = ClipInfo(path, cue.seconds, cue.engine, cue.caption, cue.scene,
-                                           cue.file_hash or cue.hash, cue.transition, cue.crossfade, cue.silence)
+                                           cue.file_hash or cue.hash, entry.transition, entry.fade, entry.silence)
     data = {stage: (r.data if r else None) for stage, r in records.items()}
     return RunView(data["scenes"], data["emotions"], data["directives"], data["captions"],
                    {stage: r.provenance for stage, r in records.items() if r}, clips,

@@ -140,6 +140,28 @@ def page_joins(sheet: Sequence[Cue], settings: SoundtrackSettings, transitions: 
     return joins
 
 
+@dataclass(frozen=True)
+class Entry:
+    """How the music enters a page, as the cue sheet and the reader say it: the kind chosen at a
+    scene change ("" within a scene), the page before's fade-out and the silence between."""
+
+    transition: str
+    fade: float
+    silence: float
+
+
+def page_entries(sheet: Sequence[Cue], settings: SoundtrackSettings,
+                 transitions: TransitionSheet | None) -> dict[int, Entry]:
+    """Page -> how its music enters (the first page: nothing before it)."""
+    entries = {}
+    for k, (cue, join) in enumerate(zip(sheet, page_joins(sheet, settings, transitions), strict=True)):
+        chosen = transitions.into(cue.scene) if transitions is not None and k and sheet[k - 1].scene != cue.scene \
+            else None
+        entries[cue.page] = Entry(chosen.kind if chosen else "", 0.0 if k == 0 else round(join.fade_out, 4),
+                                  round(join.silence, 4))
+    return entries
+
+
 def mix_pages(clips: Sequence[tuple[np.ndarray, bool]], crossfades: Sequence[float | Join], pace_seconds: float,
               sample_rate: int, end_fade_seconds: float = 3.0) -> np.ndarray:
     """The whole book: page k starts at ``k * pace_seconds``; the transition into it is
@@ -413,16 +435,13 @@ def _write_sheet(run: RunFolder, book_id: str, condition: Condition, sheet: Sequ
                  transitions: TransitionSheet | None, complete: bool, whole: Soundtrack | None = None) -> Soundtrack:
     """Write ``soundtrack.json`` for the pages done so far; ``whole``: a whole-book file kept as it is."""
     cues = []
-    joins = page_joins(sheet, settings, transitions)
+    entries = page_entries(sheet, settings, transitions)
     for k, cue in enumerate(sheet):
         if cue.page not in done:
             continue
-        join = joins[k]
-        chosen = transitions.into(cue.scene) if transitions is not None and k and sheet[k - 1].scene != cue.scene \
-            else None
-        cues.append(replace(done[cue.page], start=round(k * settings.pace_seconds, 4),
-                            crossfade=0.0 if k == 0 else round(join.fade_out, 4),
-                            transition=chosen.kind if chosen else "", silence=round(join.silence, 4)))
+        entry = entries[cue.page]
+        cues.append(replace(done[cue.page], start=round(k * settings.pace_seconds, 4), crossfade=entry.fade,
+                            transition=entry.transition, silence=entry.silence))
     soundtrack = Soundtrack(book_id, condition, tuple(cues), tuple(clip_of(c, settings) for c in cues),
                             settings, seconds=round(len(sheet) * settings.pace_seconds, 4), complete=complete,
                             file=whole.file if whole else "", file_hash=whole.file_hash if whole else "")

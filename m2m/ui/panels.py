@@ -21,6 +21,7 @@ STAGE_LABELS: dict[str, str] = {
     "directives": "3 · directive",
     "descriptions": "3 · page descriptions",
     "captions": "4 · captions",
+    "transitions": "4 · transitions",
     "soundtrack": "5 · music",
 }
 
@@ -136,6 +137,21 @@ def directive_for(view: Any, scene: Scene | None) -> str | None:
     return None
 
 
+TRANSITION_WORDS = {"continue": "the music carries on", "crossfade": "a crossfade", "silence": "a silence",
+                    "cut": "a cut"}
+
+
+def transition_html(view: Any, scene: Scene | None) -> str:
+    """How the music moves into this scene, as the director chose it (04-transitions.json)."""
+    sheet = getattr(view, "transitions", None) if view is not None else None
+    chosen = sheet.into(scene.index) if sheet is not None and scene is not None else None
+    if chosen is None:
+        return ""
+    length = "" if chosen.kind == "cut" else f" ({chosen.seconds:g} s)"
+    return (f'<div class="m2m-kv m2m-transition">Into this scene: <b>{escape(TRANSITION_WORDS[chosen.kind])}'
+            f'{length}</b>. <span>{escape(chosen.why)}</span></div>')
+
+
 def cue_for(view: Any, page: int) -> Any | None:
     sheet = getattr(view, "captions", None) if view is not None else None
     if sheet is None:
@@ -216,6 +232,7 @@ def panels(book: Book, view: Any, page: int) -> PanelTexts:
     directive = directive_for(view, scene)
     cue = cue_for(view, page)
     directive_html = (f'<div class="m2m-kv">Scene {scene.index + 1} · the director\'s brief for its music</div>'
+                      + transition_html(view, scene)
                       if scene and directive is not None else
                       _empty("No directive (the baseline has none, or the plan has not run)."))
     return PanelTexts(

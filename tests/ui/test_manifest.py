@@ -89,3 +89,21 @@ def test_caption_panel_says_when_an_edited_caption_overrides_the_plan():
     # the chips show what the music follows: the caption's tempo, marked as taken from it, not the old 80
     assert '<span class="m2m-chip m2m-chip-edited">170 BPM</span>' in html and "80 BPM" not in html
     assert "tempo" in html.split("caption edited", 1)[1]
+
+
+def test_the_directive_panel_says_how_the_music_moves_into_the_scene(tmp_path):
+    from tests.ui.conftest import EXAMPLES
+
+    example = load_book(EXAMPLES)
+    service = chord_service()
+    settings = service.Settings(runs_root=tmp_path)
+    service.plan_book(example, settings)
+    view = service.render_pages(example, settings, [8, 9])
+    chosen = view.transitions.into(view.captions.cue(9).scene)
+    assert chosen is not None and chosen.kind == "silence"
+    text = panels(example, view, 9).directive
+    assert "Into this scene: <b>a silence (1.5 s)</b>" in text and "breath of silence" in text
+    assert "Into this scene: <b>a crossfade (7.4 s)</b>" in panels(example, view, 8).directive  # its scene's
+    assert "Into this scene" not in panels(example, view, 2).directive  # the first scene: nothing before it
+    assert reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True)["clips"]["9"]["enter"] == {
+        "kind": "silence", "fade": 1.0, "silence": 1.5}

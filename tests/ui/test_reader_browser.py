@@ -509,7 +509,8 @@ def test_phone_shows_a_spread_half_by_half_and_swipes_through_it(browser, served
         # turned sideways the spread shows whole; upright again, the half the reader was on
         page.set_viewport_size({"width": 844, "height": 390})
         page.wait_for_function("window.m2mReader.state().side === null")
-        assert page.evaluate("document.querySelector('.m2m-book').dataset.side") == "whole"
+        # the page is redrawn by its ResizeObserver (after a turn's animation ends), a moment later
+        page.wait_for_function("document.querySelector('.m2m-book').dataset.side === 'whole'", timeout=5_000)
         page.set_viewport_size({"width": 390, "height": 844})
         page.wait_for_function("document.querySelector('.m2m-book').dataset.side === 'left'")
         assert page.evaluate(STATE)["page"] == 0

@@ -16,8 +16,9 @@ function gainAt(v, t) {
   return v.curve[i] + (v.curve[i + 1] - v.curve[i]) * (f - i);
 }
 
-function fadeVoice(ctx, v, to, seconds) {
-  const p = v.gain.gain, now = ctx.currentTime;
+// `delay`: seconds to hold the gain before the fade starts (a silence before a scene's music).
+function fadeVoice(ctx, v, to, seconds, delay = 0) {
+  const p = v.gain.gain, now = ctx.currentTime, at = now + FADE_EPS + Math.max(0, delay);
   const g0 = Math.min(1, Math.max(0, gainAt(v, now)));
   // Hold the gain where it is. cancelAndHoldAtTime keeps a running curve's current value; where it
   // is missing, cancelScheduledValues plus setValueAtTime does the same from our own estimate.
@@ -35,13 +36,14 @@ function fadeVoice(ctx, v, to, seconds) {
   curve[0] = g0; curve[FADE_POINTS - 1] = to;
   v.hold = g0; v.target = to;
   try {
-    p.setValueCurveAtTime(curve, now + FADE_EPS, dur);
+    p.setValueCurveAtTime(curve, at, dur);
     v.curve = curve;
   } catch (err) {
-    p.linearRampToValueAtTime(to, now + FADE_EPS + dur);
+    p.setValueAtTime(g0, at);
+    p.linearRampToValueAtTime(to, at + dur);
     v.curve = Float32Array.of(g0, to);
   }
-  v.curveStart = now + FADE_EPS; v.curveDur = dur;
-  return { from: g0, to, start: now + FADE_EPS, seconds: dur };
+  v.curveStart = at; v.curveDur = dur;
+  return { from: g0, to, start: at, seconds: dur };
 }
 

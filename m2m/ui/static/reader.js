@@ -28,6 +28,8 @@ const KEEP_AROUND = 2;      // decoded buffers kept this many pages either side 
 const TURN_MS = 620;
 const HOLD_MS = 5000;      // the longest the music on now waits for a page's clip before it fades out
 const END_FADE_S = 4;      // past the last page the music fades out slowly, as a film's does
+const CUT_S = 0.05;         // a cut at a scene change still fades this long: an instant switch clicks
+const SILENCE_ENTRY_S = 0.3; // after a silence the new scene enters over this long (as the whole file)
 // The pull (see pull()): how often while music is being made or just after a save or a settings
 // change; how often otherwise (cheap, and it catches anything missed); how long after a turn is sent
 // its answer may take before the pull asks again; how long a save or a settings change keeps it quick.
@@ -142,13 +144,33 @@ function arriving(page) {
   return !!clip && !R.failed.has(bufferKey(page, clip.version));
 }
 
-// Make the page's music the only one heading for full gain. `reason` is logged with the fade.
-function musicFor(page, turnAt, reason) {
+// How the music moves into `page` on a turn from `from`: the transition the director chose into
+// a scene's first page (clip.enter: continue, crossfade, silence, cut) when the reader turns there
+// from the page before, as the whole-book file plays it; null: the reader's own crossfade.
+function moveInto(page, from, reason) {
+  const clip = clipOf(page);
+  return reason === 'turn' && clip && clip.enter && from === page - 1 ? clip.enter : null;
+}
+
+// The fades of a move: the old music's fade-out, the new music's fade-in, and the silence between
+// them (a silence: the old fades out, the new waits out the silence and enters over 0.3 s).
+function fadesOf(move) {
+  if (!move) return { out: R.fade, in: R.fade, delay: 0 };
+  if (move.kind === 'silence') return { out: move.fade, in: SILENCE_ENTRY_S, delay: move.fade + move.silence };
+  const seconds = Math.max(CUT_S, move.fade);
+  return { out: seconds, in: seconds, delay: 0 };
+}
+
+// Make the page's music the only one heading for full gain. `reason` is logged with the fade;
+// `from` is the page a turn came from.
+function musicFor(page, turnAt, reason, from = null) {
   if (!R.ctx || !R.started) return;
   // Past the last page (R.ended) no page's music is wanted: every voice fades out, slowly.
   const entry = R.musicOn && !R.ended ? readyEntry(page) : null;
   const hold = !entry && !R.ended && R.musicOn && arriving(page) && R.heldFor !== page;
-  const fade = R.ended ? Math.max(END_FADE_S, R.fade) : R.fade;
+  const move = R.ended || !entry ? null : moveInto(page, from, reason);
+  const plan = fadesOf(move);
+  const fade = R.ended ? Math.max(END_FADE_S, R.fade) : plan.out;
   if (!hold) {
     clearTimeout(R.holdTimer);
     R.holdPage = null;
@@ -168,10 +190,13 @@ function musicFor(page, turnAt, reason) {
   for (const v of R.voices) {
     if (entry && v.run === R.run && v.page === page && v.version === entry.version) keep = v;
     else if (v.target !== 0 && !hold) fades.push(fadeVoice(R.ctx, v, 0, fade));
+    // a chosen transition owns the change: music still dissolving from an earlier turn is gone
+    // within its fade too (a silence is silent, a cut is clean)
+    else if (move && v.curveStart + v.curveDur > R.ctx.currentTime + fade) fades.push(fadeVoice(R.ctx, v, 0, fade));
   }
   if (entry) {
     if (!keep) keep = startVoice(entry);
-    if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, R.fade));
+    if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, plan.in, plan.delay));
     if (R.firstAudibleAt === null && R.ctx.state === 'running') R.firstAudibleAt = performance.now();
   }
   // Very fast turns: at most two voices keep fading out; older ones finish in 120 ms (from a gain
@@ -181,7 +206,7 @@ function musicFor(page, turnAt, reason) {
     if (v.curveStart + v.curveDur - R.ctx.currentTime > 0.15) fades.push(fadeVoice(R.ctx, v, 0, 0.12));
   }
   record(R.fades, { page, reason, turnAt, at: performance.now(), ctxTime: R.ctx.currentTime,
-                    hadBuffer: !!entry, held: hold, count: fades.length, fades });
+                    hadBuffer: !!entry, held: hold, count: fades.length, fades, move: move ? move.kind : null });
   pruneVoices();
   updateChrome();
 }
@@ -414,7 +439,7 @@ function go(target, how, evTime, half = 0) {
   R.heldFor = null;
   R.half = half;
   record(R.turns, { from, to: target, how, at: t0, handledAt: performance.now() });
-  musicFor(target, t0, 'turn');       // first: the fade must start within 50 ms of the input
+  musicFor(target, t0, 'turn', from); // first: the fade must start within 50 ms of the input
   animateTurn(from, target, sideA, viewSide(target, half));
   prefetchAround(target);
   preloadImages(target);
@@ -743,6 +768,7 @@ function state() {
     voices, audible: audible.length, playingPage: heading.length ? heading[0].page : null,
     decoded: [...R.buffers.values()].filter((e) => e.buffer && e.run === R.run).map((e) => e.page).sort((a, b) => a - b),
     clips: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).map(([k, c]) => [k, c.version])) : {},
+    enters: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).filter(([, c]) => c.enter).map(([k, c]) => [k, c.enter])) : {},
     status: R.value ? R.value.status : null,
     prefetch: R.prefetchLog.slice(), turns: R.turns.slice(), fades: R.fades.slice(), errors: R.errors.slice(),
     notes: R.notes.slice(),

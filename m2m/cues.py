@@ -58,6 +58,27 @@ class Plan:
     mood: str = ""
 
 
+Motif = tuple[tuple[float, float, int], ...]
+"""(onset beats, length beats, scale step from the tonic) per note."""
+
+
+@dataclass(frozen=True)
+class Theme:
+    """A recurring character's leitmotif, sounding on a page where they speak most: played by
+    ``instrument`` (a General MIDI name) as ``motif``, in scale steps from the page's tonic, so it
+    takes each scene's key, mode and tempo and stays recognisably the character's."""
+
+    character: str  # the character's id in the book
+    name: str
+    instrument: str
+    motif: Motif
+
+    @property
+    def phrase(self) -> str:
+        """How a caption names it, for a text-to-music model."""
+        return f"the {self.instrument.lower()} theme of {self.name}"
+
+
 @dataclass(frozen=True)
 class Cue:
     """One page's music: a free-text caption for a text-to-music model, and the same intent as a plan.
@@ -66,7 +87,7 @@ class Cue:
     the caption (in the app or in the file) leaves it behind, which is how the composer knows the
     caption's words now speak for the page where they contradict the plan; while the two are as the
     director wrote them, the plan's structured values stand. None (files from before): the caption
-    is read as if edited.
+    is read as if edited. ``theme``: the leitmotif that sounds on this page (m2m/leitmotifs.py).
     """
 
     page: int
@@ -74,6 +95,7 @@ class Cue:
     caption: str
     plan: Plan
     planned_with: str | None = None
+    theme: Theme | None = None
 
     @classmethod
     def planned(cls, page: int, scene: int, caption: str, plan: Plan) -> Cue:

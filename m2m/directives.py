@@ -15,6 +15,7 @@ from m2m.book import Book
 from m2m.cues import CaptionSheet, Cue, check_plan
 from m2m.cues import Plan as Plan  # noqa: F401 - tests/ui still import Plan from here; drop once they use m2m.cues
 from m2m.emotions import EmotionReport, render_distribution
+from m2m.leitmotifs import with_themes
 from m2m.llm import Meter
 from m2m.runs import Producer, Staged, produced_by
 from m2m.scenes import Scene, ScenePlan
@@ -99,6 +100,7 @@ def write_captions(book: Book, scenes: ScenePlan, emotions: EmotionReport | None
         directive = directives.directive(scene.index).text
         scene_cues = director.page_captions(book, scene, emotions, directive, meter)
         cues.extend(check_scene_cues(scene, scene_cues))
+    cues = with_themes(book, scenes, cues)  # the recurring characters' leitmotifs
     provenance = produced_by(director, "captions", "page_captions", meter.as_usage())
     return Staged(CaptionSheet(tuple(sorted(cues, key=lambda c: c.page))), provenance)
 

@@ -15,18 +15,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from m2m.cues import Cue
+from m2m.cues import Cue, Theme
 from m2m.midi import pretty_midi
 from m2m.music.arrangement import arrange, instrument_family
 from m2m.music.base import load_table, stable_seed
 from m2m.music.motif import VARIATIONS, Motif, scene_motif, vary_motif
-from m2m.music.plans import ResolvedPlan, program_of, resolve_plan
+from m2m.music.plans import ResolvedPlan, program_of, resolve_instrument, resolve_plan
 from m2m.music.theory import Chord, nearest, parse_numeral, scale_pitches, tonic_pitch_class, voice_chord
 
 BEATS_PER_BAR = 4
 # Mixer settings per role: (volume CC7, pan CC10, reverb send CC91, chorus send CC93)
 _MIX: dict[str, tuple[int, int, int, int]] = {
-    "melody": (100, 64, 62, 0), "melody2": (80, 84, 62, 0), "pad": (84, 64, 80, 50), "pad2": (70, 52, 80, 50),
+    "theme": (104, 76, 58, 0), "melody": (100, 64, 62, 0), "melody2": (80, 84, 62, 0), "pad": (84, 64, 80, 50), "pad2": (70, 52, 80, 50),
     "arp": (84, 46, 55, 10), "comp": (72, 86, 50, 10), "bass": (100, 64, 25, 0), "drums": (96, 64, 40, 0),
     "hits": (94, 64, 60, 0),
 }
@@ -73,7 +73,8 @@ def _bars_for(seconds: float, tempo: int, cycle_bars: int) -> int:
 class _Composer:
     """Writes one page. Holds only that page's working state."""
 
-    def __init__(self, resolved: ResolvedPlan, seconds: float, seed: int, scene: int, page: int) -> None:
+    def __init__(self, resolved: ResolvedPlan, seconds: float, seed: int, scene: int, page: int,
+                 theme: Theme | None = None) -> None:
         self.plan = plan = resolved.plan
         self.family = resolved.family
         self.energy = float(plan.energy)
@@ -93,6 +94,9 @@ class _Composer:
         self.total_beats = self.bars * BEATS_PER_BAR
         self.chords = [parse_numeral(n, self.tonic, self.mode) for n in self.numerals]
         self.roles, self.drum_style = arrange(plan, self.family)
+        self.theme = theme
+        # a leitmotif sounds at the page's start and every eight bars; the melody rests under it
+        self.theme_bars = set(range(0, self.bars, 8)) if theme is not None else set()
 
     def chord_at(self, beat: float) -> Chord:
         return self.chords[int(beat // self.chord_beats) % len(self.chords)]
@@ -222,6 +226,8 @@ class _Composer:
                 start = bar * BEATS_PER_BAR
                 chord = self.chord_at(start)
                 tones = [p for p in scale if p % 12 in chord.pitch_classes] or scale
+                if bar in self.theme_bars:
+                    continue
                 if bar_in == 0:
                     motif = list(self.motif)
                 elif bar_in == 1:
@@ -265,6 +271,20 @@ class _Composer:
                 pitch = up if up % 12 in chord.pitch_classes else (down if down % 12 in chord.pitch_classes else pitch)
             out.append(pitch)
         return out
+
+    def theme_notes(self, low: int, high: int) -> list[Note]:
+        """The leitmotif in this page's key and mode: its scale steps counted from the tonic nearest
+        the middle of the range, so every scene plays the same figure in its own key."""
+        assert self.theme is not None
+        scale = scale_pitches(self.tonic, self.mode, low - 12, high + 12)
+        home = min((i for i, p in enumerate(scale) if p % 12 == self.tonic), key=lambda i: abs(scale[i] - (low + high) / 2))
+        notes = []
+        for bar in sorted(self.theme_bars):
+            for onset, length, step in self.theme.motif:
+                pitch = scale[min(len(scale) - 1, max(0, home + step))]
+                notes.append(Note(pitch, bar * BEATS_PER_BAR + onset, length * 0.95,
+                                  self.velocity(72 + 30 * self.energy + (6 if onset == 0 else 0))))
+        return notes
 
     def drums(self) -> list[Note]:
         table = load_table("drums.json")
@@ -340,25 +360,36 @@ class _Composer:
                 notes = self.drums()
             else:
                 raise ValueError(f"role: unknown role {role!r}")
-            track = pretty_midi.Instrument(program=max(0, program_of(inst)), is_drum=role == "drums",
-                                           name=f"{role}: {inst}")
-            volume, pan, reverb, chorus = _MIX[role]
-            for number, value in ((7, volume), (10, pan), (91, reverb), (93, chorus), (64, 0)):
-                track.control_changes.append(pretty_midi.ControlChange(number, value, 0.0))
-            jitter = 0.004 if role == "drums" else 0.010
-            for note in notes:
-                if note.length <= 0 or note.start >= self.total_beats:
-                    continue
-                start = note.start * beat_seconds
-                if start > 0:  # humanise timing, but never before the loop start
-                    start = max(0.0, start + float(self.page_rng.normal(0, jitter / 2)))
-                end = min(seconds, (note.start + note.length) * beat_seconds)
-                if end - start < 0.02:
-                    continue
-                track.notes.append(pretty_midi.Note(int(note.velocity), int(note.pitch), start, end))
-            midi.instruments.append(track)
+            midi.instruments.append(self._track(role, inst, notes, beat_seconds, seconds))
+        if self.theme is not None:
+            low, high = ranges["melody"]
+            midi.instruments.append(self._track("theme", resolve_instrument(self.theme.instrument),
+                                                self.theme_notes(low, high),
+                                                beat_seconds, seconds))
         return Piece(midi, self.bars, seconds, tempo, self.numerals, self.roles, self.motif, self.family,
                      self.drum_style)
+
+
+    def _track(self, role: str, inst: str, notes: list[Note], beat_seconds: float,
+               seconds: float) -> pretty_midi.Instrument:
+        """One instrument's notes as a MIDI track, with its role's mix and humanised timing."""
+        track = pretty_midi.Instrument(program=max(0, program_of(inst)), is_drum=role == "drums",
+                                       name=f"{role}: {inst}")
+        volume, pan, reverb, chorus = _MIX[role]
+        for number, value in ((7, volume), (10, pan), (91, reverb), (93, chorus), (64, 0)):
+            track.control_changes.append(pretty_midi.ControlChange(number, value, 0.0))
+        jitter = 0.004 if role == "drums" else 0.010
+        for note in notes:
+            if note.length <= 0 or note.start >= self.total_beats:
+                continue
+            start = note.start * beat_seconds
+            if start > 0:  # humanise timing, but never before the loop start
+                start = max(0.0, start + float(self.page_rng.normal(0, jitter / 2)))
+            end = min(seconds, (note.start + note.length) * beat_seconds)
+            if end - start < 0.02:
+                continue
+            track.notes.append(pretty_midi.Note(int(note.velocity), int(note.pitch), start, end))
+        return track
 
 
 def _flat_name(pc: int) -> str:
@@ -369,4 +400,4 @@ def compose(cue: Cue, seconds: float, seed: int = 0) -> tuple[Piece, ResolvedPla
     """Compose a page's piece from its cue (plan reconciled with the caption). Raises ValueError on
     a bad plan."""
     resolved = resolve_plan(cue)
-    return _Composer(resolved, seconds, seed, cue.scene, cue.page).compose(), resolved
+    return _Composer(resolved, seconds, seed, cue.scene, cue.page, cue.theme).compose(), resolved

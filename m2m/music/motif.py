@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from m2m.cues import Motif  # (onset beats, length beats, scale step from the first note) per note
 from m2m.music.base import load_table
 
-Motif = tuple[tuple[float, float, int], ...]
-"""(onset beats, length beats, scale step from the first note) per note."""
 VARIATIONS: tuple[str, ...] = ("invert", "retro", "rhythm", "lift")
 
 

@@ -214,8 +214,17 @@ def clip_plan(book_id: str, captions: CaptionSheet, engine_name: str, engine: En
               settings.target_lufs, settings.true_peak_db, ENCODER_HEADROOM_DB)
     hashes: dict[int, str] = {}
     for cue in sheet:
-        hashes[cue.page] = hash_inputs(cue, *common, hashes.get(after[cue.page] or -1, ""))
+        hashes[cue.page] = hash_inputs(cue_identity(cue), *common, hashes.get(after[cue.page] or -1, ""))
     return sheet, after, hashes, render
+
+
+def cue_identity(cue: Cue) -> dict[str, Any]:
+    """The cue as its clip's hash sees it: a page without a leitmotif hashes as it did before cues
+    could carry one, so no clip made then renders again."""
+    data = to_jsonable(cue)
+    if data.get("theme") is None:
+        data.pop("theme", None)
+    return data
 
 
 def _continued(transitions: TransitionSheet | None, scene: int) -> bool:

@@ -200,7 +200,17 @@ def caption_panel(view: Any, page: int) -> str:
     return ('<div class="m2m-panel"><div class="m2m-chips">'
             + "".join(f'<span class="m2m-chip{" m2m-chip-edited" if field in fields else ""}">{escape(str(text))}</span>'
                       for field, text in chips)
-            + f"</div>{note}{music}</div>")
+            + f"</div>{note}{theme_html(cue)}{music}</div>")
+
+
+def theme_html(cue: Any) -> str:
+    """The page's leitmotif: whose theme, on what, and its figure in scale steps from the tonic."""
+    theme = getattr(cue, "theme", None)
+    if theme is None:
+        return ""
+    steps = " ".join(f"{step:+d}" if step else "0" for _, _, step in theme.motif)
+    return (f'<div class="m2m-kv m2m-theme">{escape(theme.name)}\'s theme · {escape(theme.instrument.lower())} · '
+            f"scale steps {escape(steps)}</div>")
 
 
 def provenance_panel(view: Any, page: int) -> str:

@@ -107,3 +107,17 @@ def test_the_directive_panel_says_how_the_music_moves_into_the_scene(tmp_path):
     assert "Into this scene" not in panels(example, view, 2).directive  # the first scene: nothing before it
     assert reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True)["clips"]["9"]["enter"] == {
         "kind": "silence", "fade": 1.0, "silence": 1.5}
+
+
+def test_the_caption_panel_names_the_page_s_leitmotif(tmp_path):
+    from tests.ui.conftest import EXAMPLES
+
+    example = load_book(EXAMPLES)
+    service = chord_service()
+    settings = service.Settings(runs_root=tmp_path)
+    service.plan_book(example, settings)
+    view = service.open_run(example, settings)
+    theme = view.captions.cue(1).theme
+    assert theme is not None and theme.phrase in view.captions.cue(1).caption.lower()
+    assert f"{theme.name}'s theme · {theme.instrument.lower()} · scale steps 0" in panels(example, view, 1).caption
+    assert view.captions.cue(0).theme is None and "'s theme" not in panels(example, view, 0).caption

@@ -1,0 +1,162 @@
+"""How smooth the music is where one page gives way to the next, measured on the book as played.
+
+Every join sits at a page's start in the whole-book mix (``k * pace``), where the equal-power
+crossfade into page k is centred. Either side of it we take the seconds a listener hears just
+before and just after the turn and compare them: their short-term loudness (BS.1770 over the
+window, m2m/loudness.py) and their mean log-mel spectrum. A long crossfade blends the two sides, so
+it scores smoother than a hard cut, which is the point: the crossfade is part of what is played.
+Clicks are looked for at the join's edges (where a fade starts, its centre, where it ends) and at
+every loop seam inside a page, as a sample-to-sample step far above the steps of the music around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from m2m.loudness import loudness_lufs
+
+WINDOW_SECONDS = 3.0  # EBU R 128's short-term window: "the last/first ~3 s" either side of a join
+CLICK_SPAN_SECONDS = 0.005  # how close to an edge a step counts as the edge's
+CLICK_CONTEXT_SECONDS = 1.0  # the music around an edge its steps are compared with
+CLICK_DB = 6.0  # a step this far above the 99.9th-percentile step around it is a click
+SILENCE_LUFS = -70.0  # BS.1770's absolute gate: a silent window reads as this, not -inf
+MEL_BANDS = 64
+
+
+@dataclass(frozen=True)
+class Join:
+    """The turn from ``page_before`` to ``page_after`` at ``at_seconds`` of the played book.
+
+    ``scene_change``: the pages lie in different reference scenes. ``loudness_jump_lu``: the
+    absolute difference of the two sides' short-term loudness; ``spectral_distance_db``: the RMS
+    difference of their mean log-mel spectra; ``click_db``: the largest step at the join's edges
+    over the steps of the music around it (a click above ``CLICK_DB``).
+    """
+
+    page_before: int
+    page_after: int
+    at_seconds: float
+    crossfade_seconds: float
+    scene_change: bool
+    loudness_jump_lu: float
+    spectral_distance_db: float
+    click_db: float
+
+
+@dataclass(frozen=True)
+class Seam:
+    """Where a page's looping clip starts over inside the page's stretch of the book."""
+
+    page: int
+    at_seconds: float
+    click_db: float
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean and worst (largest) of a measure; None when there is nothing to measure."""
+
+    mean: float | None
+    worst: float | None
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """Every join and loop seam of a run, with the summaries the table shows."""
+
+    joins: tuple[Join, ...]
+    seams: tuple[Seam, ...]
+    loudness_jump_lu: Spread
+    spectral_distance_db: Spread
+    click_db: Spread
+    clicks: int  # joins and seams above CLICK_DB
+    seam_click_db: Spread
+
+
+def spread(values: Sequence[float]) -> Spread:
+    if not values:
+        return Spread(None, None)
+    return Spread(round(float(np.mean(values)), 3), round(float(np.max(values)), 3))
+
+
+def short_term_lufs(samples: np.ndarray, sample_rate: int) -> float:
+    """BS.1770 loudness of a short ``[channels, samples]`` window; a silent one reads as -70."""
+    lufs = loudness_lufs(samples, sample_rate)
+    return max(lufs, SILENCE_LUFS) if np.isfinite(lufs) else SILENCE_LUFS
+
+
+def mean_log_mel(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The mean log-mel spectrum (dB re full scale, floored at -100 dB) of ``[channels, samples]``."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=samples.mean(axis=0), sr=sample_rate, n_fft=2048, hop_length=512,
+                                         n_mels=MEL_BANDS)
+    return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None).mean(axis=1)
+
+
+def click_db(book: np.ndarray, sample_rate: int, edges: Sequence[int]) -> float:
+    """The largest sample-to-sample step within ``CLICK_SPAN_SECONDS`` of any of ``edges`` (sample
+    positions), in dB over the 99.9th percentile of the steps in the second either side (the edges'
+    own spans left out): music's own transients set the bar, so only a step beyond them scores high."""
+    span, context = int(CLICK_SPAN_SECONDS * sample_rate), int(CLICK_CONTEXT_SECONDS * sample_rate)
+    lo, hi = max(0, min(edges) - context), min(book.shape[1] - 1, max(edges) + context)
+    if hi - lo < 2:
+        return 0.0
+    steps = np.abs(np.diff(book[:, lo:hi + 1], axis=1)).max(axis=0)  # step from sample i to i+1
+    near = np.zeros(steps.size, dtype=bool)
+    for edge in edges:
+        near[max(0, edge - span - lo):max(0, edge + span - lo)] = True
+    if not near.any() or near.all():
+        return 0.0
+    bar = float(np.percentile(steps[~near], 99.9))
+    return round(float(20 * np.log10(max(float(steps[near].max()), 1e-9) / max(bar, 1e-9))), 2)
+
+
+def measure_join(book: np.ndarray, sample_rate: int, at: int, crossfade_seconds: float) -> tuple[float, float, float]:
+    """(loudness jump in LU, spectral distance in dB, click in dB) of the join at sample ``at``."""
+    window = int(WINDOW_SECONDS * sample_rate)
+    before, after = book[:, max(0, at - window):at], book[:, at:at + window]
+    jump = abs(short_term_lufs(before, sample_rate) - short_term_lufs(after, sample_rate))
+    distance = float(np.sqrt(np.mean((mean_log_mel(before, sample_rate) - mean_log_mel(after, sample_rate)) ** 2)))
+    half = int(round(crossfade_seconds * sample_rate / 2))
+    edges = sorted({max(at - half, 0), at, min(at + half, book.shape[1] - 1)})
+    return round(jump, 3), round(distance, 3), click_db(book, sample_rate, edges)
+
+
+def loop_seams(clip_lengths: Sequence[int], loops: Sequence[bool], crossfades: Sequence[float], pace_seconds: float,
+               sample_rate: int) -> list[tuple[int, int]]:
+    """(cue index, sample position) of every loop seam in the book as ``soundtrack.mix_pages``
+    places the pages: page k plays from its crossfade's start to the next one's end, repeating its
+    clip when that is longer than the clip."""
+    pace, n, seams = int(round(pace_seconds * sample_rate)), len(clip_lengths), []
+    half = [0] + [int(round(c * sample_rate / 2)) for c in crossfades[1:]]
+    for k, (length, loop) in enumerate(zip(clip_lengths, loops, strict=True)):
+        begin = k * pace - half[k]
+        end = (k + 1) * pace + (half[k + 1] if k + 1 < n else 0)
+        if loop and length > 0:
+            seams.extend((k, at) for at in range(begin + length, end, length))
+    return seams
+
+
+def measure_transitions(book: np.ndarray, sample_rate: int, pages: Sequence[int], scenes: Sequence[int],
+                        crossfades: Sequence[float], clip_lengths: Sequence[int], loops: Sequence[bool],
+                        pace_seconds: float) -> Transitions:
+    """Every join between consecutive pages and every loop seam of the played ``book`` (``[2, samples]``).
+
+    ``pages``, ``scenes`` (reference), ``crossfades`` (into each page), ``clip_lengths`` (samples)
+    and ``loops`` are per cue in order, as the cue sheet gives them."""
+    pace = int(round(pace_seconds * sample_rate))
+    joins = []
+    for k in range(1, len(pages)):
+        jump, distance, click = measure_join(book, sample_rate, k * pace, crossfades[k])
+        joins.append(Join(pages[k - 1], pages[k], round(k * pace_seconds, 3), crossfades[k],
+                          scenes[k] != scenes[k - 1], jump, distance, click))
+    seams = [Seam(pages[k], round(at / sample_rate, 3), click_db(book, sample_rate, [at]))
+             for k, at in loop_seams(clip_lengths, loops, crossfades, pace_seconds, sample_rate)]
+    clicks = sum(j.click_db > CLICK_DB for j in joins) + sum(s.click_db > CLICK_DB for s in seams)
+    return Transitions(tuple(joins), tuple(seams), spread([j.loudness_jump_lu for j in joins]),
+                       spread([j.spectral_distance_db for j in joins]), spread([j.click_db for j in joins]),
+                       clicks, spread([s.click_db for s in seams]))

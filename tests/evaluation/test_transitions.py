@@ -1,0 +1,47 @@
+"""Transition smoothness: a hard cut with a click scores worse than a smooth crossfade."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from m2m.evaluation.sources import clip_samples, find_runs, played_book
+from m2m.evaluation.transitions import CLICK_DB, loop_seams, measure_transitions
+
+from .conftest import PACE, RATE, make_run, tone
+
+
+def transitions_of(root, clips, scenes, fades):
+    run = find_runs([make_run(root, clips, scenes, fades).path])[0]
+    audio = clip_samples(run)
+    cues = run.soundtrack.cues
+    return measure_transitions(played_book(run, audio), RATE, [c.page for c in cues], run.scenes,
+                               [c.crossfade for c in cues], [a.shape[1] for a in audio], [c.loop for c in cues], PACE)
+
+
+def test_a_hard_cut_between_unlike_clips_scores_worse_than_a_smooth_crossfade(tmp_path):
+    # the cut: a quiet low chord, then a loud high one starting mid-wave, with no crossfade
+    cut = transitions_of(tmp_path / "cut", [tone([220, 277], level=0.05), tone([880, 1320], level=0.5, phase=1.5)],
+                         [0, 0], [0.0, 0.0])
+    smooth = transitions_of(tmp_path / "smooth", [tone([220, 277]), tone([220, 277], vibrato=0.1)], [0, 0],
+                            [0.0, 2.0])
+    (c,), (s,) = cut.joins, smooth.joins
+    assert c.loudness_jump_lu > 10 > 1 > s.loudness_jump_lu
+    assert c.spectral_distance_db > 10 * max(s.spectral_distance_db, 0.1)
+    assert c.click_db > CLICK_DB > s.click_db
+    assert cut.clicks >= 1 and smooth.clicks == 0
+    assert (c.crossfade_seconds, c.at_seconds) == (0.0, PACE)
+
+
+def test_a_click_is_found_even_between_like_clips(tmp_path):
+    # same tone and level either side, but the second starts at its crest where the first passes
+    # zero (4 s is a whole number of its periods): only the step shows
+    result = transitions_of(tmp_path, [tone([220]), tone([220], phase=np.pi / 2)], [0, 1], [0.0, 0.0])
+    (join,) = result.joins
+    assert join.click_db > CLICK_DB and join.loudness_jump_lu < 0.5 and join.scene_change
+
+
+def test_loop_seams_are_placed_as_the_mix_places_the_pages():
+    # page 0 plays from 0 to pace + 1 s (half the 2 s crossfade into page 1) from a 3 s clip: a seam
+    # at 3 s; page 1 plays from pace - 1 s = 3 s to 2 pace = 8 s (the last page): a seam 3 s in, at 6 s
+    assert loop_seams([3 * RATE, 3 * RATE], [True, True], [0.0, 2.0], PACE, RATE) == [(0, 3 * RATE), (1, 6 * RATE)]
+    assert loop_seams([3 * RATE], [False], [0.0], PACE, RATE) == []

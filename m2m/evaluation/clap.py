@@ -122,7 +122,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    root = linalg.sqrtm(cov_a @ cov_b)
     if not np.isfinite(root).all():  # a singular product (few clips): nudge both, as the FAD reference does
         eye = np.eye(cov_a.shape[0]) * 1e-6
         root = linalg.sqrtm((cov_a + eye) @ (cov_b + eye))

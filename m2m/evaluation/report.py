@@ -151,7 +151,7 @@ def chart(evaluation: Evaluation, path: str | os.PathLike[str], dpi: int = 130) 
     _per_join(grid[0, 0], runs, lambda j: j.loudness_jump_lu, "LU", "Loudness jump at each join (lower: smoother)")
     _per_join(grid[0, 1], runs, lambda j: j.spectral_distance_db, "dB",
               "Spectral distance at each join (lower: smoother)")
-    _bars(grid[0, 2], runs, ["loudness LU", "spectral dB / 10", "worst click dB / 10"],
+    _bars(grid[0, 2], runs, ["loudness\njump LU", "spectral\ndistance dB / 10", "worst click\ndB / 10"],
           [[r.transitions.loudness_jump_lu.mean, _scaled(r.transitions.spectral_distance_db.mean, 0.1),
             _scaled(r.transitions.click_db.worst, 0.1)] for r in runs], "mean (click: worst)",
           "Transitions, mean over joins (lower: smoother)")
@@ -159,7 +159,7 @@ def chart(evaluation: Evaluation, path: str | os.PathLike[str], dpi: int = 130) 
           [[r.scenes.timbre_ratio, r.scenes.harmony_ratio, r.scenes.ratio] for r in runs], "contrast / consistency",
           "Scenes: between / within distance (higher: music follows scenes)")
     grid[1, 0].axhline(1.0, color="grey", ls="--", lw=1)
-    _bars(grid[1, 1], runs, ["tempo (octave ok)", "tempo as found", "key and mode", "mode"],
+    _bars(grid[1, 1], runs, ["tempo ±4%\n(octave ok)", "tempo ±4%\n(as found)", "key\nand mode", "mode"],
           [[r.plan.tempo_match, r.plan.tempo_exact, r.plan.key_match, r.plan.mode_match] for r in runs],
           "fraction of pages", "Plan adherence (n/a: no plan)")
     grid[1, 1].set_ylim(0, 1.15)

@@ -116,6 +116,13 @@ class Join:
         return max(0.0, self.in_begin - self.out_end)
 
 
+def cue_join(crossfade: float, silence: float) -> Join:
+    """The join a cue sheet entry describes (its ``crossfade`` and ``silence``), as the mix made it."""
+    if silence > 0:
+        return Join(0.0, crossfade, silence, SILENCE_ENTRY_SECONDS)
+    return Join.crossfade(crossfade)
+
+
 def join_into(transition: Transition | None, default_seconds: float, pace_seconds: float) -> Join:
     """The join a scene change's transition asks for (None: a crossfade of ``default_seconds``),
     never longer than the page allows."""

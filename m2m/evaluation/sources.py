@@ -18,7 +18,7 @@ from m2m.conditions import condition_of
 from m2m.cues import CaptionSheet
 from m2m.music.render import stereo_at
 from m2m.runs import CONDITIONS, Condition, RunFolder
-from m2m.soundtrack import Soundtrack, mix_pages
+from m2m.soundtrack import Soundtrack, cue_join, mix_pages
 
 # The scenes a run is judged against are the m2m plan's when the book has one: the baseline's cue
 # sheet gives every page a scene of its own, so judged by its own scenes it would have no
@@ -106,7 +106,8 @@ def clip_samples(run: RunInput) -> list[np.ndarray]:
 def played_book(run: RunInput, clips: Sequence[np.ndarray]) -> np.ndarray:
     """The whole book as ``audio/soundtrack.ogg`` plays it (before encoding): the same mix, from the
     cue sheet's clips, loop flags, crossfades and pace, so a run made with ``--no-whole-file`` is
-    judged the same way."""
+    judged the same way (a silence chosen at a scene change included)."""
     settings = run.soundtrack.settings
     return mix_pages([(c, cue.loop) for c, cue in zip(clips, run.soundtrack.cues, strict=True)],
-                     [cue.crossfade for cue in run.soundtrack.cues], settings.pace_seconds, settings.sample_rate)
+                     [cue_join(cue.crossfade, cue.silence) for cue in run.soundtrack.cues], settings.pace_seconds,
+                     settings.sample_rate)

@@ -23,7 +23,7 @@ test-fast: $(STAMP)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml packages.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-batch.txt pyproject.toml packages.txt
 	@$(MAKE) --no-print-directory system-deps DEBS="$$(grep -v '^#' packages.txt | xargs)"
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt -e .

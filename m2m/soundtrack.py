@@ -272,19 +272,14 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     renders no more than that many of the pages still to do, in that order (a reader's step: the
     page on screen and the next ones), so a short step never starts a page it would throw away.
     """
-    if not captions.cues:
-        raise ValueError("captions: no cues; nothing to render")
     settings = replace(options or SoundtrackSettings(), engine=engine_name)
     engine = engine or load_engine(engine_name)
     warm_up(engine, render)  # ready by the first clip
     progress = progress or (lambda stage, done, total: None)
-    sheet, after, hashes, render = clip_plan(book_id, captions, engine_name, engine, settings, render, transitions)
-
-    record = _existing(run)
-    existing = _existing_cues(record)
-    done = reused_clips(run, sheet, hashes, existing, force)
-    wanted = None if only is None else with_predecessors(only, after)
-    pending = [c for c in render_order(sheet, order) if c.page not in done and (wanted is None or c.page in wanted)]
+    work = clip_work(captions, run, engine, settings, render, transitions, book_id=book_id, order=order,
+                     force=force, only=only)
+    sheet, after, hashes, render = work.sheet, work.after, work.hashes, work.render
+    record, existing, done, pending = work.record, work.existing, work.done, list(work.pending)
     if at_most is not None:
         pending = pending[:max(at_most, 1)]
     complete = len(done) + len(pending) == len(sheet)
@@ -326,6 +321,48 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
         if whole is not None:
             whole.close()
     return soundtrack
+
+
+@dataclass(frozen=True)
+class ClipWork:
+    """What stage 5 has to do for a book: the pages in order, the page each continues from, each
+    clip's hash, the render options, the cue sheet as it stands, the pages whose clips are already
+    made (``done``, reused or taken back) and the pages still to render (``pending``, in order)."""
+
+    sheet: list[Cue]
+    after: dict[int, int | None]
+    hashes: dict[int, str]
+    render: RenderOptions
+    record: StageRecord[Soundtrack] | None
+    existing: dict[int, SoundtrackCue]
+    done: dict[int, SoundtrackCue]
+    pending: tuple[Cue, ...]
+
+
+def clip_work(captions: CaptionSheet, run: RunFolder, engine: Engine, settings: SoundtrackSettings,
+              render: RenderOptions | None, transitions: TransitionSheet | None, *, book_id: str,
+              order: Sequence[int] | None = None, force: Collection[int] = (),
+              only: Collection[int] | None = None) -> ClipWork:
+    """The pages still to render and the clips already made, as ``build_soundtrack`` sees them (a
+    batch shares the same view, so a clip it lands is one a reader or ``m2m render`` reuses)."""
+    if not captions.cues:
+        raise ValueError("captions: no cues; nothing to render")
+    sheet, after, hashes, render = clip_plan(book_id, captions, settings.engine, engine, settings, render, transitions)
+    record = _existing(run)
+    existing = _existing_cues(record)
+    done = reused_clips(run, sheet, hashes, existing, force)
+    wanted = None if only is None else with_predecessors(only, after)
+    pending = tuple(c for c in render_order(sheet, order)
+                    if c.page not in done and (wanted is None or c.page in wanted))
+    return ClipWork(sheet, after, hashes, render, record, existing, done, pending)
+
+
+def record_clips(run: RunFolder, book_id: str, condition: Condition, work: ClipWork,
+                 done: Mapping[int, SoundtrackCue], settings: SoundtrackSettings,
+                 transitions: TransitionSheet | None) -> Soundtrack:
+    """Write the cue sheet for the clips ``done`` so far, the book not yet complete (a batch calls
+    it as each clip lands; ``build_soundtrack`` completes the book and its whole-book file)."""
+    return _write_sheet(run, book_id, condition, work.sheet, done, settings, transitions, complete=False)
 
 
 class _WholeFile:

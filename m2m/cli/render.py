@@ -27,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser("render", help="run every stage and write the run folder with its music")
     add_book_arguments(parser)
+    add_render_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    """What ``m2m render`` and ``m2m batch`` both choose: engine, condition, director, pace, output."""
     # The library engine is the random condition's (--condition random), which knows its library.
     parser.add_argument("--engine", default="composer", choices=[e for e in available_engines() if e != "library"],
                         help="music engine (the random condition draws from a library this engine makes)")
@@ -48,21 +54,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="let MusicGen and the CLIP emotion backends fetch missing weights")
     parser.add_argument("--no-whole-file", dest="whole_file", action="store_false",
                         help="write the page clips and the cue sheet only, not the whole book as one file")
-    parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def render_settings(args: argparse.Namespace) -> Settings:
+    """The pipeline settings ``add_render_arguments`` chose; a director fallback is said on the terminal
+    (and in the run files)."""
     if args.library_clips < 1:
         raise ValueError(f"--library-clips must be a positive number, got {args.library_clips}")
-    book = load_book(args.path, args.book)
     llm, fallback = director_settings(args, None)
     if fallback:
         print(f"note: {fallback}", flush=True)  # the run files say so too
-    settings = Settings(director=args.llm, model=llm.model, api_key=llm.api_key, base_url=llm.base_url,
-                        engine=args.engine, condition=args.condition, emotion_checkpoint=args.emotions_checkpoint,
-                        emotion_backend=args.emotions, runs_root=args.out, seconds_per_page=args.pace,
-                        device=args.device, allow_download=args.allow_download, whole_file=args.whole_file,
-                        sample_rate=args.sample_rate)
+    return Settings(director=args.llm, model=llm.model, api_key=llm.api_key, base_url=llm.base_url,
+                    engine=args.engine, condition=args.condition, emotion_checkpoint=args.emotions_checkpoint,
+                    emotion_backend=args.emotions, runs_root=args.out, seconds_per_page=args.pace,
+                    device=args.device, allow_download=args.allow_download, whole_file=args.whole_file,
+                    sample_rate=args.sample_rate)
+
+
+def run(args: argparse.Namespace) -> int:
+    book = load_book(args.path, args.book)
+    settings = render_settings(args)
     if condition_of(settings.condition).uses_library:
         ensure_library(settings, args.library_clips, no_progress)
     with tqdm(total=1, unit="step", dynamic_ncols=True) as bar:

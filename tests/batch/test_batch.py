@@ -1,0 +1,154 @@
+"""`m2m batch` on a local Ray with 2 CPUs: a broken book fails alone, a killed worker's page is
+retried, a killed driver resumes without redoing a landed page, and a second run does no work."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from m2m.batch.catalogue import catalogue
+from m2m.batch.driver import BatchOptions, run_batch, task_resources
+from m2m.pipeline import Settings
+from tests.batch.conftest import cue_sheet, write_catalogue
+
+pytest.importorskip("ray")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings(tmp_path: Path) -> Settings:
+    return Settings(runs_root=tmp_path / "runs", seconds_per_page=4.0)
+
+
+def clip_times(run: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in sorted((run / "audio").glob("page-*.ogg"))}
+
+
+def test_three_books_one_broken_then_a_second_run_does_no_work(tmp_path):
+    root = write_catalogue(tmp_path / "shelf", pages=3)
+    books = catalogue(root)
+    seen: list[tuple[str, int, int]] = []
+    report = run_batch(books, settings(tmp_path), BatchOptions(workers=2), lambda *a: seen.append(a))
+
+    by_name = {b.name: b for b in report.books}
+    assert (report.done, report.failed) == (2, 1)
+    assert by_name["gamma"].status == "failed" and "transcript.json" in by_name["gamma"].error
+    for name in ("alpha", "beta.cbz"):
+        book = by_name[name]
+        assert (book.status, book.pages, book.rendered, book.reused) == ("done", 3, 3, 0)
+        sheet = cue_sheet(Path(book.run))
+        assert sheet["complete"] and [c["page"] for c in sheet["cues"]] == [0, 1, 2]
+        assert Path(book.soundtrack).is_file() and book.audio_seconds > 3 * 4.0
+    assert ("books", 3, 3) in seen and ("pages", 6, 6) in seen  # the bars reached the end
+    saved = json.loads(Path(report.path).read_text(encoding="utf-8"))
+    assert saved["totals"]["done"] == 2 and saved["totals"]["failed"] == 1
+    assert saved["totals"]["pages_rendered"] == 6 and saved["totals"]["real_time_factor"] > 0
+    assert [b["status"] for b in saved["books"]] == ["done", "done", "failed"]
+
+    before = {name: clip_times(Path(by_name[name].run)) for name in ("alpha", "beta.cbz")}
+    again = run_batch(books, settings(tmp_path), BatchOptions(workers=2))
+    for book in again.books[:2]:
+        assert (book.status, book.rendered, book.reused, book.planned) == ("done", 0, 3, ())
+        assert clip_times(Path(book.run)) == before[book.name]
+    assert again.books[2].status == "failed" and again.pages_rendered == 0 and again.audio_seconds == 0
+
+
+def render_workers() -> list[int]:
+    """The Ray workers busy with a page right now (Ray titles a worker by the task it runs)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::render_clip"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_a_worker_killed_mid_batch_still_gives_every_page(tmp_path):
+    root = write_catalogue(tmp_path / "shelf", pages=6, broken=False)
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_one_worker() -> None:
+        while not stop.is_set() and not killed:
+            busy = render_workers()
+            if busy:
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one_worker, daemon=True)
+    killer.start()
+    try:
+        report = run_batch(catalogue(root), settings(tmp_path), BatchOptions(workers=2, max_retries=3))
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no worker was seen rendering"
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed[0], 0)
+    assert [b.status for b in report.books] == ["done", "done"]
+    for book in report.books:
+        assert book.rendered == 6 and len(cue_sheet(Path(book.run))["cues"]) == 6
+    assert killed[0] not in report.worker_pids or len(report.worker_pids) > 2  # a new worker took over
+
+
+def wait_for_landed_pages(out: Path, name: str, count: int, driver: subprocess.Popen) -> Path:
+    """The cue sheet of book ``name`` (its id is the name and a hash) once ``count`` pages are on it."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None:
+        for sheet in out.glob(f"{name}-*/m2m/soundtrack.json"):
+            try:
+                if len(json.loads(sheet.read_text(encoding="utf-8"))["data"]["cues"]) >= count:
+                    return sheet
+            except (OSError, ValueError):
+                pass  # between two writes
+        time.sleep(0.05)
+    raise AssertionError(f"{count} pages of {name} never landed (driver exit code {driver.poll()})")
+
+
+def test_a_killed_driver_resumes_with_the_same_command_and_redoes_no_landed_page(tmp_path):
+    root = write_catalogue(tmp_path / "shelf", pages=8, broken=False)
+    out = tmp_path / "runs"
+    command = [sys.executable, "-m", "m2m", "batch", str(root), "--out", str(out), "--workers", "2", "--pace", "4"]
+    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        sheet = wait_for_landed_pages(out, "alpha", 3, first)
+        os.kill(first.pid, signal.SIGKILL)  # the driver alone, as an out-of-memory killer would
+        first.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)  # what Ray left of that run
+    landed = {c["page"]: c for c in cue_sheet(sheet.parent)["cues"]}
+    assert len(landed) >= 3 and not cue_sheet(sheet.parent)["complete"]
+    before = clip_times(sheet.parent)
+
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reports = sorted((out / "batches").glob("batch-*.json"))  # the killed run wrote none
+    assert len(reports) == 1
+    report = json.loads(reports[0].read_text(encoding="utf-8"))
+    alpha = next(b for b in report["books"] if b["name"] == "alpha")
+    assert alpha["status"] == "done" and alpha["reused"] >= len(landed)
+    assert alpha["rendered"] + alpha["reused"] == 8
+    after = clip_times(sheet.parent)
+    assert len(after) == 8 and all(after[name] == t for name, t in before.items() if int(name[5:8]) in landed)
+    assert cue_sheet(sheet.parent)["complete"] and "done" in done.stdout
+
+
+def test_page_tasks_ask_for_what_their_engine_needs():
+    assert task_resources("composer", gpus=4) == {"num_cpus": 1}
+    assert task_resources("musicgen-small", gpus=1) == {"num_gpus": 1, "num_cpus": 1}
+    assert task_resources("musicgen-small", gpus=0) == {"num_cpus": 2}  # a CPU cluster still runs it

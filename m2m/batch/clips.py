@@ -61,7 +61,9 @@ def render_clip(job: ClipJob, previous: LandedClip | Audio | None = None) -> Lan
     started = time.perf_counter()
     engine = load_engine(job.engine)  # once per worker process: load_engine keeps it
     before = previous.audio() if isinstance(previous, LandedClip) else previous
-    after = {job.cue.page: job.after if before is not None else None}
+    if job.after is not None and before is None:  # its hash says it continues: never render it fresh
+        raise ValueError(f"page {job.cue.page} continues from page {job.after}, whose audio was not given")
+    after = {job.cue.page: job.after}
     prompts = {job.after: before} if before is not None and job.after is not None else {}
     rendered = engine.render_many([job.cue], job.render, after=after, previous=prompts)[0]
     with tempfile.TemporaryDirectory(prefix="m2m-clip-") as scratch:

@@ -110,6 +110,8 @@ def task_resources(engine: str, gpus: float) -> dict[str, float]:
 @contextmanager
 def ray_session(options: BatchOptions) -> Iterator[Cluster]:
     """A local Ray instance for the run (nothing to set up), or the cluster at ``options.address``."""
+    if options.address:
+        use_cluster_token()  # before Ray is imported: it reads its auth mode once
     try:
         import ray
     except ImportError as e:  # an optional dependency: the reader and `m2m render` do without it
@@ -125,6 +127,17 @@ def ray_session(options: BatchOptions) -> Iterator[Cluster]:
                       float(resources.get("CPU", 0)), float(resources.get("GPU", 0)))
     finally:
         ray.shutdown()
+
+
+def use_cluster_token() -> None:
+    """Ray 2.59+ gives a cluster started with ``ray start --head`` token authentication, but a driver
+    that joins it by address asks without a token unless RAY_AUTH_MODE says otherwise; so when this
+    machine has the token (Ray's own places for it) and nobody chose a mode, use it."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def run_batch(books: Sequence[BookRef], settings: Settings, options: BatchOptions = BatchOptions(),
@@ -223,11 +236,13 @@ class _Batch:
 
     def _plan(self, state: _BookState) -> tuple[Book, PlanResult, ClipWork]:
         """Stages 1-4 and the pages still to render (on a planning thread: it only reads ``state``)."""
+        started = time.perf_counter()
         book = load_book(state.ref.path, state.ref.book)
         plan = plan_book(book, self.settings)
         transitions = transitions_played(self.settings, plan)
-        return book, plan, clip_work(plan.captions, plan.run, self.engine, self.sound, self.render, transitions,
-                                     book_id=book.id)
+        work = clip_work(plan.captions, plan.run, self.engine, self.sound, self.render, transitions, book_id=book.id)
+        state.result.plan_seconds = round(time.perf_counter() - started, 3)
+        return book, plan, work
 
     def _planned(self, state: _BookState, future: Future) -> None:
         error = future.exception()
@@ -301,7 +316,8 @@ class _Batch:
             return
         state.outstanding.discard(page)
         state.result.rendered += 1
-        state.result.audio_seconds += clip.record.seconds
+        state.result.audio_seconds = round(state.result.audio_seconds + clip.record.seconds, 3)
+        state.result.worker_seconds = round(state.result.worker_seconds + clip.render_seconds, 3)
         self.pids.add(clip.worker_pid)
 
     # -- finishing a book (driver thread) -----------------------------------------------------------
@@ -309,11 +325,13 @@ class _Batch:
     def _finish(self, state: _BookState) -> str:
         """The cue sheet completed and the whole-book file made, from the landed clips (nothing renders)."""
         assert state.plan is not None and state.book is not None
+        started = time.perf_counter()
         soundtrack = build_soundtrack(state.book.id, self.settings.condition, state.plan.captions, state.plan.run,
                                       self.engine_name, self.sound, render=self.render, engine=self.engine,
                                       transitions=transitions_played(self.settings, state.plan))
         if not soundtrack.complete:  # build_soundtrack rendered what was missing, so this is a bug: say it
             raise RuntimeError(f"{state.plan.run.file('soundtrack')}: incomplete after every page landed")
+        state.result.finish_seconds = round(time.perf_counter() - started, 3)
         return str(state.plan.run.path / soundtrack.file) if soundtrack.file else str(state.plan.run.file("soundtrack"))
 
     def _finished(self, state: _BookState, future: Future) -> None:

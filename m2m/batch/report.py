@@ -30,6 +30,9 @@ class BookResult:
     rendered: int = 0
     reused: int = 0
     audio_seconds: float = 0.0
+    plan_seconds: float = 0.0  # stages 1-4 on the driver
+    worker_seconds: float = 0.0  # page tasks' render + encode time on the workers, summed
+    finish_seconds: float = 0.0  # the cue sheet completed and the whole-book file mixed, on the driver
     soundtrack: str = ""
     planned: tuple[str, ...] = ()  # the plan stages this run computed (the rest came from disk)
 

@@ -46,3 +46,18 @@ def write_catalogue(root: Path, pages: int = 3, broken: bool = True) -> Path:
 
 def cue_sheet(run: Path) -> dict:
     return json.loads((run / "soundtrack.json").read_text(encoding="utf-8"))["data"]
+
+
+def write_tiny_musicgen_cache(cache: Path, model_id: str = "facebook/musicgen-small") -> Path:
+    """A Hugging Face hub cache holding a tiny randomly initialised MusicGen under ``model_id``, laid
+    out as a download leaves it (refs/main -> snapshots/<revision>), so the real loader finds it."""
+    from m2m.music.random_model import random_musicgen
+
+    repo = cache / f"models--{model_id.replace('/', '--')}"
+    revision = "0" * 40
+    loaded = random_musicgen(seed=0)
+    loaded.model.save_pretrained(repo / "snapshots" / revision)
+    loaded.processor.save_pretrained(repo / "snapshots" / revision)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision, encoding="utf-8")
+    return cache

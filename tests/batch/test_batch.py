@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from m2m.batch.catalogue import catalogue
 from m2m.batch.driver import BatchOptions, run_batch, task_resources
 from m2m.pipeline import Settings
 from tests.batch.conftest import cue_sheet, write_catalogue
+from tests.conftest import free_port
 
 pytest.importorskip("ray")
 
@@ -152,3 +154,46 @@ def test_page_tasks_ask_for_what_their_engine_needs():
     assert task_resources("composer", gpus=4) == {"num_cpus": 1}
     assert task_resources("musicgen-small", gpus=1) == {"num_gpus": 1, "num_cpus": 1}
     assert task_resources("musicgen-small", gpus=0) == {"num_cpus": 2}  # a CPU cluster still runs it
+
+
+def test_musicgen_pages_continue_from_the_page_before_across_workers(tmp_path, monkeypatch):
+    """A tiny random MusicGen in a hub cache, loaded by the workers' real loader: each page of a
+    scene is a task that starts once the page before has landed, and is prompted with its audio."""
+    from tests.batch.conftest import write_book, write_tiny_musicgen_cache
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(write_tiny_musicgen_cache(tmp_path / "hub")))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the workers inherit both: nothing is downloaded
+    root = tmp_path / "shelf"
+    write_book(root / "one", pages=3)
+    chosen = replace(settings(tmp_path), engine="musicgen-small", device="cpu")
+    report = run_batch(catalogue(root), chosen, BatchOptions(workers=2))
+    book = report.books[0]
+    assert book.status == "done", book.error
+    cues = cue_sheet(Path(book.run))["cues"]
+    assert len(cues) == 3 and all(c["engine"] == "musicgen-small" for c in cues)
+    for before, cue in zip(cues, cues[1:], strict=False):
+        if cue["scene"] == before["scene"]:
+            assert cue["details"]["continues_from"] == before["page"] and cue["details"]["prompt_seconds"] > 0
+        else:
+            assert cue["details"]["continues_from"] is None
+    assert any(c["details"]["continues_from"] is not None for c in cues), "no page continued"
+
+
+def test_joins_a_cluster_started_with_ray_start(tmp_path):
+    """The cluster recipe on one machine: `ray start --head`, then `m2m batch --address`."""
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    port = str(free_port())
+    head = subprocess.run([ray_cli, "start", "--head", "--port", port, "--num-cpus", "2", "--include-dashboard=false",
+                           "--disable-usage-stats"], capture_output=True, text=True, timeout=120)
+    assert head.returncode == 0, head.stderr[-2000:]
+    try:
+        root = write_catalogue(tmp_path / "shelf", pages=2, broken=False)
+        done = subprocess.run([sys.executable, "-m", "m2m", "batch", str(root), "--address", f"127.0.0.1:{port}",
+                               "--out", str(tmp_path / "runs"), "--pace", "4"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    report = json.loads(next((tmp_path / "runs" / "batches").glob("batch-*.json")).read_text(encoding="utf-8"))
+    assert report["totals"]["done"] == 2 and report["totals"]["pages_rendered"] == 4
+    assert report["ray_address"].endswith(f":{port}") and report["cluster_cpus"] == 2.0

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from m2m import baseline, directives, emotions, llm, scenes, transitions
 from m2m.book import Book
@@ -32,6 +32,9 @@ from m2m.music.render import SoundtrackSettings, clip_hashes, warm_up
 from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
 from m2m.soundtrack import Soundtrack, build_soundtrack, page_entries
+
+if TYPE_CHECKING:
+    from m2m.music.library_builder import ClipMaker
 
 ProgressFn = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -347,11 +350,13 @@ def library_dir(settings: Settings) -> Path:
     return settings.runs_root / ".library" / f"{settings.engine}-{settings.sample_rate}"
 
 
-def ensure_library(settings: Settings, count: int, progress: ProgressFn = no_progress) -> bool:
+def ensure_library(settings: Settings, count: int, progress: ProgressFn = no_progress,
+                   make_clips: ClipMaker | None = None) -> bool:
     """Build the random condition's clip library with the settings' engine if there is none yet;
     True when it was built. Progress goes to ``progress("library", done, total)``. It is built beside
     its place and moved in when complete, so a stopped build leaves no half library. One build at a
-    time per folder is the caller's to ensure (the app holds a lock)."""
+    time per folder is the caller's to ensure (the app holds a lock). ``make_clips``: where the
+    clips are rendered (default this machine; ``m2m batch`` renders them on its Ray workers)."""
     import shutil
 
     from m2m.music.library import INDEX
@@ -364,7 +369,8 @@ def ensure_library(settings: Settings, count: int, progress: ProgressFn = no_pro
     shutil.rmtree(partial, ignore_errors=True)
     build_library(load_engine(settings.engine), partial, count,
                   RenderOptions(seed=settings.seed, sample_rate=settings.sample_rate),
-                  lambda done, total: progress("library", done, total))
+                  lambda done, total: progress("library", done, total),
+                  make_clips)
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
     return True

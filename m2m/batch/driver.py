@@ -30,6 +30,7 @@ from typing import Any
 
 from m2m.batch.catalogue import BookRef
 from m2m.batch.clips import ClipJob, LandedClip, land_clip, render_clip
+from m2m.batch.library import RayClipMaker
 from m2m.batch.report import BatchReport, BookResult
 from m2m.book import load_book
 from m2m.book_data import Book
@@ -184,9 +185,12 @@ class _Batch:
         self.sound = soundtrack_settings(settings)
         self.engine: Engine = load_engine(self.engine_name)  # for the clip hashes; models load on the workers
         self.render: RenderOptions = render_options(settings, self.engine)
+        self.uses_library = condition_of(settings.condition).uses_library
         self.task = ray.remote(render_clip).options(
             max_retries=options.max_retries, retry_exceptions=False,
-            **task_resources(self.engine_name, cluster.gpus))
+            **task_resources(self.engine_name, cluster.gpus), **self._page_placement())
+        self.library_task = {"max_retries": options.max_retries, "retry_exceptions": False,
+                             **task_resources(settings.engine, cluster.gpus)}
         # pages in flight at once: enough to keep every worker busy while the driver lands results
         task_cpus = task_resources(self.engine_name, cluster.gpus).get("num_cpus", 1)
         self.cap = options.workers if options.address and options.workers else \
@@ -198,9 +202,21 @@ class _Batch:
 
     # -- the loop --------------------------------------------------------------------------------
 
+    def _page_placement(self) -> dict[str, Any]:
+        """Where page tasks may run: anywhere, except the library engine's, which read the clip
+        library from this machine's runs folder: they run on this machine's Ray node (a page is a
+        copy of a library clip, so that costs little)."""
+        if not self.uses_library:
+            return {}
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = self.ray.get_runtime_context().get_node_id()
+        return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=here, soft=False)}
+
     def run(self) -> None:
-        if condition_of(self.settings.condition).uses_library:
-            ensure_library(self.settings, self.options.library_clips)  # every book draws from it
+        if self.uses_library:  # every book draws from it: made first, its clips on the workers
+            ensure_library(self.settings, self.options.library_clips, self.progress,
+                           RayClipMaker(self.ray, self.library_task, self.pids))
         planning: dict[Future, _BookState] = {}
         finishing: dict[Future, _BookState] = {}
         with ThreadPoolExecutor(self.options.plan_concurrency, thread_name_prefix="m2m-plan") as plans, \

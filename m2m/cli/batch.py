@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
             "pages": tqdm(total=0, unit="page", position=1, dynamic_ncols=True, desc="pages")}
 
     def progress(kind: str, done: int, total: int) -> None:
+        if kind == "library" and kind not in bars:  # the random condition's clips, made before any page
+            bars[kind] = tqdm(total=total, unit="clip", position=2, dynamic_ncols=True, desc="library")
         bar = bars.get(kind)
         if bar is not None and (bar.n != done or bar.total != total):
             bar.total, bar.n = total, done

@@ -14,7 +14,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
 from m2m.batch.catalogue import catalogue
 from m2m.batch.driver import BatchOptions, run_batch, task_resources
@@ -148,6 +150,42 @@ def test_a_killed_driver_resumes_with_the_same_command_and_redoes_no_landed_page
     after = clip_times(sheet.parent)
     assert len(after) == 8 and all(after[name] == t for name, t in before.items() if int(name[5:8]) in landed)
     assert cue_sheet(sheet.parent)["complete"] and "done" in done.stdout
+
+
+def test_random_condition_library_is_made_by_the_workers_and_is_the_one_m2m_render_makes(tmp_path, monkeypatch):
+    """The random condition's library: its clips rendered as Ray tasks (not on the driver), landed
+    into the same library a plain `m2m render --condition random` builds, and every page drawn from it."""
+    from m2m.music import library_builder
+    from m2m.music.library import INDEX
+    from m2m.pipeline import ensure_library, library_dir
+
+    here_clips = library_builder.make_clips_here
+
+    def not_on_the_driver(*args):
+        raise AssertionError("the batch rendered library clips on the driver")
+
+    monkeypatch.setattr(library_builder, "make_clips_here", not_on_the_driver)  # Ray's workers are other processes
+    root = write_catalogue(tmp_path / "shelf", pages=3, broken=False)
+    chosen = replace(settings(tmp_path), condition="random")
+    seen: list[tuple[str, int, int]] = []
+    report = run_batch(catalogue(root), chosen, BatchOptions(workers=2, library_clips=4), lambda *a: seen.append(a))
+
+    assert (report.done, report.failed, report.pages_rendered) == (2, 0, 6)
+    assert ("library", 4, 4) in seen
+    folder = library_dir(chosen)
+    built = json.loads((folder / INDEX).read_text(encoding="utf-8"))
+    assert not folder.with_name(folder.name + ".building").exists()
+    for book in report.books:
+        for cue in cue_sheet(Path(book.run))["cues"]:
+            assert cue["details"]["clip"] in {c["file"] for c in built["clips"]}
+
+    monkeypatch.setattr(library_builder, "make_clips_here", here_clips)
+    here = replace(chosen, runs_root=tmp_path / "here")
+    assert ensure_library(here, 4)  # the same plans and seeds, rendered in this process
+    local = library_dir(here)
+    assert json.loads((local / INDEX).read_text(encoding="utf-8")) == built
+    for clip in built["clips"]:  # the same audio (an Ogg stream's serial number differs per encode)
+        np.testing.assert_array_equal(soundfile.read(local / clip["file"])[0], soundfile.read(folder / clip["file"])[0])
 
 
 def test_page_tasks_ask_for_what_their_engine_needs():

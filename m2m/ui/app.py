@@ -116,7 +116,7 @@ def _side_panels(reader: Reader, status: gr.HTML) -> dict[str, Any]:
         with gr.Row():
             theme_voice = gr.Textbox(label="Theme instrument", max_lines=1, scale=3, elem_id="m2m-theme-voice",
                                      placeholder="a General MIDI instrument: Oboe, Cello, French Horn…")
-            theme_motif = gr.Textbox(label="Motif (scale steps from the tonic)", max_lines=1, scale=2,
+            theme_motif = gr.Textbox(label="Motif (scale steps)", max_lines=1, scale=2,
                                      elem_id="m2m-theme-motif", placeholder="0 +2 +4 +2 0")
         theme_btn = gr.Button("Save theme & regenerate this page", size="sm", elem_id="m2m-theme-save")
         transition = gr.HTML(padding=False, elem_id="m2m-transition-info")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from m2m.book import load_book
+from m2m.cli.themes import heard_theme
 from m2m.cues import GM_INSTRUMENTS
 from m2m.leitmotifs import (
     book_themes,
@@ -21,7 +22,6 @@ from m2m.leitmotifs import (
 from m2m.midi import pretty_midi
 from m2m.music.arrangement import voice_table
 from m2m.music.composition import compose
-from m2m.music.theory import scale_pitches, tonic_pitch_class
 from m2m.pipeline import Settings, plan_book
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "manga109"
@@ -46,15 +46,10 @@ def theme_track(midi: pretty_midi.PrettyMIDI) -> pretty_midi.Instrument:
 
 
 def theme_steps(cue, tmp: Path) -> list[int]:
-    """The theme track's notes as scale steps from the page's tonic nearest its first note."""
-    midi, resolved = written_midi(cue, tmp)
-    track = theme_track(midi)
-    scale = scale_pitches(tonic_pitch_class(resolved.plan.key), resolved.plan.mode, 0, 127)
-    tonics = [i for i, p in enumerate(scale) if p % 12 == tonic_pitch_class(resolved.plan.key)]
-    notes = sorted(track.notes, key=lambda n: n.start)[:len(cue.theme.motif)]
-    first = scale.index(notes[0].pitch)
-    home = min(tonics, key=lambda i: abs(i - (first - cue.theme.motif[0][2])))
-    return [scale.index(n.pitch) - home for n in notes]
+    """The theme track's first statement in the written MIDI, as scale steps from the page's tonic
+    (``m2m themes`` reads a run's MIDI files the same way)."""
+    midi, _ = written_midi(cue, tmp)
+    return list(heard_theme(cue, midi).steps)
 
 
 def test_a_recurring_character_s_theme_recurs_across_scenes_in_each_scene_s_key(plan, tmp_path):

@@ -99,10 +99,14 @@ def name_theme(cue: Cue, theme: Theme) -> Cue:
     (or the new one appended). A caption as the director wrote it stays the director's (its plan
     still stands); a person's caption stays theirs."""
     caption = cue.caption.strip()
-    old = cue.theme.sentence if cue.theme is not None else None
     sentence = theme.sentence[0].upper() + theme.sentence[1:]
-    if old is not None and (at := find_sentence(caption, old)) is not None:
-        caption = caption[:at[0]] + sentence + caption[at[1]:]
+    found = None
+    if cue.theme is not None:
+        # runs planned before themes were orchestrated said "The flute theme of Aki sounds."
+        before = (cue.theme.sentence, f"the {cue.theme.instrument.lower()} theme of {cue.theme.name} sounds.")
+        found = next((at for old in before if (at := find_sentence(caption, old)) is not None), None)
+    if found is not None:
+        caption = caption[:found[0]] + sentence + caption[found[1]:]
     else:
         caption = f"{caption} {sentence}"
     planned = caption_fingerprint(caption) if not cue.caption_edited else cue.planned_with

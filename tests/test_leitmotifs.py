@@ -158,3 +158,47 @@ def test_a_person_s_motif_is_checked_and_keeps_the_rhythm_when_it_can():
 def book_theme():
     from m2m.cues import Theme
     return Theme("c1", "Aki", "Flute", ((0.0, 1.0, 0), (1.0, 3.0, 2)))
+
+
+def test_a_caption_s_theme_sentence_is_replaced_not_repeated():
+    from m2m.cues import Cue, Plan
+    from m2m.leitmotifs import name_theme
+
+    theme = book_theme()
+    plan = Plan(100, "C", "major", ("Acoustic Grand Piano",), 0.4, "calm")
+    legacy = Cue.planned(0, 0, "A calm piano piece. The flute theme of Aki sounds.", plan)
+    legacy = Cue(0, 0, legacy.caption, plan, legacy.planned_with, theme)
+    named = name_theme(legacy, orchestrate(theme, "tense"))
+    assert named.caption == "A calm piano piece. Aki's theme on a french horn, accented, low, tense."
+    assert not named.caption_edited, "the director's caption stays the director's"
+    again = name_theme(named, orchestrate(edited_theme(theme, "cello", ""), "tense"))
+    assert again.caption == "A calm piano piece. Aki's theme on a cello, accented, low, tense."
+    typed = Cue(0, 0, "My own words.", plan, legacy.planned_with, theme)  # a person's caption, no theme sentence
+    assert name_theme(typed, orchestrate(theme, "calm")).caption == "My own words. Aki's theme on a flute, legato, gentle."
+    assert name_theme(typed, orchestrate(theme, "calm")).caption_edited
+
+
+def test_m2m_themes_prints_each_theme_from_the_run_s_midi(tmp_path, capsys):
+    """``m2m themes`` on a rendered run: Hina's theme, read back from the MIDI files, has the same
+    scale steps on pages of every scene, played by another voice in the tense scene."""
+    from dataclasses import replace
+
+    from m2m.cli import main
+    from m2m.pipeline import render_pages
+    from tests.ui.chord_engine import ChordEngine
+
+    class ScoredChordEngine(ChordEngine):
+        """The chord engine's quick audio with the composer's score, which the run keeps as .mid files."""
+
+        def render(self, cue, options):
+            return replace(super().render(cue, options), midi=compose(cue, options.seconds, options.seed)[0].midi)
+
+    book = load_book(EXAMPLE)
+    render_pages(book, Settings(runs_root=tmp_path), [p.index for p in book.pages], engine=ScoredChordEngine())
+    assert main(["themes", str(EXAMPLE), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    hina = out.split("ヒナ's theme", 1)[1].split("'s theme (", 1)[0]
+    pages = [block for block in hina.split("\n  page")[1:]]
+    assert len(pages) == 9 and all("scale steps 0 -2 -3 -2 0" in block for block in pages), hina
+    assert {block.split(" · ")[1] for block in pages} == {"scene 1", "scene 2", "scene 3", "scene 4"}
+    assert "flute (program 73)" in pages[0] and "(program 73)" not in next(b for b in pages if "scene 2" in b)

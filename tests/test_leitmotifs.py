@@ -198,7 +198,7 @@ def test_m2m_themes_prints_each_theme_from_the_run_s_midi(tmp_path, capsys):
     assert main(["themes", str(EXAMPLE), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     hina = out.split("ヒナ's theme", 1)[1].split("'s theme (", 1)[0]
-    pages = [block for block in hina.split("\n  page")[1:]]
+    pages = hina.split("\n  page")[1:]
     assert len(pages) == 9 and all("scale steps 0 -2 -3 -2 0" in block for block in pages), hina
     assert {block.split(" · ")[1] for block in pages} == {"scene 1", "scene 2", "scene 3", "scene 4"}
     assert "flute (program 73)" in pages[0] and "(program 73)" not in next(b for b in pages if "scene 2" in b)

@@ -9,6 +9,7 @@ read cues without importing the directors and their LLM client.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -64,19 +65,51 @@ Motif = tuple[tuple[float, float, int], ...]
 
 @dataclass(frozen=True)
 class Theme:
-    """A recurring character's leitmotif, sounding on a page where they speak most: played by
-    ``instrument`` (a General MIDI name) as ``motif``, in scale steps from the page's tonic, so it
-    takes each scene's key, mode and tempo and stays recognisably the character's."""
+    """A recurring character's leitmotif, sounding on a page where they speak most: ``motif`` in
+    scale steps from the page's tonic, so it takes each scene's key, mode and tempo and stays
+    recognisably the character's.
+
+    ``instrument`` is the character's own (a General MIDI name); ``voice`` is who plays it on this
+    page, chosen by the scene's mood (``m2m/data/music/theme_voices.json``, m2m/leitmotifs.py) or
+    by a person; "" (files from before) means the instrument. ``register``: semitones the theme's
+    middle moves from its voice's usual range; ``articulation``: a name from that table;
+    ``mood``: the mood family it was orchestrated for; ``manner``: how the caption says it
+    ("accented, low, tense"). ``edited``: a person set this page's voice or motif, which is kept
+    when the page's caption is written again (a new directive) and over the mood's choice."""
 
     character: str  # the character's id in the book
     name: str
     instrument: str
     motif: Motif
+    voice: str = ""
+    register: int = 0
+    articulation: str = "plain"
+    mood: str = ""
+    manner: str = ""
+    edited: bool = False
+
+    @property
+    def played_by(self) -> str:
+        """The General MIDI instrument that plays the theme on this page."""
+        return self.voice or self.instrument
 
     @property
     def phrase(self) -> str:
-        """How a caption names it, for a text-to-music model."""
-        return f"the {self.instrument.lower()} theme of {self.name}"
+        """How a caption names it, for a text-to-music model: "Aki's theme on a french horn, accented, tense"."""
+        voice = self.played_by.lower()
+        article = "an" if voice[:1] in "aeiou" else "a"
+        manner = f", {self.manner}" if self.manner else ""
+        return f"{self.name}'s theme on {article} {voice}{manner}"
+
+    @property
+    def sentence(self) -> str:
+        """The sentence a caption carries for it."""
+        return f"{self.phrase}."
+
+    @property
+    def steps(self) -> str:
+        """The motif's scale steps as a person writes them: "0 +2 +4 +2 0"."""
+        return " ".join(f"{step:+d}" if step else "0" for _, _, step in self.motif)
 
 
 @dataclass(frozen=True)
@@ -110,6 +143,21 @@ class Cue:
 def caption_fingerprint(caption: str) -> str:
     """A short hash of a caption's text (whitespace at the ends ignored)."""
     return hashlib.sha256(caption.strip().encode("utf-8")).hexdigest()[:16]
+
+
+def find_sentence(caption: str, sentence: str) -> tuple[int, int] | None:
+    """Where ``sentence`` stands in ``caption`` (its first letter in either case), or None."""
+    match = re.search(re.escape(sentence[1:]), caption)
+    if match is None or match.start() == 0 or caption[match.start() - 1].lower() != sentence[0].lower():
+        return None
+    return match.start() - 1, match.end()
+
+
+def without_theme(cue: Cue) -> str:
+    """The cue's caption without the sentence naming its theme (what the rest of it asks for)."""
+    if cue.theme is None or (at := find_sentence(cue.caption, cue.theme.sentence)) is None:
+        return cue.caption
+    return (cue.caption[:at[0]] + cue.caption[at[1]:]).strip()
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from m2m import baseline, directives, emotions, llm, scenes, transitions
+from m2m import baseline, directives, emotions, leitmotifs, llm, scenes, transitions
 from m2m.book import Book
 from m2m.conditions import condition_of
-from m2m.cues import CaptionSheet, TransitionSheet
+from m2m.cues import CaptionSheet, Transition, TransitionSheet, check_transition
 from m2m.directives import DirectiveSheet
 from m2m.director import Director, load_director_or_offline
 from m2m.emotions import EmotionModel, EmotionReport
@@ -412,5 +412,48 @@ def edit_directive(book: Book, settings: Settings, scene: int, text: str) -> Non
         director, _ = load_director_or_offline(settings.director, llm_settings(settings))
         fresh = directives.write_captions(book, plan.scenes, plan.emotions, plan.directives, director).data
         pages = set(plan.scenes.scenes[scene].pages)
-        run.save_edit("captions", CaptionSheet(tuple(fresh.cue(c.page) if c.page in pages else c
-                                                     for c in captions.data.cues)))
+        # A theme a person set on one of those pages stands in the rewritten caption (orchestrated
+        # for the scene's new mood, their voice and motif kept).
+        kept = {c.page: c.theme for c in captions.data.cues if c.page in pages and c.theme and c.theme.edited}
+        rewritten = leitmotifs.with_themes(book, plan.scenes, [fresh.cue(p) for p in sorted(pages)], kept)
+        by_page = {c.page: c for c in rewritten}
+        run.save_edit("captions", CaptionSheet(tuple(by_page.get(c.page, c) for c in captions.data.cues)))
+
+
+def edit_theme(book: Book, settings: Settings, page: int, voice: str, steps: str) -> None:
+    """Save a person's leitmotif for one page: who plays it (a General MIDI instrument or an alias;
+    "" keeps it) and its motif as scale steps from the tonic ("0 +2 +4 +2 0"; "" keeps it). The
+    caption names the new voice; that page's music re-renders on the next render. A ValueError says
+    what is wrong, and nothing is written then."""
+    run = run_folder(book, settings)
+    record = run.read("captions", CaptionSheet)
+    if record is None:
+        raise ValueError("captions: the plan has not run yet")
+    cue = record.data.cue(page)
+    if cue.theme is None:
+        raise ValueError(f"theme: page {page + 1} has no leitmotif (no character who recurs across scenes "
+                         "speaks most on it)")
+    theme = leitmotifs.edited_theme(cue.theme, voice, steps)
+    themed = leitmotifs.name_theme(cue, leitmotifs.orchestrate(theme, cue.theme.mood))
+    run.save_edit("captions", CaptionSheet(tuple(themed if c.page == page else c for c in record.data.cues)))
+
+
+def edit_transition(book: Book, settings: Settings, scene: int, kind: str, seconds: float | None, why: str) -> None:
+    """Save a person's transition into ``scene`` (kind from m2m.cues.KINDS, seconds, the reason);
+    the cue sheet and the reader play it from the next render. A ValueError says what is wrong, and
+    nothing is written then."""
+    run = run_folder(book, settings)
+    record = run.read("transitions", TransitionSheet)
+    if record is None:
+        raise ValueError("transitions: this run has none (only M2M-Gen chooses them), or the plan has not run yet")
+    if record.data.into(scene) is None:
+        first = " (the first scene: the music starts there)" if scene == 0 else ""
+        raise ValueError(f"transition: no scene change leads into scene {scene + 1}{first}")
+    if seconds is None:
+        raise ValueError(f"transition into scene {scene + 1}: say how many seconds it lasts (0 for a cut)")
+    try:
+        chosen = check_transition(Transition(scene, kind, round(float(seconds), 3), why.strip()), scene)  # type: ignore[arg-type]
+    except ValueError as e:  # said with the scene as the panels number it (from 1)
+        raise ValueError(f"transition into scene {scene + 1}: {str(e).split(': ', 1)[-1]}") from e
+    run.save_edit("transitions", TransitionSheet(tuple(chosen if t.scene == scene else t
+                                                       for t in record.data.transitions)))

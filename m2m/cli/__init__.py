@@ -14,7 +14,7 @@ from collections.abc import Sequence
 # Modules that add subcommands; each has register(subparsers) and sets args.func.
 COMMAND_MODULES = ("m2m.cli.inspect",)
 OPTIONAL_COMMAND_MODULES = ("m2m.cli.plan", "m2m.cli.emotions", "m2m.cli.render", "m2m.cli.library", "m2m.cli.study",
-                            "m2m.cli.evaluate", "m2m.cli.batch")
+                            "m2m.cli.evaluate", "m2m.cli.batch", "m2m.cli.themes")
 
 
 def add_book_arguments(parser: argparse.ArgumentParser) -> None:

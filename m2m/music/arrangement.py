@@ -7,6 +7,8 @@ notes, because it is a question about the plan (what plays) rather than about th
 
 from __future__ import annotations
 
+from typing import Any
+
 from m2m.cues import Plan
 from m2m.music.base import load_table
 from m2m.music.plans import DRUMS, program_of
@@ -74,3 +76,22 @@ def _drum_style(family: str, energy: float) -> str:
     if mood_style in ("tension", "epic") and energy >= 0.45:
         return mood_style
     return next(style for limit, style in table["by_energy"] if energy < limit)
+
+
+# ---------------------------------------------------------------------------------------------
+# A leitmotif's orchestration in a scene of each mood (theme_voices.json; m2m/leitmotifs.py chooses)
+
+
+def voice_table(mood: str) -> dict[str, Any]:
+    """The theme table's entry for a mood family (its default for a family it does not list)."""
+    table = load_table("theme_voices.json")
+    return table["moods"].get(mood, table["default"])
+
+
+def articulation(name: str) -> dict[str, Any]:
+    """An articulation of the theme table: ``length`` (share of each note that sounds), ``accent``
+    (velocity on notes starting a beat) and ``words``; a ValueError names the valid ones."""
+    table = load_table("theme_voices.json")["articulations"]
+    if name not in table:
+        raise ValueError(f"theme.articulation: {name!r} is not one of {', '.join(table)}")
+    return table[name]

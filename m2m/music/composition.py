@@ -17,7 +17,7 @@ import numpy as np
 
 from m2m.cues import Cue, Theme
 from m2m.midi import pretty_midi
-from m2m.music.arrangement import arrange, instrument_family
+from m2m.music.arrangement import arrange, articulation, instrument_family, voice_table
 from m2m.music.base import load_table, stable_seed
 from m2m.music.motif import VARIATIONS, Motif, scene_motif, vary_motif
 from m2m.music.plans import ResolvedPlan, program_of, resolve_instrument, resolve_plan
@@ -274,16 +274,22 @@ class _Composer:
 
     def theme_notes(self, low: int, high: int) -> list[Note]:
         """The leitmotif in this page's key and mode: its scale steps counted from the tonic nearest
-        the middle of the range, so every scene plays the same figure in its own key."""
+        the middle of the range moved by the theme's register, so every scene plays the same figure
+        in its own key; its articulation (how much of each note sounds, accents on the beat) and the
+        mood's dynamics are the scene's (theme_voices.json)."""
         assert self.theme is not None
-        scale = scale_pitches(self.tonic, self.mode, low - 12, high + 12)
-        home = min((i for i, p in enumerate(scale) if p % 12 == self.tonic), key=lambda i: abs(scale[i] - (low + high) / 2))
+        manner = articulation(self.theme.articulation)
+        dynamics = voice_table(self.theme.mood)["dynamics"] if self.theme.mood else 0
+        middle = (low + high) / 2 + self.theme.register
+        scale = scale_pitches(self.tonic, self.mode, low - 24, high + 24)
+        home = min((i for i, p in enumerate(scale) if p % 12 == self.tonic), key=lambda i: abs(scale[i] - middle))
         notes = []
         for bar in sorted(self.theme_bars):
             for onset, length, step in self.theme.motif:
                 pitch = scale[min(len(scale) - 1, max(0, home + step))]
-                notes.append(Note(pitch, bar * BEATS_PER_BAR + onset, length * 0.95,
-                                  self.velocity(72 + 30 * self.energy + (6 if onset == 0 else 0))))
+                accent = manner["accent"] if float(onset).is_integer() else 0
+                notes.append(Note(pitch, bar * BEATS_PER_BAR + onset, length * manner["length"],
+                                  self.velocity(72 + 30 * self.energy + dynamics + accent)))
         return notes
 
     def drums(self) -> list[Note]:
@@ -331,7 +337,7 @@ class _Composer:
             covers.setdefault(inst, []).append(role)
         seconds = self.total_beats * beat_seconds
         for role, inst in self.roles:
-            low_voice = instrument_family(inst) in ("low_solo", "bass") or inst in ("cello", "bassoon", "trombone")
+            low_voice = _low_voice(inst)
             if role in ("melody", "melody2"):
                 low, high = ranges["low_melody"] if low_voice else ranges["melody"]
                 if role == "melody2":
@@ -362,10 +368,9 @@ class _Composer:
                 raise ValueError(f"role: unknown role {role!r}")
             midi.instruments.append(self._track(role, inst, notes, beat_seconds, seconds))
         if self.theme is not None:
-            low, high = ranges["melody"]
-            midi.instruments.append(self._track("theme", resolve_instrument(self.theme.instrument),
-                                                self.theme_notes(low, high),
-                                                beat_seconds, seconds))
+            voice = resolve_instrument(self.theme.played_by)
+            low, high = ranges["low_melody"] if _low_voice(voice) else ranges["melody"]
+            midi.instruments.append(self._track("theme", voice, self.theme_notes(low, high), beat_seconds, seconds))
         return Piece(midi, self.bars, seconds, tempo, self.numerals, self.roles, self.motif, self.family,
                      self.drum_style)
 
@@ -390,6 +395,11 @@ class _Composer:
                 continue
             track.notes.append(pretty_midi.Note(int(note.velocity), int(note.pitch), start, end))
         return track
+
+
+def _low_voice(instrument: str) -> bool:
+    """Whether an instrument plays melodies in the low range (cello, bassoon, trombone, ...)."""
+    return instrument_family(instrument) in ("low_solo", "bass") or instrument in ("cello", "bassoon", "trombone")
 
 
 def _flat_name(pc: int) -> str:

@@ -14,7 +14,7 @@ import difflib
 import re
 from dataclasses import dataclass, replace
 
-from m2m.cues import Cue, Plan
+from m2m.cues import Cue, Plan, without_theme
 from m2m.midi import pretty_midi
 from m2m.music.base import load_table
 from m2m.music.theory import NOTE_NAMES, tonic_pitch_class
@@ -179,7 +179,9 @@ class ResolvedPlan:
 def resolve_plan(cue: Cue) -> ResolvedPlan:
     """Reconcile a cue's plan with its caption (see the module docstring)."""
     plan = validate_plan(cue.plan)
-    hints = parse_caption(cue.caption)
+    # The sentence naming the page's leitmotif speaks for the theme's voice, not the accompaniment's
+    # ("... on a french horn, accented, tense" is no instrument or energy for the band).
+    hints = parse_caption(without_theme(cue))
     if not cue.caption_edited:
         # As the director wrote them, the plan stands; the caption only names a mood the plan lacks.
         plan_family = mood_family(plan.mood) if plan.mood else None

@@ -72,3 +72,12 @@ class PipelineAdapter:
     def edit_directive(self, book: Book, settings: Settings, scene: int, text: str) -> None:
         with self._run_lock(book, settings):
             pipeline.edit_directive(book, settings, scene, text)
+
+    def edit_theme(self, book: Book, settings: Settings, page: int, voice: str, steps: str) -> None:
+        with self._run_lock(book, settings):
+            pipeline.edit_theme(book, settings, page, voice, steps)
+
+    def edit_transition(self, book: Book, settings: Settings, scene: int, kind: str, seconds: float | None,
+                        why: str) -> None:
+        with self._run_lock(book, settings):
+            pipeline.edit_transition(book, settings, scene, kind, seconds, why)

@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from m2m.cues import KINDS, MAX_SECONDS
 from m2m.emotions import available_emotion_backends
 from m2m.music import available_engines
 from m2m.ui.config import AppConfig
@@ -110,6 +111,24 @@ def _side_panels(reader: Reader, status: gr.HTML) -> dict[str, Any]:
         caption_box = gr.Textbox(label="Music caption", lines=3, max_lines=8, elem_id="m2m-caption")
         caption = gr.HTML(padding=False)
         caption_btn = gr.Button("Save caption & regenerate this page", size="sm", elem_id="m2m-caption-save")
+    with gr.Accordion("Theme & transition", open=True, elem_classes="m2m-acc"):
+        theme = gr.HTML(padding=False, elem_id="m2m-theme-info")
+        with gr.Row():
+            theme_voice = gr.Textbox(label="Theme instrument", max_lines=1, scale=3, elem_id="m2m-theme-voice",
+                                     placeholder="a General MIDI instrument: Oboe, Cello, French Horn…")
+            theme_motif = gr.Textbox(label="Motif (scale steps)", max_lines=1, scale=2,
+                                     elem_id="m2m-theme-motif", placeholder="0 +2 +4 +2 0")
+        theme_btn = gr.Button("Save theme & regenerate this page", size="sm", elem_id="m2m-theme-save")
+        transition = gr.HTML(padding=False, elem_id="m2m-transition-info")
+        with gr.Row():
+            # the kinds the soundtrack can play, read from where they are defined
+            transition_kind = gr.Dropdown(list(KINDS), label="Into this scene", scale=2,
+                                          elem_id="m2m-transition-kind")
+            transition_seconds = gr.Number(label="Seconds", minimum=0.0, maximum=MAX_SECONDS, step=0.1, scale=1,
+                                           elem_id="m2m-transition-seconds")
+        transition_why = gr.Textbox(label="Why", lines=2, max_lines=4, elem_id="m2m-transition-why")
+        transition_btn = gr.Button("Save transition & rebuild the scene change", size="sm",
+                                   elem_id="m2m-transition-save")
     with gr.Accordion("Directive (this scene)", open=False, elem_classes="m2m-acc"):
         directive = gr.HTML(padding=False)
         directive_box = gr.Textbox(label="Music directive", lines=4, max_lines=10, elem_id="m2m-directive")
@@ -118,7 +137,10 @@ def _side_panels(reader: Reader, status: gr.HTML) -> dict[str, Any]:
         provenance = gr.HTML(padding=False)
     return {"scene": scene, "emotions": emotions, "directive": directive, "directive_box": directive_box,
             "caption": caption, "caption_box": caption_box, "provenance": provenance,
-            "caption_btn": caption_btn, "directive_btn": directive_btn}
+            "caption_btn": caption_btn, "directive_btn": directive_btn, "theme": theme, "theme_voice": theme_voice,
+            "theme_motif": theme_motif, "transition": transition, "transition_kind": transition_kind,
+            "transition_seconds": transition_seconds, "transition_why": transition_why, "theme_btn": theme_btn,
+            "transition_btn": transition_btn}
 
 
 def _settings_panel() -> dict[str, Any]:
@@ -191,9 +213,15 @@ def _wire(demo: gr.Blocks, app: ReaderApp, c: Controls, session: gr.State, page:
                       outputs=[c.reader, c.status, *panels], concurrency_id="generate", api_name="edit_caption")
     c.directive_btn.click(app.edit_directive, inputs=[session, page, c.directive_box],
                         outputs=[c.reader, c.status, *panels], concurrency_id="generate", api_name="edit_directive")
+    c.theme_btn.click(app.edit_theme, inputs=[session, page, c.theme_voice, c.theme_motif],
+                      outputs=[c.reader, c.status, *panels], concurrency_id="generate", api_name="edit_theme")
+    c.transition_btn.click(app.edit_transition,
+                           inputs=[session, page, c.transition_kind, c.transition_seconds, c.transition_why],
+                           outputs=[c.reader, c.status, *panels], concurrency_id="generate",
+                           api_name="edit_transition")
     # What may change the reader's music makes the reader pull more often for a while, so an answer
     # lost on the way costs one pull (its own event, in the browser only: nothing to lose).
-    for control in (s["apply"], c.caption_btn, c.directive_btn):
+    for control in (s["apply"], c.caption_btn, c.directive_btn, c.theme_btn, c.transition_btn):
         control.click(None, js=WAKE_READER)
     upload.upload(None, js=WAKE_READER)
 

@@ -35,6 +35,7 @@ from m2m.ui.panels import PanelTexts, panels
 from m2m.ui.service import ProgressFn, Service
 from m2m.ui.session import (
     EDITABLE,
+    PANELS,
     Session,
     pages_label,
     panel_values,
@@ -173,13 +174,13 @@ class ReaderApp:
 
     def upload(self, file: str | None, session: Session) -> tuple[Any, ...]:
         if not file:
-            return tuple(gr.skip() for _ in range(5 + 7))
+            return tuple(gr.skip() for _ in range(5 + PANELS))
         try:
             book = books.open_upload(Path(file), self.config.uploads_root, self.limits)
         except ValueError as e:
             gr.Warning(str(e), duration=12)
             return (gr.skip(), gr.skip(), gr.skip(), self.say(session, f"That book was not opened: {e}", "error"),
-                    *(gr.skip() for _ in range(1 + 7)))
+                    *(gr.skip() for _ in range(1 + PANELS)))
         # a title is text, not markup; short, as the toast covers the side panel's top
         gr.Info(f"Opened {html.escape(book.title)} ({len(book.pages)} pages).", duration=4)
         return self.open_book(book, session)
@@ -190,7 +191,7 @@ class ReaderApp:
             settings = self.settings_for(director, api_key, emotion_backend, engine, condition, crossfade_s)
         except ValueError as e:
             gr.Warning(str(e))
-            return tuple(gr.skip() for _ in range(4 + 7))
+            return tuple(gr.skip() for _ in range(4 + PANELS))
         new = replace(session, settings=settings)
         new.live.restart()
         self.lives.put(new)
@@ -203,7 +204,7 @@ class ReaderApp:
         (page, status line, timer, panels) of the page on screen. ``evt`` carries ``page``, ``seq``
         (the reader's turn number), ``said`` (the digest of the status line it shows) and ``editing``
         (the boxes the reader is typing in, which keep their text)."""
-        skip = tuple(gr.skip() for _ in range(3 + 7))
+        skip = tuple(gr.skip() for _ in range(3 + PANELS))
         data = getattr(evt, "_data", None) or {}
         try:
             page, seq = int(data.get("page", 0)), int(data.get("seq") or 0)
@@ -261,7 +262,7 @@ class ReaderApp:
         book's first step plans and goes straight on to the page on screen (no wait for the next tick).
         """
         if session.book is None:
-            yield (gr.skip(), gr.skip(), gr.Timer(active=False), *(gr.skip() for _ in range(7)))
+            yield (gr.skip(), gr.skip(), gr.Timer(active=False), *(gr.skip() for _ in range(PANELS)))
             return
         with session.live.working():
             yield from self._step(session, page)
@@ -286,7 +287,7 @@ class ReaderApp:
             todo = render_order([p.index for p in book.pages], first, (view.clips or {}).keys()) if view else []
             if not todo:
                 yield (self.value_for(session, view, first), self.say(session, self.progress_message(session, view, first)),
-                       gr.Timer(active=False), *(gr.skip() for _ in range(7)))
+                       gr.Timer(active=False), *(gr.skip() for _ in range(PANELS)))
                 return
             # Two pages a step (two cores; an engine may render them together), except when the page on
             # screen has no music yet: then it renders alone, with the whole machine, and sounds sooner.
@@ -303,7 +304,7 @@ class ReaderApp:
                        "and apply them to try again.")
             yield (self.value_for(session, self.view_of(session), session.live.at(page), stopped, stopped=True),
                    self.say(session, f"Generation stopped: {type(e).__name__}: {e}", "error"),
-                   gr.Timer(active=False), *(gr.skip() for _ in range(7)))
+                   gr.Timer(active=False), *(gr.skip() for _ in range(PANELS)))
 
     def _streamed(self, session: Session, work: Callable[[ProgressFn], Any]) -> Iterator[tuple[Any, str]]:
         """Run ``work(progress)`` in a thread; yield ``(view, note)`` each time a page's clip lands (the
@@ -363,28 +364,51 @@ class ReaderApp:
 
         yield from self._edit(session, page, save, pages_of_scene)
 
+    def edit_theme(self, session: Session, page: int, voice: str, steps: str) -> Iterator[tuple[Any, ...]]:
+        """Save the page's leitmotif (who plays it, its motif as scale steps) and render the page again."""
+        yield from self._edit(session, page, lambda book, s: self.service.edit_theme(
+            book, s, page, voice or "", steps or ""), lambda view: [page])
+
+    def edit_transition(self, session: Session, page: int, kind: str | None, seconds: float | None,
+                        why: str) -> Iterator[tuple[Any, ...]]:
+        """Save how the music moves into the page's scene, then render that scene change (the first
+        page of the scene: an engine that continues from the scene before renders it again; the cue
+        sheet and the reader play the new transition)."""
+        def scene_of(view: Any) -> Any:
+            from m2m.ui.panels import scene_for
+            scene = scene_for(view, page)
+            if scene is None:
+                raise ValueError("this page has no scene yet; wait for the plan to finish")
+            return scene
+
+        def save(book: Book, settings: Any) -> None:
+            self.service.edit_transition(book, settings, scene_of(self.view_of(session)).index, kind or "",
+                                         seconds, why or "")
+
+        yield from self._edit(session, page, save, lambda view: [scene_of(view).pages[0]])
+
     def _edit(self, session: Session, page: int, save: Callable[[Book, Any], Any],
               pages: Callable[[Any], list[int]]) -> Iterator[tuple[Any, ...]]:
         if session.book is None:
             gr.Warning("Open a book first.")
-            yield tuple(gr.skip() for _ in range(2 + 7))
+            yield tuple(gr.skip() for _ in range(2 + PANELS))
             return
         book, settings = session.book, session.settings
         if not condition_of(settings.condition).editable:
             gr.Warning("The random condition plays random library clips and follows no caption or directive; "
                        "switch to M2M-Gen or the baseline in Settings to edit.")
-            yield tuple(gr.skip() for _ in range(2 + 7))
+            yield tuple(gr.skip() for _ in range(2 + PANELS))
             return
         try:
             with session.live.working():
                 yield from self._save_and_render(session, page, save, pages)
         except ValueError as e:
             gr.Warning(str(e))
-            yield (gr.skip(), self.say(session, f"The edit was not applied: {e}", "error"), *(gr.skip() for _ in range(7)))
+            yield (gr.skip(), self.say(session, f"The edit was not applied: {e}", "error"), *(gr.skip() for _ in range(PANELS)))
         except Exception as e:  # the UI boundary: the edit is on disk; say what failed
             log.exception("regeneration failed for %s", book.id)
             yield (gr.skip(), self.say(session, f"Saved, but regeneration failed: {type(e).__name__}: {e}", "error"),
-                   *(gr.skip() for _ in range(7)))
+                   *(gr.skip() for _ in range(PANELS)))
 
     def _save_and_render(self, session: Session, page: int, save: Callable[[Book, Any], Any],
                          pages: Callable[[Any], list[int]]) -> Iterator[tuple[Any, ...]]:
@@ -394,7 +418,7 @@ class ReaderApp:
         save(book, settings)
         todo = pages(self.view_of(session))
         yield (gr.skip(), self.say(session, f"Saved; composing the new music for page {page + 1}…"),
-               *(gr.skip() for _ in range(7)))
+               *(gr.skip() for _ in range(PANELS)))
         for view, note in self._streamed(session, lambda progress: self.service.render_pages(
                 book, settings, todo, progress)):
             now, values = self.refreshed(session, view, page)
@@ -402,7 +426,7 @@ class ReaderApp:
                    self.say(session, note or self.progress_message(session, view, now)), *values)
         # In the status line under the reader, not a toast: a toast covers the side panel's top.
         yield (gr.skip(), self.say(session, f"Saved to the run file; the new music for {pages_label(todo)} is in "
-                                   "and plays as soon as it is loaded."), *(gr.skip() for _ in range(7)))
+                                   "and plays as soon as it is loaded."), *(gr.skip() for _ in range(PANELS)))
 
 
 def _quiet(message: str, done: int, total: int) -> None:

@@ -38,6 +38,13 @@ class PanelTexts:
     caption_text: str
     provenance: str
     scene_index: int | None
+    theme: str = ""  # the page's leitmotif and the scene's incoming transition, for their editors
+    theme_voice: str = ""
+    theme_steps: str = ""
+    transition: str = ""
+    transition_kind: str | None = None
+    transition_seconds: float | None = None
+    transition_why: str = ""
 
 
 def _empty(message: str) -> str:
@@ -143,13 +150,31 @@ TRANSITION_WORDS = {"continue": "the music carries on", "crossfade": "a crossfad
 
 def transition_html(view: Any, scene: Scene | None) -> str:
     """How the music moves into this scene, as the director chose it (04-transitions.json)."""
-    sheet = getattr(view, "transitions", None) if view is not None else None
-    chosen = sheet.into(scene.index) if sheet is not None and scene is not None else None
+    chosen = transition_into(view, scene)
     if chosen is None:
         return ""
     length = "" if chosen.kind == "cut" else f" ({chosen.seconds:g} s)"
-    return (f'<div class="m2m-kv m2m-transition">Into this scene: <b>{escape(TRANSITION_WORDS[chosen.kind])}'
+    words = TRANSITION_WORDS.get(chosen.kind, chosen.kind)
+    return (f'<div class="m2m-kv m2m-transition">Into this scene: <b>{escape(words)}'
             f'{length}</b>. <span>{escape(chosen.why)}</span></div>')
+
+
+def transition_into(view: Any, scene: Scene | None) -> Any | None:
+    """The transition the music takes into ``scene`` (None: the first scene, or a run without them)."""
+    sheet = getattr(view, "transitions", None) if view is not None else None
+    return sheet.into(scene.index) if sheet is not None and scene is not None else None
+
+
+def transition_editor_html(view: Any, scene: Scene | None) -> str:
+    """What the transition editor below edits, or why there is nothing to edit."""
+    if scene is None:
+        return _empty("No scenes yet: the plan has not run.")
+    if transition_into(view, scene) is None:
+        why = ("the music starts here" if scene.index == 0 else
+               "this run chooses no transitions (only M2M-Gen does)")
+        return _empty(f"Scene {scene.index + 1}: no transition leads into it ({why}).")
+    return (f'<div class="m2m-kv">Scene {scene.index + 1} begins on page {scene.pages[0] + 1}.</div>'
+            f"{transition_html(view, scene)}")
 
 
 def cue_for(view: Any, page: int) -> Any | None:
@@ -200,17 +225,24 @@ def caption_panel(view: Any, page: int) -> str:
     return ('<div class="m2m-panel"><div class="m2m-chips">'
             + "".join(f'<span class="m2m-chip{" m2m-chip-edited" if field in fields else ""}">{escape(str(text))}</span>'
                       for field, text in chips)
-            + f"</div>{note}{theme_html(cue)}{music}</div>")
+            + f"</div>{note}{music}</div>")
 
 
 def theme_html(cue: Any) -> str:
-    """The page's leitmotif: whose theme, on what, and its figure in scale steps from the tonic."""
+    """The page's leitmotif: whose theme, on what (and why: the scene's mood, the character's own
+    instrument or a person's choice), and its figure in scale steps from the tonic."""
     theme = getattr(cue, "theme", None)
     if theme is None:
         return ""
-    steps = " ".join(f"{step:+d}" if step else "0" for _, _, step in theme.motif)
-    return (f'<div class="m2m-kv m2m-theme">{escape(theme.name)}\'s theme · {escape(theme.instrument.lower())} · '
-            f"scale steps {escape(steps)}</div>")
+    if theme.edited:
+        why = "your choice"
+    elif theme.played_by == theme.instrument:
+        why = "their own instrument"
+    else:
+        why = f"their own is the {theme.instrument.lower()}"
+    mood = f"{escape(theme.mood)} scene: {escape(theme.manner)}; " if theme.mood else ""
+    return (f'<div class="m2m-kv m2m-theme">{escape(theme.name)}\'s theme · {escape(theme.played_by.lower())} · '
+            f"scale steps {escape(theme.steps)} <small>({mood}{escape(why)})</small></div>")
 
 
 def provenance_panel(view: Any, page: int) -> str:
@@ -241,6 +273,8 @@ def panels(book: Book, view: Any, page: int) -> PanelTexts:
     scene = scene_for(view, page)
     directive = directive_for(view, scene)
     cue = cue_for(view, page)
+    theme = getattr(cue, "theme", None) if cue is not None else None
+    into = transition_into(view, scene)
     directive_html = (f'<div class="m2m-kv">Scene {scene.index + 1} · the director\'s brief for its music</div>'
                       + transition_html(view, scene)
                       if scene and directive is not None else
@@ -254,4 +288,12 @@ def panels(book: Book, view: Any, page: int) -> PanelTexts:
         caption_text=cue.caption if cue else "",
         provenance=provenance_panel(view, page),
         scene_index=scene.index if scene else None,
+        theme=(theme_html(cue) if theme is not None else
+               _empty("No leitmotif on this page: none of the characters who recur across scenes speaks most here.")),
+        theme_voice=theme.played_by if theme is not None else "",
+        theme_steps=theme.steps if theme is not None else "",
+        transition=transition_editor_html(view, scene),
+        transition_kind=into.kind if into is not None else None,
+        transition_seconds=into.seconds if into is not None else None,
+        transition_why=into.why if into is not None else "",
     )

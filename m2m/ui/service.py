@@ -33,6 +33,11 @@ class Service(Protocol):
 
     def edit_directive(self, book: Book, settings: Any, scene: int, text: str) -> Any: ...
 
+    def edit_theme(self, book: Book, settings: Any, page: int, voice: str, steps: str) -> Any: ...
+
+    def edit_transition(self, book: Book, settings: Any, scene: int, kind: str, seconds: float | None,
+                        why: str) -> Any: ...
+
 
 def default_service() -> Any:
     """The reader's service over the real pipeline (imported here, not at module import, so the UI

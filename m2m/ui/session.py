@@ -46,18 +46,35 @@ class Controls:
     provenance: gr.HTML
     caption_btn: gr.Button
     directive_btn: gr.Button
+    theme: gr.HTML
+    theme_voice: gr.Textbox
+    theme_motif: gr.Textbox
+    transition: gr.HTML
+    transition_kind: gr.Dropdown
+    transition_seconds: gr.Number
+    transition_why: gr.Textbox
+    theme_btn: gr.Button
+    transition_btn: gr.Button
 
     def panel_outputs(self) -> list[Any]:
         return [self.scene, self.emotions, self.directive, self.directive_box, self.caption,
-                self.caption_box, self.provenance]
+                self.caption_box, self.provenance, self.theme, self.theme_voice, self.theme_motif,
+                self.transition, self.transition_kind, self.transition_seconds, self.transition_why]
 
 
 def panel_values(p: PanelTexts) -> list[Any]:
-    return [p.scene, p.emotions, p.directive, p.directive_text, p.caption, p.caption_text, p.provenance]
+    return [p.scene, p.emotions, p.directive, p.directive_text, p.caption, p.caption_text, p.provenance,
+            p.theme, p.theme_voice, p.theme_steps, p.transition, p.transition_kind, p.transition_seconds,
+            p.transition_why]
 
 
-EDITABLE = {"directive": 3, "caption": 5}
-"""Where the editable boxes' texts stand in ``panel_values``."""
+PANELS = 14
+"""How many values ``panel_values`` gives (the handlers skip that many when the panels stay)."""
+
+EDITABLE = {"directive": 3, "caption": 5, "theme-voice": 8, "theme-motif": 9, "transition-kind": 11,
+            "transition-seconds": 12, "transition-why": 13}
+"""Where the editable boxes' values stand in ``panel_values``; each box's element id is ``m2m-<name>``
+(the page says which ones the reader is typing in, m2m/ui/static/reader.js)."""
 
 
 def work_left(session: Session, view: Any | None) -> bool:

@@ -9,7 +9,7 @@ from m2m import pipeline
 from m2m.book import load_book
 from m2m.ui.config import AppConfig
 from m2m.ui.layout import ReaderApp
-from m2m.ui.session import Session
+from m2m.ui.session import PANELS, Session
 
 
 class FailingPlan:
@@ -61,7 +61,7 @@ def test_every_step_plans_with_the_readers_book_and_settings(manga109_root: Path
     music is complete (it used to plan only when nothing was planned, so Apply settings did nothing)."""
     import m2m.ui.layout as layout
 
-    monkeypatch.setattr(layout, "panel_values", lambda texts: [None] * 7)
+    monkeypatch.setattr(layout, "panel_values", lambda texts: [None] * PANELS)
     monkeypatch.setattr(layout, "panels", lambda book, view, page: None)
     monkeypatch.setattr(layout, "reader_value", lambda *a, **k: {})
     book = load_book(manga109_root)
@@ -113,7 +113,7 @@ def labelled_panels(monkeypatch, manga109_root: Path, tmp_path: Path) -> Session
     """Panels that say which page they are for (no HTML), and a session on the fixture book."""
     import m2m.ui.layout as layout
 
-    monkeypatch.setattr(layout, "panel_values", lambda texts: [texts] * 7)
+    monkeypatch.setattr(layout, "panel_values", lambda texts: [texts] * PANELS)
     monkeypatch.setattr(layout, "panels", lambda book, view, page: f"panels of page {page}")
     monkeypatch.setattr(layout, "reader_value", lambda *a, **k: {})
     return Session(load_book(manga109_root), pipeline.Settings(runs_root=tmp_path / "runs"))

@@ -109,7 +109,7 @@ def test_the_directive_panel_says_how_the_music_moves_into_the_scene(tmp_path):
         "kind": "silence", "fade": 1.0, "silence": 1.5}
 
 
-def test_the_caption_panel_names_the_page_s_leitmotif(tmp_path):
+def test_the_theme_panel_names_the_page_s_leitmotif_and_fills_its_editors(tmp_path):
     from tests.ui.conftest import EXAMPLES
 
     example = load_book(EXAMPLES)
@@ -119,5 +119,29 @@ def test_the_caption_panel_names_the_page_s_leitmotif(tmp_path):
     view = service.open_run(example, settings)
     theme = view.captions.cue(1).theme
     assert theme is not None and theme.phrase in view.captions.cue(1).caption.lower()
-    assert f"{theme.name}'s theme · {theme.instrument.lower()} · scale steps 0" in panels(example, view, 1).caption
-    assert view.captions.cue(0).theme is None and "'s theme" not in panels(example, view, 0).caption
+    shown = panels(example, view, 1)
+    assert f"{theme.name}'s theme · flute · scale steps {theme.steps} " in shown.theme
+    assert "romantic scene: legato, warm; their own instrument" in shown.theme
+    assert (shown.theme_voice, shown.theme_steps) == ("Flute", theme.steps)
+    tense = panels(example, view, 5)  # scene 2 is tense: Hina's theme goes to brass, accented
+    assert tense.theme_voice == view.captions.cue(5).theme.voice != "Flute"
+    assert "tense scene: accented, low, tense; their own is the flute" in tense.theme
+    assert view.captions.cue(0).theme is None and "No leitmotif on this page" in panels(example, view, 0).theme
+    assert panels(example, view, 0).theme_voice == ""
+
+
+def test_the_transition_editor_shows_the_scene_s_incoming_transition(tmp_path):
+    from tests.ui.conftest import EXAMPLES
+
+    example = load_book(EXAMPLES)
+    service = chord_service()
+    settings = service.Settings(runs_root=tmp_path)
+    service.plan_book(example, settings)
+    view = service.open_run(example, settings)
+    into = view.transitions.into(2)
+    shown = panels(example, view, 10)  # scene 3 (index 2) begins on page 10 (index 9)
+    assert (shown.transition_kind, shown.transition_seconds, shown.transition_why) == (into.kind, into.seconds,
+                                                                                       into.why)
+    assert "Scene 3 begins on page 10" in shown.transition and "a silence (1.5 s)" in shown.transition
+    first = panels(example, view, 1)
+    assert first.transition_kind is None and "the music starts here" in first.transition

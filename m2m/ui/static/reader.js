@@ -488,7 +488,8 @@ function notifyServer() {
 // The boxes the reader is typing in: a turn's answer leaves their text alone.
 function editing() {
   const at = document.activeElement;
-  return ['caption', 'directive'].filter((box) => at && at.closest && at.closest('#m2m-' + box));
+  return ['caption', 'directive', 'theme-voice', 'theme-motif', 'transition-kind', 'transition-seconds',
+    'transition-why'].filter((box) => at && at.closest && at.closest('#m2m-' + box));
 }
 
 function shownDigest(attr) {

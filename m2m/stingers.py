@@ -22,13 +22,15 @@ from typing import Any
 import numpy as np
 
 from m2m.audio import write_audio_atomic
-from m2m.cues import Cue, Plan, TransitionSheet
+from m2m.cues import CaptionSheet, Cue, Plan, TransitionSheet
+from m2m.music import load_engine
 from m2m.music.base import Audio, Engine, Rendered, RenderOptions
 from m2m.music.cadence import ring_out
 from m2m.music.plans import DRUMS
 from m2m.music.render import (
     ENCODER_HEADROOM_DB,
     SoundtrackSettings,
+    clip_plan,
     cue_identity,
     finish_clip,
     intact,
@@ -107,6 +109,17 @@ def stinger_jobs(sheet: Sequence[Cue], hashes: Mapping[int, str], transitions: T
                           settings.true_peak_db, ENCODER_HEADROOM_DB, hashes[before.page])
         jobs[cue.scene] = StingerJob(cue.scene, made_from, seconds, key)
     return jobs
+
+
+def current_stingers(book_id: str, captions: CaptionSheet, engine_name: str, settings: SoundtrackSettings,
+                     render: RenderOptions | None, engine: Engine | None,
+                     transitions: TransitionSheet | None) -> dict[int, StingerJob]:
+    """Scene -> the stinger the transitions ask for now (as ``build_soundtrack`` would make it), so a
+    stinger on disk with another hash is known not to be this run's (``engine`` replaces the registry's)."""
+    settings = replace(settings, engine=engine_name)
+    engine = engine or load_engine(engine_name)
+    sheet, _, hashes, options = clip_plan(book_id, captions, engine_name, engine, settings, render, transitions)
+    return stinger_jobs(sheet, hashes, transitions, settings, engine, options)
 
 
 def reused_stingers(run: RunFolder, jobs: Mapping[int, StingerJob],

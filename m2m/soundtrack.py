@@ -5,7 +5,9 @@ it was made before from the same inputs, else rendered, loudness-matched and wri
 ``audio/page-NNN.ogg``) and writes ``soundtrack.json`` as the pages land: the cue sheet a web reader
 loads, per page its file, start time at the chosen reading pace, length, loop flag, crossfade,
 engine, caption and scene. ``audio/soundtrack.ogg`` is the whole book at that pace, with
-equal-power crossfades between pages and longer ones at scene boundaries.
+equal-power crossfades between pages and, at scene boundaries, the transition the director chose
+(a crossfade, a silence, a cut, or a stinger: the old scene's closing cadence, ``m2m.stingers``,
+made after the old page's clip and written as ``audio/stinger-NNN.ogg``).
 
 Work overlaps so the pages land early and the book finishes sooner: the engine renders on its own
 thread(s), each page is normalised and encoded on a pool of two, and the whole-book file is mixed

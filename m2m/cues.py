@@ -193,18 +193,22 @@ def check_plan(plan: Plan, where: str = "plan") -> Plan:
 # ---------------------------------------------------------------------------------------------
 # How the music moves at a scene change (stage 4b, m2m/transitions.py)
 
-TransitionKind = Literal["continue", "crossfade", "silence", "cut"]
+TransitionKind = Literal["continue", "crossfade", "stinger", "silence", "cut"]
 KINDS: tuple[str, ...] = get_args(TransitionKind)
 # A cut still fades over this long: an instant switch between two waveforms clicks.
 CUT_SECONDS = 0.05
 # The longest transition a director may ask for (the soundtrack also keeps it within a page).
 MAX_SECONDS = 12.0
+# A stinger (the old scene's closing cadence, m2m/stingers.py) is a short clip of its own: long enough
+# for a chord to move to the tonic and ring, short enough not to hold the new scene back.
+STINGER_SECONDS_RANGE = (1.0, 6.0)
 
 
 @dataclass(frozen=True)
 class Transition:
     """How the music moves into ``scene``'s first page. ``seconds``: the crossfade's length
-    (continue, crossfade), the silence's (silence), or 0 (cut). ``why``: the director's reason."""
+    (continue, crossfade), the closing cadence's (stinger), the silence's (silence), or 0 (cut).
+    ``why``: the director's reason."""
 
     scene: int
     kind: TransitionKind
@@ -235,6 +239,10 @@ def check_transition(transition: Transition, scene: int) -> Transition:
         raise ValueError(f"transition into scene {scene}: {transition.seconds} s is outside 0..{MAX_SECONDS:g} s")
     if transition.kind != "cut" and transition.seconds <= 0.0:
         raise ValueError(f"transition into scene {scene}: a {transition.kind} needs a length above 0 s")
+    low, high = STINGER_SECONDS_RANGE
+    if transition.kind == "stinger" and not low <= transition.seconds <= high:
+        raise ValueError(f"transition into scene {scene}: a stinger of {transition.seconds} s is outside "
+                         f"{low:g}..{high:g} s")
     if not transition.why.strip():
         raise ValueError(f"transition into scene {scene}: the reason is empty")
     return transition

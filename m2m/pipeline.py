@@ -32,6 +32,7 @@ from m2m.music.render import SoundtrackSettings, clip_hashes, warm_up
 from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
 from m2m.soundtrack import Soundtrack, build_soundtrack, page_entries
+from m2m.stingers import current_stingers, reused_stingers
 
 if TYPE_CHECKING:
     from m2m.music.library_builder import ClipMaker
@@ -274,7 +275,8 @@ def transitions_played(settings: Settings, plan: PlanResult) -> TransitionSheet 
 class ClipInfo:
     """A page's clip as a reader plays it; ``version`` changes whenever the music does.
     ``transition``/``crossfade``/``silence``: how the music enters the page from the one before
-    (the cue sheet's: the kind chosen at a scene change, "" within a scene)."""
+    (the cue sheet's: the kind chosen at a scene change, "" within a scene); a stinger is played
+    first for ``stinger_seconds``, from its clip at ``stinger`` (None while it is not made)."""
 
     path: Path
     seconds: float
@@ -285,6 +287,9 @@ class ClipInfo:
     transition: str = ""
     crossfade: float = 0.0
     silence: float = 0.0
+    stinger_seconds: float = 0.0  # a stinger: its length, and its clip once made (path, version)
+    stinger: Path | None = None
+    stinger_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -322,12 +327,18 @@ def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) ->
                               render_options(settings, engine), engine, moves)
         # how each page's music enters, from the transitions as they are now (an edit shows at once)
         entries = page_entries(sorted(captions.data.cues, key=lambda c: c.page), soundtrack_settings(settings), moves)
+        stingers = reused_stingers(run, current_stingers(book.id, captions.data, engine_for(settings),
+                                                         soundtrack_settings(settings), render_options(settings, engine),
+                                                         engine, moves), sheet.data.stingers)
         for cue in sheet.data.cues:
             path = run.path / cue.file
             entry = entries.get(cue.page)
             if path.is_file() and cue.hash == current.get(cue.page) and entry is not None:
+                stinger = stingers.get(cue.scene) if entry.stinger > 0 else None
                 clips[cue.page] = ClipInfo(path, cue.seconds, cue.engine, cue.caption, cue.scene,
-                                           cue.file_hash or cue.hash, entry.transition, entry.fade, entry.silence)
+                                           cue.file_hash or cue.hash, entry.transition, entry.fade, entry.silence,
+                                           entry.stinger, run.path / stinger.file if stinger else None,
+                                           stinger.file_hash if stinger else "")
     data = {stage: (r.data if r else None) for stage, r in records.items()}
     return RunView(data["scenes"], data["emotions"], data["directives"], data["captions"],
                    {stage: r.provenance for stage, r in records.items() if r}, clips,

@@ -5,7 +5,9 @@ it was made before from the same inputs, else rendered, loudness-matched and wri
 ``audio/page-NNN.ogg``) and writes ``soundtrack.json`` as the pages land: the cue sheet a web reader
 loads, per page its file, start time at the chosen reading pace, length, loop flag, crossfade,
 engine, caption and scene. ``audio/soundtrack.ogg`` is the whole book at that pace, with
-equal-power crossfades between pages and longer ones at scene boundaries.
+equal-power crossfades between pages and, at scene boundaries, the transition the director chose
+(a crossfade, a silence, a cut, or a stinger: the old scene's closing cadence, ``m2m.stingers``,
+made after the old page's clip and written as ``audio/stinger-NNN.ogg``).
 
 Work overlaps so the pages land early and the book finishes sooner: the engine renders on its own
 thread(s), each page is normalised and encoded on a pool of two, and the whole-book file is mixed
@@ -48,6 +50,7 @@ from m2m.music.render import (
     write_clip,
 )
 from m2m.runs import Condition, Provenance, RunFolder, StageRecord, file_hash, hash_inputs
+from m2m.stingers import StingerClip, StingerJob, render_stinger, reused_stingers, stinger_jobs, write_stinger
 
 Progress = Callable[[str, int, int], None]
 
@@ -69,6 +72,7 @@ class Soundtrack:
     seconds: float = 0.0
     complete: bool = True
     file_hash: str = ""  # of ``file``: a whole-book file made from the same pages is kept, not redone
+    stingers: tuple[StingerClip, ...] = ()  # the stinger clips played at scene changes (m2m/stingers.py)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,33 +95,49 @@ def _looped(samples: np.ndarray, length: int, loop: bool) -> np.ndarray:
 
 
 # A silence's edges: the music before it fades out over this long (at most a quarter page), and the
-# new scene enters over a short fade, so the silence reads as a held breath, not a dropout.
+# new scene enters over a short fade, so the silence reads as a held breath, not a dropout. After a
+# stinger the new scene enters over the same short fade.
 SILENCE_FADE_OUT_SECONDS = 1.0
 SILENCE_ENTRY_SECONDS = 0.3
+# Under a stinger the old page's music fades out over this long (at most a quarter page), centred on
+# the turn where the stinger starts, so the cadence takes over from it rather than sounding on top.
+STINGER_FADE_OUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
 class Join:
     """How a page's music enters, in seconds from the page's start at the reading pace: the page
     before sounds until ``out_end``, fading out over ``fade_out``; this page sounds from ``in_begin``,
-    fading in over ``fade_in``. A crossfade of c s is centred on the start: (c/2, c, -c/2, c)."""
+    fading in over ``fade_in``. A crossfade of c s is centred on the start: (c/2, c, -c/2, c).
+    ``stinger``: the seconds of the old scene's closing cadence, played from the page's start (the
+    page's own music then begins when it ends), 0 for none."""
 
     out_end: float
     fade_out: float
     in_begin: float
     fade_in: float
+    stinger: float = 0.0
 
     @classmethod
     def crossfade(cls, seconds: float) -> Join:
         return cls(seconds / 2, seconds, -seconds / 2, seconds)
 
+    @classmethod
+    def stinger_of(cls, seconds: float, fade_out: float) -> Join:
+        """A stinger of ``seconds`` at the page's start, the old music fading out over ``fade_out``
+        centred on it, the new page entering when the stinger ends."""
+        return cls(fade_out / 2, fade_out, seconds, SILENCE_ENTRY_SECONDS, seconds)
+
     @property
     def silence(self) -> float:
-        return max(0.0, self.in_begin - self.out_end)
+        return max(0.0, self.in_begin - max(self.out_end, self.stinger))
 
 
-def cue_join(crossfade: float, silence: float) -> Join:
-    """The join a cue sheet entry describes (its ``crossfade`` and ``silence``), as the mix made it."""
+def cue_join(crossfade: float, silence: float, stinger: float = 0.0) -> Join:
+    """The join a cue sheet entry describes (its ``crossfade``, ``silence`` and ``stinger_seconds``),
+    as the mix made it."""
+    if stinger > 0:
+        return Join.stinger_of(stinger, crossfade)
     if silence > 0:
         return Join(0.0, crossfade, silence, SILENCE_ENTRY_SECONDS)
     return Join.crossfade(crossfade)
@@ -130,6 +150,9 @@ def join_into(transition: Transition | None, default_seconds: float, pace_second
         return Join.crossfade(min(default_seconds if transition is None else transition.seconds, pace_seconds))
     if transition.kind == "cut":
         return Join.crossfade(CUT_SECONDS)
+    if transition.kind == "stinger":  # the stinger's clip is this long (m2m.stingers.stinger_jobs)
+        return Join.stinger_of(min(transition.seconds, pace_seconds / 2),
+                               min(STINGER_FADE_OUT_SECONDS, pace_seconds / 4))
     gap = min(transition.seconds, pace_seconds / 2)
     return Join(0.0, min(SILENCE_FADE_OUT_SECONDS, pace_seconds / 4), gap, SILENCE_ENTRY_SECONDS)
 
@@ -150,11 +173,13 @@ def page_joins(sheet: Sequence[Cue], settings: SoundtrackSettings, transitions: 
 @dataclass(frozen=True)
 class Entry:
     """How the music enters a page, as the cue sheet and the reader say it: the kind chosen at a
-    scene change ("" within a scene), the page before's fade-out and the silence between."""
+    scene change ("" within a scene), the page before's fade-out, the silence between and the
+    seconds of the stinger played first (0: none)."""
 
     transition: str
     fade: float
     silence: float
+    stinger: float = 0.0
 
 
 def page_entries(sheet: Sequence[Cue], settings: SoundtrackSettings,
@@ -165,23 +190,26 @@ def page_entries(sheet: Sequence[Cue], settings: SoundtrackSettings,
         chosen = transitions.into(cue.scene) if transitions is not None and k and sheet[k - 1].scene != cue.scene \
             else None
         entries[cue.page] = Entry(chosen.kind if chosen else "", 0.0 if k == 0 else round(join.fade_out, 4),
-                                  round(join.silence, 4))
+                                  round(join.silence, 4), round(join.stinger, 4))
     return entries
 
 
 def mix_pages(clips: Sequence[tuple[np.ndarray, bool]], crossfades: Sequence[float | Join], pace_seconds: float,
-              sample_rate: int, end_fade_seconds: float = 3.0) -> np.ndarray:
+              sample_rate: int, end_fade_seconds: float = 3.0,
+              stingers: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
     """The whole book: page k starts at ``k * pace_seconds``; the transition into it is
     ``crossfades[k]``: a ``Join``, or the seconds of an equal-power crossfade centred on that start
     (the first page fades in over 10 ms, the last fades out over ``end_fade_seconds``). Clips are
     ``([channels, samples], loop)`` at ``sample_rate``; looping clips repeat to fill their page.
+    ``stingers[k]``: the ``[2, samples]`` stinger played into page k, where its join has one.
     Returns ``[2, samples]``."""
     if len(clips) != len(crossfades):
         raise ValueError("crossfades: one per clip expected")
     pieces: list[np.ndarray] = []
     mixer = PageMixer(crossfades, pace_seconds, sample_rate, pieces.append, end_fade_seconds)
-    for samples, loop in clips:
-        mixer.add(samples, loop)
+    stingers = stingers or {}
+    for k, (samples, loop) in enumerate(clips):
+        mixer.add(samples, loop, stingers.get(k + 1))
     return np.concatenate(pieces, axis=1) if pieces else np.zeros((2, 0), dtype=np.float32)
 
 
@@ -206,19 +234,38 @@ class PageMixer:
         self.fade_ins = [samples(j.fade_in) for j in joins]
         self.out_ends = [samples(j.out_end) for j in joins]
         self.fade_outs = [samples(j.fade_out) for j in joins]
+        self.stingers = [j.stinger > 0 for j in joins]
         begins = self.begins
-        # everything before the earliest start of the pages still to come is final
-        self.final = [min(begins[k + 1:], default=self.total) for k in range(n)]
+        # everything before the earliest start of what is still to come is final: the pages after
+        # page k, and the stingers after the one into page k + 1 (added with page k)
+        starts = [min([begins[k]] + ([k * self.pace] if self.stingers[k] else [])) for k in range(n)]
+        self.final = [min(begins[k + 1:k + 2] + starts[k + 2:], default=self.total) for k in range(n)]
         self.flushed = 0
         self.buffer = np.zeros((2, 0), dtype=np.float32)  # the book from ``flushed`` on
 
     def _samples(self, seconds: float) -> int:
         return int(round(seconds * self.sample_rate))
 
-    def add(self, samples: np.ndarray, loop: bool) -> None:
+    def _place(self, segment: np.ndarray, begin: int) -> None:
+        """Add ``segment`` to the book from sample ``begin`` on (never before what was flushed)."""
+        end = begin + segment.shape[1]
+        if end - self.flushed > self.buffer.shape[1]:
+            grown = np.zeros((2, end - self.flushed), dtype=np.float32)
+            grown[:, :self.buffer.shape[1]] = self.buffer
+            self.buffer = grown
+        self.buffer[:, begin - self.flushed:end - self.flushed] += segment
+
+    def add(self, samples: np.ndarray, loop: bool, stinger: np.ndarray | None = None) -> None:
+        """The next page's ``[2, samples]`` clip; ``stinger``: the ``[2, samples]`` stinger that
+        closes its music into the next page, when that page's join has one (it plays from the
+        next page's start)."""
         k, n = self.next, len(self.begins)
         if k >= n:
             raise ValueError(f"clips: more than the {n} pages the crossfades were given for")
+        wanted = k + 1 < n and self.stingers[k + 1]
+        if wanted != (stinger is not None):
+            raise ValueError(f"stinger: the join into page {k + 1} {'has' if wanted else 'has no'} stinger, "
+                             f"and {'none was' if wanted else 'one was'} given")
         begin = self.begins[k]
         fade_in = self.fade_ins[k] if k else int(0.01 * self.sample_rate)
         if k == n - 1:
@@ -231,11 +278,10 @@ class PageMixer:
             segment[:, :fade_in] *= equal_power(fade_in)[0]
         if fade_out > 0:
             segment[:, -fade_out:] *= equal_power(fade_out)[1]
-        if end - self.flushed > self.buffer.shape[1]:
-            grown = np.zeros((2, end - self.flushed), dtype=np.float32)
-            grown[:, :self.buffer.shape[1]] = self.buffer
-            self.buffer = grown
-        self.buffer[:, begin - self.flushed:end - self.flushed] += segment
+        self._place(segment, begin)
+        if stinger is not None:
+            self._place(_looped(stinger, min(stinger.shape[1], self.total - (k + 1) * self.pace), False),
+                        (k + 1) * self.pace)
         self.next += 1
         cut = self.final[k] - self.flushed
         if cut > self.buffer.shape[1]:  # a silence before the next page: it is part of the book too
@@ -280,6 +326,8 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
                      force=force, only=only)
     sheet, after, hashes, render = work.sheet, work.after, work.hashes, work.render
     record, existing, done, pending = work.record, work.existing, work.done, list(work.pending)
+    jobs = stinger_jobs(sheet, hashes, transitions, settings, engine, render)
+    stingers = reused_stingers(run, jobs, record.data.stingers if record is not None else ())
     if at_most is not None:
         pending = pending[:max(at_most, 1)]
     complete = len(done) + len(pending) == len(sheet)
@@ -292,7 +340,8 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     # page is kept and the file was made from them with these settings, it is kept too.
     make_whole = settings.whole_file and complete
     kept = _kept_whole_file(record, run, hashes, settings, transitions) if make_whole and not pending else None
-    whole = _WholeFile(run, sheet, settings, {p: (run.path / c.file, c.loop) for p, c in done.items()}, transitions) \
+    whole = _WholeFile(run, sheet, settings, {p: (run.path / c.file, c.loop) for p, c in done.items()}, transitions,
+                       {scene: run.path / c.file for scene, c in stingers.items()}) \
         if make_whole and kept is None else None
     try:
         if pending:
@@ -304,15 +353,17 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
 
             def written(clip: SoundtrackCue) -> None:
                 done[clip.page] = clip
-                _write_sheet(run, book_id, condition, sheet, done, settings, transitions, complete=False)
+                _write_sheet(run, book_id, condition, sheet, done, settings, transitions, complete=False,
+                             stingers=stingers)
                 progress("music", len(done), total)
                 if on_clip is not None:
                     on_clip(clip_of(clip, settings))
 
             render_and_write(engine, pending, render, {c.page: after[c.page] for c in pending}, previous,
                               write, written)
+        _make_stingers(run, engine, render, settings, jobs, done, stingers, whole)
         soundtrack = _write_sheet(run, book_id, condition, sheet, done, settings, transitions, complete=complete,
-                                  whole=kept)
+                                  whole=kept, stingers=stingers)
         if whole is not None:
             progress("soundtrack", 0, 1)
             soundtrack = whole.finish(soundtrack)
@@ -361,8 +412,24 @@ def record_clips(run: RunFolder, book_id: str, condition: Condition, work: ClipW
                  done: Mapping[int, SoundtrackCue], settings: SoundtrackSettings,
                  transitions: TransitionSheet | None) -> Soundtrack:
     """Write the cue sheet for the clips ``done`` so far, the book not yet complete (a batch calls
-    it as each clip lands; ``build_soundtrack`` completes the book and its whole-book file)."""
-    return _write_sheet(run, book_id, condition, work.sheet, done, settings, transitions, complete=False)
+    it as each clip lands; ``build_soundtrack`` completes the book, its stingers and its whole-book file)."""
+    return _write_sheet(run, book_id, condition, work.sheet, done, settings, transitions, complete=False,
+                        stingers={s.scene: s for s in work.record.data.stingers} if work.record else None)
+
+
+def _make_stingers(run: RunFolder, engine: Engine, render: RenderOptions, settings: SoundtrackSettings,
+                   jobs: Mapping[int, StingerJob], done: Mapping[int, SoundtrackCue],
+                   stingers: dict[int, StingerClip], whole: _WholeFile | None) -> None:
+    """Render and write the stingers not yet made whose old page's clip is (into ``stingers``),
+    handing each to the whole-book mix."""
+    for scene, job in sorted(jobs.items()):
+        if scene in stingers or job.cue.page not in done:
+            continue
+        previous = read_audio(run.path / done[job.cue.page].file) if engine.continues else None
+        clip, samples = write_stinger(run, job, render_stinger(engine, job, render, previous), settings)
+        stingers[scene] = clip
+        if whole is not None:
+            whole.add_stinger(scene, samples)
 
 
 class _WholeFile:
@@ -370,12 +437,18 @@ class _WholeFile:
     while pages arrive in any order; written to a temporary file and renamed when complete."""
 
     def __init__(self, run: RunFolder, sheet: Sequence[Cue], settings: SoundtrackSettings,
-                 on_disk: Mapping[int, tuple[Path, bool]], transitions: TransitionSheet | None) -> None:
+                 on_disk: Mapping[int, tuple[Path, bool]], transitions: TransitionSheet | None,
+                 stingers_on_disk: Mapping[int, Path] | None = None) -> None:
         self.run, self.settings, self.transitions = run, settings, transitions
         self.pages = [c.page for c in sheet]
         fades = page_joins(sheet, settings, transitions)
+        # page index k -> the scene whose stinger plays into page k + 1
+        self.stinger_after = {k - 1: cue.scene for k, (cue, join) in enumerate(zip(sheet, fades, strict=True))
+                              if join.stinger > 0}
         self.on_disk = dict(on_disk)
+        self.stingers_on_disk = dict(stingers_on_disk or {})
         self.arrived: dict[int, tuple[np.ndarray, bool]] = {}
+        self.arrived_stingers: dict[int, np.ndarray] = {}
         self.lock = threading.Lock()
         self.path = run.audio_dir / "soundtrack.ogg"
         self.tmp = self.path.with_name(".soundtrack.tmp.ogg")
@@ -391,9 +464,30 @@ class _WholeFile:
             self.arrived[page] = (samples, loop)
             self.work.append(self.worker.submit(self._advance))
 
+    def add_stinger(self, scene: int, samples: np.ndarray) -> None:
+        """The normalised ``[2, samples]`` stinger into ``scene`` (any thread)."""
+        with self.lock:
+            self.arrived_stingers[scene] = samples
+            self.work.append(self.worker.submit(self._advance))
+
+    def _stinger(self, k: int) -> tuple[bool, np.ndarray | None]:
+        """(ready, the stinger after page index ``k``): not ready while it is still being made."""
+        scene = self.stinger_after.get(k)
+        if scene is None:
+            return True, None
+        with self.lock:
+            samples = self.arrived_stingers.get(scene)
+        if samples is None and scene in self.stingers_on_disk:
+            samples = stereo_at(read_audio(self.stingers_on_disk[scene]), self.settings.sample_rate)
+        return samples is not None, samples
+
     def _advance(self) -> None:
         while self.mixer.next < len(self.pages):
-            page = self.pages[self.mixer.next]
+            k = self.mixer.next
+            page = self.pages[k]
+            ready, stinger = self._stinger(k)
+            if not ready:
+                return
             with self.lock:
                 item = self.arrived.pop(page, None)
             if item is None and page in self.on_disk:
@@ -401,7 +495,7 @@ class _WholeFile:
                 item = (stereo_at(read_audio(path), self.settings.sample_rate), loop)
             if item is None:
                 return
-            self.mixer.add(*item)
+            self.mixer.add(*item, stinger)
 
     def _sink(self, samples: np.ndarray) -> None:
         if self.file is None:
@@ -433,7 +527,7 @@ class _WholeFile:
             stage="soundtrack", backend=settings.engine,
             input_hash=_whole_file_key({c.page: c.hash for c in done.cues}, self.transitions),
             settings=_settings_json(settings),
-            warnings=tuple(dict.fromkeys(w for c in done.cues for w in c.warnings))))
+            warnings=_warnings(done.cues, done.stingers)))
         return done
 
     def close(self) -> None:
@@ -476,25 +570,36 @@ def _kept_whole_file(record: StageRecord[Soundtrack] | None, run: RunFolder, has
 
 def _write_sheet(run: RunFolder, book_id: str, condition: Condition, sheet: Sequence[Cue],
                  done: Mapping[int, SoundtrackCue], settings: SoundtrackSettings,
-                 transitions: TransitionSheet | None, complete: bool, whole: Soundtrack | None = None) -> Soundtrack:
-    """Write ``soundtrack.json`` for the pages done so far; ``whole``: a whole-book file kept as it is."""
+                 transitions: TransitionSheet | None, complete: bool, whole: Soundtrack | None = None,
+                 stingers: Mapping[int, StingerClip] | None = None) -> Soundtrack:
+    """Write ``soundtrack.json`` for the pages done so far; ``whole``: a whole-book file kept as it
+    is; ``stingers``: scene -> the stinger made into it so far (each page entered by one names it)."""
     cues = []
+    stingers = stingers or {}
     entries = page_entries(sheet, settings, transitions)
     for k, cue in enumerate(sheet):
         if cue.page not in done:
             continue
         entry = entries[cue.page]
+        stinger = stingers.get(cue.scene) if entry.stinger > 0 else None
         cues.append(replace(done[cue.page], start=round(k * settings.pace_seconds, 4), crossfade=entry.fade,
-                            transition=entry.transition, silence=entry.silence))
+                            transition=entry.transition, silence=entry.silence,
+                            stinger=stinger.file if stinger else "", stinger_seconds=entry.stinger if stinger else 0.0))
+    made = tuple(stingers[scene] for scene in sorted(stingers))
     soundtrack = Soundtrack(book_id, condition, tuple(cues), tuple(clip_of(c, settings) for c in cues),
                             settings, seconds=round(len(sheet) * settings.pace_seconds, 4), complete=complete,
-                            file=whole.file if whole else "", file_hash=whole.file_hash if whole else "")
-    warnings = tuple(dict.fromkeys(w for c in cues for w in c.warnings))
+                            file=whole.file if whole else "", file_hash=whole.file_hash if whole else "",
+                            stingers=made)
     run.write("soundtrack", soundtrack, Provenance(
         stage="soundtrack", backend=settings.engine,
         input_hash=_whole_file_key({c.page: c.hash for c in cues}, transitions),
-        settings=_settings_json(settings), warnings=warnings))
+        settings=_settings_json(settings), warnings=_warnings(cues, made)))
     return soundtrack
+
+
+def _warnings(cues: Sequence[SoundtrackCue], stingers: Sequence[StingerClip]) -> tuple[str, ...]:
+    """The run file's warnings: every page's and every stinger's, each once."""
+    return tuple(dict.fromkeys([w for c in cues for w in c.warnings] + [w for s in stingers for w in s.warnings]))
 
 
 def _settings_json(settings: SoundtrackSettings) -> dict[str, Any]:

@@ -6,6 +6,8 @@ and picks one of:
 
     continue   the new scene's music continues from the old one's audio, with a crossfade
     crossfade  an equal-power crossfade of a chosen length (longer: a slow dissolve)
+    stinger    the old scene's music ends on a short closing cadence (a clip of its own, m2m/stingers.py),
+               the old page fading out under it, then the new scene enters
     silence    the old music fades out, a short silence, then the new scene starts
     cut        the new music starts at once (a 50 ms fade, so no click): a dramatic page
 

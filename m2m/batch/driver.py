@@ -339,7 +339,8 @@ class _Batch:
     # -- finishing a book (driver thread) -----------------------------------------------------------
 
     def _finish(self, state: _BookState) -> str:
-        """The cue sheet completed and the whole-book file made, from the landed clips (nothing renders)."""
+        """The cue sheet completed and the whole-book file made, from the landed clips (no page renders;
+        a stinger chosen at a scene change is made here, on the driver, from its old page's clip)."""
         assert state.plan is not None and state.book is not None
         started = time.perf_counter()
         soundtrack = build_soundtrack(state.book.id, self.settings.condition, state.plan.captions, state.plan.run,

@@ -21,6 +21,7 @@ from m2m.cues import (
     Cue,
     Plan,
     Transition,
+    TransitionKind,
     canonical_instrument,
     check_transition,
 )
@@ -104,7 +105,7 @@ class DescriptionAnswer(BaseModel):
 
 
 class TransitionAnswer(BaseModel):
-    kind: Literal["continue", "crossfade", "silence", "cut"]
+    kind: TransitionKind
     seconds: float = Field(ge=0.0, le=MAX_SECONDS)
     why: str = Field(min_length=1)
 

@@ -103,11 +103,25 @@ def clip_samples(run: RunInput) -> list[np.ndarray]:
     return clips
 
 
+def stinger_samples(run: RunInput) -> dict[int, np.ndarray]:
+    """Cue index -> the stinger played into that page, ``[2, samples]`` at the soundtrack's rate."""
+    rate = run.soundtrack.settings.sample_rate
+    stingers = {}
+    for k, cue in enumerate(run.soundtrack.cues):
+        if cue.stinger:
+            path = run.folder.path / cue.stinger
+            if not path.is_file():
+                raise ValueError(f"{path}: the stinger into page {cue.page} is missing; run `m2m render` again")
+            stingers[k] = stereo_at(read_audio(path), rate)
+    return stingers
+
+
 def played_book(run: RunInput, clips: Sequence[np.ndarray]) -> np.ndarray:
     """The whole book as ``audio/soundtrack.ogg`` plays it (before encoding): the same mix, from the
     cue sheet's clips, loop flags, crossfades and pace, so a run made with ``--no-whole-file`` is
-    judged the same way (a silence chosen at a scene change included)."""
+    judged the same way (a silence or a stinger chosen at a scene change included)."""
     settings = run.soundtrack.settings
     return mix_pages([(c, cue.loop) for c, cue in zip(clips, run.soundtrack.cues, strict=True)],
-                     [cue_join(cue.crossfade, cue.silence) for cue in run.soundtrack.cues], settings.pace_seconds,
-                     settings.sample_rate)
+                     [cue_join(cue.crossfade, cue.silence, cue.stinger_seconds if cue.stinger else 0.0)
+                      for cue in run.soundtrack.cues], settings.pace_seconds, settings.sample_rate,
+                     stingers=stinger_samples(run))

@@ -18,6 +18,7 @@ from typing import Any
 from m2m.cues import Cue
 from m2m.music.arrangement import arrange
 from m2m.music.base import DEFAULT_SAMPLE_RATE, Audio, EngineInfo, Rendered, RenderOptions
+from m2m.music.cadence import compose_cadence, ring_out
 from m2m.music.composition import BEATS_PER_BAR, Note, Piece, compose
 from m2m.music.synth import (
     SOUNDFONT_CANDIDATES,
@@ -91,6 +92,24 @@ class ComposerEngine:
         if options.progress is not None:
             options.progress(1, 1)
         return Rendered(cue.page, Audio(audio, rate), True, info, piece.midi)
+
+    def render_stinger(self, cue: Cue, seconds: float, options: RenderOptions) -> Rendered:
+        """The closing cadence of ``cue``'s music, ``seconds`` long (``m2m.music.cadence``): composed
+        and synthesised like a page, on the same SoundFont, but played once and left to ring out."""
+        soundfont = self.soundfont(options)
+        cadence, resolved = compose_cadence(cue, seconds)
+        rate = options.sample_rate or self.sample_rate
+        raw = render_midi(cadence.midi, soundfont, rate, seconds=seconds, tail_seconds=0.0,
+                          cache=self.soundfont_cache)
+        warnings = list(resolved.warnings)
+        if soundfont.fallback:
+            warnings.append("soundfont: using the small TimGM6mb fallback")
+        info = EngineInfo(engine=self.name, soundfont=soundfont.label, warnings=tuple(warnings),
+                          details={"cadence": "-".join(cadence.numerals), "key": resolved.plan.key,
+                                   "mode": resolved.plan.mode, "tempo": cadence.tempo,
+                                   "roles": [list(r) for r in cadence.roles]})
+        # the synth's releases and reverb ring within the stinger; the last tenth only makes sure it ends at zero
+        return Rendered(cue.page, Audio(ring_out(raw, rate, seconds, 0.1), rate), False, info, cadence.midi)
 
     def render_many(self, cues: Sequence[Cue], options: RenderOptions, *,
                     after: Mapping[int, int | None] | None = None, previous: Mapping[int, Audio] | None = None,

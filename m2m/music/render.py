@@ -99,7 +99,8 @@ class SoundtrackCue:
     Stage 5 writes the record (``start`` and ``crossfade`` 0); stage 6 places it: ``start`` is when the page begins in the whole-book file (at the settings' pace);
     ``crossfade`` the length of the equal-power transition into it, centred on ``start`` (a
     silence: the page before's fade-out). ``transition`` is the kind chosen at a scene change
-    (m2m.cues.Transition; "" within a scene), ``silence`` the seconds of silence before the page.
+    (m2m.cues.Transition; "" within a scene), ``silence`` the seconds of silence before the page;
+    ``stinger`` the file of the old scene's closing cadence played first, ``stinger_seconds`` its length.
     ``lufs`` and ``true_peak_db`` are measured on the clip before it is encoded.
     """
 
@@ -123,6 +124,8 @@ class SoundtrackCue:
     details: dict[str, Any] = field(default_factory=dict)
     transition: str = ""
     silence: float = 0.0
+    stinger: str = ""  # the stinger played before the page (m2m/stingers.py), relative to the run folder
+    stinger_seconds: float = 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,11 +343,7 @@ def write_clip(run: RunFolder, cue: Cue, rendered: Rendered, settings: Soundtrac
         write_audio_atomic(run.audio_dir / f"{name}.mp3", samples, settings.sample_rate)
         mp3 = f"audio/{name}.mp3"
     if settings.write_midi and rendered.midi is not None:
-        target = run.audio_dir / f"{name}.mid"
-        tmp = target.with_name(f".{name}.tmp.mid")
-        rendered.midi.write(str(tmp))
-        os.replace(tmp, target)
-        midi = f"audio/{name}.mid"
+        midi = write_midi(run, name, rendered.midi)
     info = rendered.info
     return SoundtrackCue(
         page=cue.page, scene=cue.scene, file=f"audio/{name}.ogg", start=0.0,
@@ -352,6 +351,15 @@ def write_clip(run: RunFolder, cue: Cue, rendered: Rendered, settings: Soundtrac
         engine=info.engine, caption=cue.caption, hash=clip_hash, file_hash=file_hash(ogg),
         backend=info.model or info.soundfont, lufs=loudness.lufs, true_peak_db=loudness.true_peak_db,
         mp3=mp3, midi=midi, warnings=info.warnings, details=info.details)
+
+
+def write_midi(run: RunFolder, name: str, midi: Any) -> str:
+    """Write a score (``pretty_midi.PrettyMIDI``) atomically as ``audio/<name>.mid``; its path in the run."""
+    target = run.audio_dir / f"{name}.mid"
+    tmp = target.with_name(f".{name}.tmp.mid")
+    midi.write(str(tmp))
+    os.replace(tmp, target)
+    return f"audio/{name}.mid"
 
 
 def clip_of(cue: SoundtrackCue, settings: SoundtrackSettings) -> Clip:

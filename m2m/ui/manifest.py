@@ -39,8 +39,9 @@ def book_manifest(book: Book) -> dict[str, Any]:
 def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
     """page -> {url, fallback, version, engine, seconds, enter?}; JSON object keys are strings.
     ``fallback`` is the clip as FLAC, for a browser that cannot decode the OGG (``fallback_audio``).
-    ``enter`` is the transition chosen into a scene's first page ({kind, fade, silence} in seconds),
-    which the reader plays on a turn from the page before."""
+    ``enter`` is the transition chosen into a scene's first page ({kind, fade, silence} in seconds;
+    a stinger adds its ``seconds`` and its clip's ``stinger`` URL), which the reader plays on a turn
+    from the page before."""
     out: dict[str, dict[str, Any]] = {}
     for page, c in sorted(clips.items()):
         entry = {"url": file_url(c.path, c.version), "fallback": fallback_url(c.path, c.version),
@@ -48,6 +49,12 @@ def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
         kind = getattr(c, "transition", "")
         if kind:
             entry["enter"] = {"kind": kind, "fade": round(float(c.crossfade), 3), "silence": round(float(c.silence), 3)}
+        if kind == "stinger":
+            # the old scene's closing cadence, played on the turn before this page's music enters
+            # (no url while it is not made yet: the reader then waits out its length)
+            entry["enter"]["seconds"] = round(float(c.stinger_seconds), 3)
+            if c.stinger is not None:
+                entry["enter"]["stinger"] = file_url(c.stinger, c.stinger_version)
         out[str(page)] = entry
     return out
 

@@ -144,8 +144,8 @@ def directive_for(view: Any, scene: Scene | None) -> str | None:
     return None
 
 
-TRANSITION_WORDS = {"continue": "the music carries on", "crossfade": "a crossfade", "silence": "a silence",
-                    "cut": "a cut"}
+TRANSITION_WORDS = {"continue": "the music carries on", "crossfade": "a crossfade",
+                    "stinger": "a stinger, the old scene's closing cadence", "silence": "a silence", "cut": "a cut"}
 
 
 def transition_html(view: Any, scene: Scene | None) -> str:

@@ -298,7 +298,7 @@ def smart_answer(body: dict[str, Any]) -> dict[str, Any]:
                            "energy": 0.3, "mood": "warm"} for p in pages]}
     if step == "scene_transition":
         first = int(re.search(r"first page, page (\d+)", text).group(1))
-        kind = ("continue", "crossfade", "silence", "cut")[first % 4]
+        kind = ("continue", "crossfade", "silence", "cut", "stinger")[first % 5]
         return {"kind": kind, "seconds": 0.0 if kind == "cut" else 2.5, "why": f"A {kind} into page {first}."}
     if step == "baseline_describe":
         page = int(re.search(r"This is page (\d+)", text).group(1))

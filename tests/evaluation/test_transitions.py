@@ -45,3 +45,30 @@ def test_loop_seams_are_placed_as_the_mix_places_the_pages():
     # at 3 s; page 1 plays from pace - 1 s = 3 s to 2 pace = 8 s (the last page): a seam 3 s in, at 6 s
     assert loop_seams([3 * RATE, 3 * RATE], [True, True], [0.0, 2.0], PACE, RATE) == [(0, 3 * RATE), (1, 6 * RATE)]
     assert loop_seams([3 * RATE], [False], [0.0], PACE, RATE) == []
+
+
+def test_the_played_book_includes_a_chosen_stinger_as_the_whole_file_plays_it(tmp_path):
+    from m2m.audio import read_audio
+    from m2m.cues import CaptionSheet, Cue, Plan, Transition, TransitionSheet
+    from m2m.music.composer import ComposerEngine
+    from m2m.music.render import SoundtrackSettings
+    from m2m.runs import RunFolder
+    from m2m.soundtrack import build_soundtrack
+
+    def cue(page: int, scene: int, key: str, mode: str) -> Cue:
+        return Cue.planned(page, scene, f"piano in {key} {mode}", Plan(100, key, mode, ("Acoustic Grand Piano",), 0.5))
+
+    captions = CaptionSheet((cue(0, 0, "A", "major"), cue(1, 0, "A", "major"), cue(2, 1, "C#", "minor")))
+    settings = SoundtrackSettings(clip_seconds=5.0, pace_seconds=4.0, crossfade_seconds=1.0, sample_rate=22050)
+    run = RunFolder(tmp_path, "book", "m2m")
+    build_soundtrack("book", "m2m", captions, run, "composer", settings, engine=ComposerEngine(),
+                     transitions=TransitionSheet((Transition(1, "stinger", 2.0, "closes on a cadence"),)))
+    (found,) = find_runs([run.path])
+    played = played_book(found, clip_samples(found))
+    stinger = read_audio(run.path / "audio" / "stinger-001.ogg").samples
+    whole = read_audio(run.path / "audio" / "soundtrack.ogg").samples
+    rate = 22050
+    span = slice(int(8.6 * rate), int(9.6 * rate))  # the stinger alone: 0.6-1.6 s after the turn at 8 s
+    assert np.corrcoef(played[0, span], stinger[0, int(0.6 * rate):int(1.6 * rate)])[0, 1] > 0.95
+    assert np.corrcoef(played[0, span], whole[0, span])[0, 1] > 0.95  # as the whole-book file plays it
+    assert played.shape[1] == whole.shape[1]

@@ -301,3 +301,26 @@ def test_render_without_weights_fails_clearly_and_keeps_the_plan(manga109_root, 
     run_dir = out / "TestBook" / "m2m"
     assert (run_dir / "04-captions.json").is_file()  # the plan stays for the next try
     assert not list(run_dir.glob("audio/*.ogg"))
+
+
+def test_musicgen_is_asked_for_a_stinger_in_words_continuing_the_old_page(engine, tmp_path):
+    from m2m.cues import Transition, TransitionSheet
+
+    captions = CaptionSheet((cue(0, 0, "a bright piano waltz", key="A"), cue(1, 1, "a dark cello", key="C#",
+                                                                              mode="minor")))
+    settings = SoundtrackSettings(clip_seconds=1.5, pace_seconds=3.0, crossfade_seconds=0.5)
+    run = RunFolder(tmp_path, "book", "m2m")
+    moves = TransitionSheet((Transition(1, "stinger", 1.2, "closes the waltz"),))
+    build_soundtrack("book", "m2m", captions, run, "musicgen-small", settings, engine=engine, transitions=moves)
+    stinger = read_audio(run.path / "audio" / "stinger-001.ogg")
+    assert stinger.seconds == pytest.approx(1.2, abs=0.01)
+    asked = engine.spy.calls[-1]
+    assert asked["text"] == ["a short final cadence in A major, acoustic grand piano, at 100 BPM, resolving to the "
+                             "tonic and ringing out"]
+    assert asked["audio"] is not None  # from the old page's tail
+    import json
+
+    raw = json.loads((run.path / "soundtrack.json").read_text())
+    (record,) = raw["data"]["stingers"]
+    assert record["details"]["continues_from"] is not None and record["details"]["asked_in_words"]
+    assert any("musicgen-small was asked for the cadence in words" in w for w in raw["provenance"]["warnings"])

@@ -103,10 +103,18 @@ def test_the_directive_panel_says_how_the_music_moves_into_the_scene(tmp_path):
     assert chosen is not None and chosen.kind == "silence"
     text = panels(example, view, 9).directive
     assert "Into this scene: <b>a silence (1.5 s)</b>" in text and "breath of silence" in text
-    assert "Into this scene: <b>a crossfade (7.4 s)</b>" in panels(example, view, 8).directive  # its scene's
+    assert "Into this scene: <b>a stinger, the old scene&#x27;s closing cadence (3 s)</b>" \
+        in panels(example, view, 8).directive  # its scene's
+    assert "closes on a 3 s cadence" in panels(example, view, 8).directive
     assert "Into this scene" not in panels(example, view, 2).directive  # the first scene: nothing before it
     assert reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True)["clips"]["9"]["enter"] == {
         "kind": "silence", "fade": 1.0, "silence": 1.5}
+    # the stinger into scene 1 (page 5) is made with the scene's last page (4) and reaches the reader
+    view = service.render_pages(example, settings, [4, 5])
+    enter = reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True)["clips"]["5"]["enter"]
+    assert {k: enter[k] for k in ("kind", "fade", "silence", "seconds")} == {
+        "kind": "stinger", "fade": 1.0, "silence": 0.0, "seconds": 3.0}
+    assert "stinger-001.ogg" in enter["stinger"] and view.clips[5].stinger.is_file()
 
 
 def test_the_theme_panel_names_the_page_s_leitmotif_and_fills_its_editors(tmp_path):

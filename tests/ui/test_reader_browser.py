@@ -57,7 +57,7 @@ def wait_decoded(page, pages: list[int], timeout_ms: int = 15_000) -> None:
 
 def wait_full(page, p: int) -> None:
     """Until the page's voice has faded all the way in."""
-    page.wait_for_function(f"window.m2mReader.state().voices.some(v => v.page === {p} && v.gain > 0.999)",
+    page.wait_for_function(f"window.m2mReader.state().voices.some(v => v.page === {p} && !v.stinger && v.gain > 0.999)",
                            timeout=10_000)
 
 

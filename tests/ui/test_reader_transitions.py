@@ -1,14 +1,18 @@
 """The reader plays the transition the director chose at each scene change (m2m/transitions.py), on
 a turn from a scene's last page to the next scene's first: the bundled example with the chord
-engine, whose offline plan crossfades into scene 1 (page 5), leaves a silence before scene 2
-(page 9) and cuts into scene 3 (page 13)."""
+engine, whose offline plan closes scene 0 with a stinger into scene 1 (page 5), leaves a silence
+before scene 2 (page 9) and cuts into scene 3 (page 13); and, with the transition into scene 1
+edited by hand in 04-transitions.json to a crossfade, a crossfade of the edited length."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
+from m2m.cues import Transition, TransitionSheet
+from m2m.manga109 import load_manga109
 from tests.ui.chord_engine import chord_service
 from tests.ui.conftest import EXAMPLES, Served, serve
 from tests.ui.test_reader_browser import STATE, open_reader, settle, wait_all_clips, wait_full
@@ -21,11 +25,32 @@ def served_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]
     yield from serve(EXAMPLES, tmp_path_factory.mktemp("transitions"), chord_service())
 
 
-def turn_into(page, target: int) -> dict:
-    """Jump to the page before ``target``, let its music settle, then turn forward once; the fade
-    record of that turn."""
+@pytest.fixture(scope="module")
+def served_edited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The example whose plan a person edited before opening it: a 7.4 s crossfade into scene 1."""
+    tmp = tmp_path_factory.mktemp("edited")
+    service = chord_service()
+    book = load_manga109(EXAMPLES)
+    settings = service.Settings(runs_root=tmp / "runs")
+    service.plan_book(book, settings)
+    run = service.open_run(book, settings)
+    edited = TransitionSheet((Transition(1, "crossfade", 7.4, "A slow dissolve, chosen by hand."),
+                              *run.transitions.transitions[1:]))
+    path = tmp / "runs" / book.id / "m2m" / "04-transitions.json"
+    raw = json.loads(path.read_text())
+    raw["data"]["transitions"][0] = {"scene": 1, "kind": "crossfade", "seconds": 7.4,
+                                     "why": "A slow dissolve, chosen by hand."}
+    path.write_text(json.dumps(raw))
+    assert service.open_run(book, settings).transitions == edited  # the edit is what the run reads
+    yield from serve(EXAMPLES, tmp, service)
+
+
+def turn_into(page, target: int, ready: str = "true") -> dict:
+    """Jump to the page before ``target``, let its music settle (and ``ready``, a JS condition,
+    hold), then turn forward once; the fade record of that turn."""
     page.evaluate(f"window.m2mReader.go({target - 1})")
     wait_full(page, target - 1)
+    page.wait_for_function(ready, timeout=10_000)
     page.evaluate("window.m2mReader.next()")
     page.wait_for_function(f"window.m2mReader.state().page === {target}")
     state = page.evaluate(STATE)
@@ -38,13 +63,25 @@ def test_each_scene_change_plays_its_transition(browser, served_example, artifac
         wait_all_clips(page)
         page.click(".m2m-start-btn")
         enters = page.evaluate(STATE)["enters"]
-        assert {p: e["kind"] for p, e in enters.items()} == {"5": "crossfade", "9": "silence", "13": "cut"}
+        assert {p: e["kind"] for p, e in enters.items()} == {"5": "stinger", "9": "silence", "13": "cut"}
+        assert "stinger-001.ogg" in enters["5"]["stinger"] and enters["5"]["seconds"] == 3.0
 
-        fade = turn_into(page, 5)
-        out, into = (f for f in fade["fades"] if f["to"] == 0), [f for f in fade["fades"] if f["to"] == 1]
-        assert fade["move"] == "crossfade" and into[0]["seconds"] == pytest.approx(enters["5"]["fade"], abs=0.01)
-        # (a voice a hair below full gain finishes its fade-out a hair sooner)
-        assert all(f["seconds"] == pytest.approx(enters["5"]["fade"], abs=0.2) for f in out), fade["fades"]
+        # the stinger is prefetched with the pages around the one on screen
+        fade = turn_into(page, 5, "window.m2mReader.state().stingers.length === 1")
+        assert fade["move"] == "stinger" and fade["stinger"]["played"], fade
+        # the stinger starts on the turn and lasts its clip's length ...
+        assert fade["stinger"]["start"] == pytest.approx(fade["ctxTime"], abs=0.02)
+        assert fade["stinger"]["seconds"] == pytest.approx(enters["5"]["seconds"], abs=0.05)
+        # ... the old scene's music fades out under it, and the new page enters when it ends, over 0.3 s
+        out, into = [f for f in fade["fades"] if f["to"] == 0], [f for f in fade["fades"] if f["to"] == 1]
+        assert out and all(f["seconds"] == pytest.approx(enters["5"]["fade"], abs=0.2) for f in out), fade["fades"]
+        assert into[0]["start"] - fade["ctxTime"] == pytest.approx(enters["5"]["seconds"], abs=0.05)
+        assert into[0]["seconds"] == pytest.approx(0.3, abs=0.01)
+        state = settle(page, 1.5)  # mid-stinger: the stinger alone sounds
+        audible = [v for v in state["voices"] if v["gain"] > 0.001]
+        assert [v["stinger"] for v in audible] == [True], (audible, state["ctxTime"], fade)
+        wait_full(page, 5)
+        page.wait_for_function("!window.m2mReader.state().voices.some(v => v.stinger)", timeout=10_000)  # rung out
 
         fade = turn_into(page, 9)
         entering = next(f for f in fade["fades"] if f["to"] == 1)
@@ -64,6 +101,24 @@ def test_each_scene_change_plays_its_transition(browser, served_example, artifac
         page.evaluate("window.m2mReader.next()")  # within a scene: the reader's own crossfade
         state = page.evaluate(STATE)
         assert state["fades"][-1]["move"] is None
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_a_transition_edited_to_a_crossfade_plays_a_crossfade_of_its_length(browser, served_edited):
+    context, page, errors = open_reader(browser, served_edited.url)
+    try:
+        wait_all_clips(page)
+        page.click(".m2m-start-btn")
+        enters = page.evaluate(STATE)["enters"]
+        assert {p: e["kind"] for p, e in enters.items()} == {"5": "crossfade", "9": "silence", "13": "cut"}
+        fade = turn_into(page, 5)
+        out, into = (f for f in fade["fades"] if f["to"] == 0), [f for f in fade["fades"] if f["to"] == 1]
+        assert fade["move"] == "crossfade" and into[0]["seconds"] == pytest.approx(7.4, abs=0.01)
+        # (a voice a hair below full gain finishes its fade-out a hair sooner)
+        assert all(f["seconds"] == pytest.approx(7.4, abs=0.2) for f in out), fade["fades"]
+        assert fade["stinger"] is None
         assert not errors, errors
     finally:
         context.close()

@@ -29,7 +29,7 @@ const TURN_MS = 620;
 const HOLD_MS = 5000;      // the longest the music on now waits for a page's clip before it fades out
 const END_FADE_S = 4;      // past the last page the music fades out slowly, as a film's does
 const CUT_S = 0.05;         // a cut at a scene change still fades this long: an instant switch clicks
-const SILENCE_ENTRY_S = 0.3; // after a silence the new scene enters over this long (as the whole file)
+const SILENCE_ENTRY_S = 0.3; // after a silence or a stinger the new scene enters over this long (as the whole file)
 // The pull (see pull()): how often while music is being made or just after a save or a settings
 // change; how often otherwise (cheap, and it catches anything missed); how long after a turn is sent
 // its answer may take before the pull asks again; how long a save or a settings change keeps it quick.
@@ -48,6 +48,7 @@ const R = {
   ctx: null, bus: null, started: false, musicOn: true, muted: false, volume: 0.8,
   buffers: new Map(),   // "run|page|version" -> {page, version, buffer, promise, requestedAt, decodedAt, error}
   failed: new Map(),    // "run|page|version" -> why the clip could not be fetched or decoded (cleared on success)
+  stingers: new Map(),  // stinger url -> {buffer, promise, error}: the old scenes' closing cadences
   voices: [],           // {id, run, page, version, src, gain, curve, curveStart, curveDur, hold, target, startedAt}
   prefetchLog: [], turns: [], fades: [], errors: [], notes: [],
   startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0, turnSeq: 0,
@@ -145,7 +146,7 @@ function arriving(page) {
 }
 
 // How the music moves into `page` on a turn from `from`: the transition the director chose into
-// a scene's first page (clip.enter: continue, crossfade, silence, cut) when the reader turns there
+// a scene's first page (clip.enter: continue, crossfade, stinger, silence, cut) when the reader turns there
 // from the page before, as the whole-book file plays it; null: the reader's own crossfade.
 function moveInto(page, from, reason) {
   const clip = clipOf(page);
@@ -153,10 +154,12 @@ function moveInto(page, from, reason) {
 }
 
 // The fades of a move: the old music's fade-out, the new music's fade-in, and the silence between
-// them (a silence: the old fades out, the new waits out the silence and enters over 0.3 s).
+// them (a silence: the old fades out, the new waits out the silence and enters over 0.3 s; a
+// stinger: the old fades out under the stinger, the new enters over 0.3 s when the stinger ends).
 function fadesOf(move) {
   if (!move) return { out: R.fade, in: R.fade, delay: 0 };
   if (move.kind === 'silence') return { out: move.fade, in: SILENCE_ENTRY_S, delay: move.fade + move.silence };
+  if (move.kind === 'stinger') return { out: move.fade, in: SILENCE_ENTRY_S, delay: move.seconds };
   const seconds = Math.max(CUT_S, move.fade);
   return { out: seconds, in: seconds, delay: 0 };
 }
@@ -188,6 +191,8 @@ function musicFor(page, turnAt, reason, from = null) {
   const fades = [];
   let keep = null;
   for (const v of R.voices) {
+    // the stinger into this page plays out while the reader stays on it (a clip arriving, a new value)
+    if (v.stinger && v.page === page && !R.ended && !move) continue;
     if (entry && v.run === R.run && v.page === page && v.version === entry.version) keep = v;
     else if (v.target !== 0 && !hold) fades.push(fadeVoice(R.ctx, v, 0, fade));
     // a chosen transition owns the change: music still dissolving from an earlier turn is gone
@@ -199,6 +204,7 @@ function musicFor(page, turnAt, reason, from = null) {
     if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, plan.in, plan.delay));
     if (R.firstAudibleAt === null && R.ctx.state === 'running') R.firstAudibleAt = performance.now();
   }
+  const stinger = move && move.kind === 'stinger' ? playStinger(page, move) : null;
   // Very fast turns: at most two voices keep fading out; older ones finish in 120 ms (from a gain
   // that is already low, so no click), which bounds the number of live sources at three.
   const leaving = R.voices.filter((v) => v.target === 0 && v !== keep);
@@ -206,9 +212,56 @@ function musicFor(page, turnAt, reason, from = null) {
     if (v.curveStart + v.curveDur - R.ctx.currentTime > 0.15) fades.push(fadeVoice(R.ctx, v, 0, 0.12));
   }
   record(R.fades, { page, reason, turnAt, at: performance.now(), ctxTime: R.ctx.currentTime,
-                    hadBuffer: !!entry, held: hold, count: fades.length, fades, move: move ? move.kind : null });
+                    hadBuffer: !!entry, held: hold, count: fades.length, fades, move: move ? move.kind : null,
+                    stinger });
   pruneVoices();
   updateChrome();
+}
+
+// Play the stinger of `move` (the old scene's closing cadence) once, from now, at full gain: it
+// is a voice of its own, so a turn away fades it like any other. Returns what was played, for the
+// fade record; a stinger not yet decoded (or not made yet) is skipped and the new page still waits
+// out its length, as the whole-book file does.
+function playStinger(page, move) {
+  const have = move.stinger ? R.stingers.get(move.stinger) : null;
+  const at = R.ctx.currentTime;
+  if (!have || !have.buffer) {
+    if (move.stinger) fetchStinger(move.stinger);
+    return { url: move.stinger || null, start: at, seconds: move.seconds, played: false };
+  }
+  const src = R.ctx.createBufferSource();
+  src.buffer = have.buffer;
+  src.loop = false;
+  const gain = R.ctx.createGain();
+  gain.gain.setValueAtTime(1, at);
+  src.connect(gain).connect(R.bus);
+  src.start(at);
+  const v = { id: ++R.voiceSeq, run: R.run, page, version: 'stinger', src, gain, curve: null, curveStart: 0,
+              curveDur: 0, hold: 1, target: 1, startedAt: performance.now(), stinger: true };
+  // once it has rung out it is silent and done: the next prune stops and disconnects it
+  src.onended = () => { v.hold = 0; v.curve = null; v.target = 0; v.curveStart = 0; v.curveDur = 0; pruneVoices(); };
+  R.voices.push(v);
+  return { url: move.stinger, start: at, seconds: have.buffer.duration, played: true };
+}
+
+// Fetch and decode a stinger (once per URL); the reader prefetches those of the pages around it.
+function fetchStinger(url) {
+  const have = R.stingers.get(url);
+  if (have) return have.promise;
+  const entry = { buffer: null, error: null, promise: null };
+  entry.promise = (async () => {
+    try {
+      entry.buffer = await fetchAndDecode(url, R.page);
+      if (!entry.buffer) throw new Error(cannotDecode());
+    } catch (err) {
+      entry.error = String(err && err.message || err);
+      R.errors.push('stinger: ' + entry.error);
+      R.stingers.delete(url);  // a later prefetch tries again
+    }
+    return entry;
+  })();
+  R.stingers.set(url, entry);
+  return entry.promise;
 }
 
 async function fetchClip(page) {
@@ -283,6 +336,11 @@ function prefetchAround(page) {
   ensureContext();
   if (!R.ctx) return;
   for (const p of neighbours(page)) fetchClip(p);
+  // the stinger played on a turn into the next pages (it is a few seconds: small to keep)
+  const wanted = new Set(neighbours(page).map((p) => clipOf(p)).filter((c) => c && c.enter && c.enter.stinger)
+    .map((c) => c.enter.stinger));
+  for (const url of wanted) fetchStinger(url);
+  for (const [url, e] of R.stingers) if (!wanted.has(url) && e.buffer) R.stingers.delete(url);
   // Drop decoded clips far from the page on screen (a 20 s stereo clip is ~7 MB decoded).
   for (const [key, e] of R.buffers) {
     const playing = R.voices.some((v) => v.run === e.run && v.page === e.page && v.version === e.version);
@@ -757,9 +815,9 @@ document.addEventListener('visibilitychange', () => { if (!document.hidden) pull
 function state() {
   const now = R.ctx ? R.ctx.currentTime : 0;
   const voices = R.voices.map((v) => ({ id: v.id, run: v.run, page: v.page, version: v.version,
-    gain: Number(gainAt(v, now).toFixed(4)), target: v.target }));
+    gain: Number(gainAt(v, now).toFixed(4)), target: v.target, stinger: !!v.stinger }));
   const audible = voices.filter((v) => v.gain > 0.001);
-  const heading = voices.filter((v) => v.target === 1);
+  const heading = voices.filter((v) => v.target === 1 && !v.stinger);
   return {
     page: R.page, pages: R.book ? R.book.pages.length : 0, direction: R.dir, run: R.run, ended: R.ended,
     side: R.book ? viewSide(R.page, R.half) : null,  // the half on screen ('right'/'left'), null: the whole page
@@ -767,6 +825,7 @@ function state() {
     musicOn: R.musicOn, muted: R.muted, volume: R.volume, crossfade: R.fade,
     busGain: R.bus ? R.bus.gain.value : 0,
     voices, audible: audible.length, playingPage: heading.length ? heading[0].page : null,
+    stingers: [...R.stingers.entries()].filter(([, e]) => e.buffer).map(([url]) => url),
     decoded: [...R.buffers.values()].filter((e) => e.buffer && e.run === R.run).map((e) => e.page).sort((a, b) => a - b),
     clips: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).map(([k, c]) => [k, c.version])) : {},
     enters: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).filter(([, c]) => c.enter).map(([k, c]) => [k, c.enter])) : {},

@@ -26,10 +26,11 @@ from m2m.music.theory import Chord, nearest, parse_numeral, scale_pitches, tonic
 BEATS_PER_BAR = 4
 # Mixer settings per role: (volume CC7, pan CC10, reverb send CC91, chorus send CC93)
 _MIX: dict[str, tuple[int, int, int, int]] = {
-    "theme": (104, 76, 58, 0), "melody": (100, 64, 62, 0), "melody2": (80, 84, 62, 0), "pad": (84, 64, 80, 50), "pad2": (70, 52, 80, 50),
+    "theme": (100, 76, 58, 0), "melody": (100, 64, 62, 0), "melody2": (80, 84, 62, 0), "pad": (84, 64, 80, 50), "pad2": (70, 52, 80, 50),
     "arp": (84, 46, 55, 10), "comp": (72, 86, 50, 10), "bass": (100, 64, 25, 0), "drums": (96, 64, 40, 0),
     "hits": (94, 64, 60, 0),
 }
+THEME_ROOM_VELOCITY = 14  # how much softer the arpeggio plays in a leitmotif's bars
 _PATTERNS = {"up": (0, 1, 2, 3), "updown": (0, 1, 2, 3, 2, 1), "alberti": (0, 2, 1, 2), "broken": (0, 2, 1, 3),
              "wave": (0, 1, 2, 3, 3, 2, 1, 0)}
 
@@ -157,8 +158,10 @@ class _Composer:
             for k in range(count):
                 pitch = voicing[shape[k % len(shape)]]
                 accent = 10 if (k * step) % 1.0 == 0 else 0
+                # under a leitmotif the arpeggio steps back, so the theme is heard without being louder
+                under = THEME_ROOM_VELOCITY if int((start + k * step) // BEATS_PER_BAR) in self.theme_bars else 0
                 notes.append(Note(pitch, start + k * step, min(step * 1.8, length - k * step),
-                                  self.velocity(base + accent - 6)))
+                                  self.velocity(base + accent - 6 - under)))
         return notes
 
     def comp(self, low: int = 52, high: int = 72) -> list[Note]:
@@ -282,8 +285,10 @@ class _Composer:
         for bar in sorted(self.theme_bars):
             for onset, length, step in self.theme.motif:
                 pitch = scale[min(len(scale) - 1, max(0, home + step))]
+                # as loud as the melody it stands in for: a theme that leaps out of the texture makes
+                # every page it opens start louder than the page before it ends
                 notes.append(Note(pitch, bar * BEATS_PER_BAR + onset, length * 0.95,
-                                  self.velocity(72 + 30 * self.energy + (6 if onset == 0 else 0))))
+                                  self.velocity(60 + 34 * self.energy + (6 if onset == 0 else 0))))
         return notes
 
     def drums(self) -> list[Note]:

@@ -52,6 +52,7 @@ from m2m.runs import file_hash
 from m2m.scenes import Scene, SceneSpan
 
 TABLES = PROMPTS_DIR / "offline_director.json"
+PAGE_ENERGY_STEP = 0.15  # the most a page's energy moves from the page before it in the same scene
 TABLES_NAME = "prompts/offline_director.json"
 
 # ---------------------------------------------------------------------------------------------
@@ -299,11 +300,15 @@ class OfflineDirector:
         cues = [page_cues(p, self.tables) for p in pages]
         scene_distribution = self._scene_distribution(scene, emotions, cues)
         phases = _arc_phases(cues)
-        return [self._page_cue(book, scene, music, scene_distribution, cue, phase, emotions)
-                for cue, phase in zip(cues, phases, strict=True)]
+        out: list[Cue] = []
+        for cue, phase in zip(cues, phases, strict=True):
+            before = out[-1].plan.energy if out else None
+            out.append(self._page_cue(book, scene, music, scene_distribution, cue, phase, emotions, before))
+        return out
 
     def _page_cue(self, book: Book, scene: Scene, music: SceneMusic, scene_distribution: Mapping[str, float],
-                  cue: PageCues, phase: str, emotions: EmotionReport | None) -> Cue:
+                  cue: PageCues, phase: str, emotions: EmotionReport | None, before: float | None = None) -> Cue:
+        """One page's cue; ``before`` is the energy of the scene's page before it (None: the first)."""
         moods = self.tables["moods"]
         local = blend([(0.7, face_distribution(emotions, "pages", cue.index)), (0.3, lexicon_distribution([cue]))])
         has_local = face_distribution(emotions, "pages", cue.index) is not None or cue.lines > 0
@@ -315,6 +320,11 @@ class OfflineDirector:
         arc = self.tables["arc"][phase]
         energy = music.energy + 0.5 * (cue.intensity - music.intensity) + arc["energy"]
         energy += 0.3 * (table["energy"] - moods[music.mood]["energy"])
+        if before is not None:
+            # within a scene a page continues the one before it: the energy climbs or falls over the
+            # pages instead of lurching at one turn, where a whole new texture (drums, an added
+            # instrument) would enter in a 1.5 s crossfade
+            energy = clamp(energy, before - PAGE_ENERGY_STEP, before + PAGE_ENERGY_STEP)
         energy = round(clamp(energy, 0.05, 0.98), 2)
         low, high = moods[music.mood]["tempo"]
         tempo = int(round(music.tempo + (energy - music.energy) * 40))

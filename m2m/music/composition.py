@@ -30,7 +30,6 @@ _MIX: dict[str, tuple[int, int, int, int]] = {
     "arp": (84, 46, 55, 10), "comp": (72, 86, 50, 10), "bass": (100, 64, 25, 0), "drums": (96, 64, 40, 0),
     "hits": (94, 64, 60, 0),
 }
-THEME_ROOM_VELOCITY = 14  # how much softer the arpeggio plays in a leitmotif's bars
 _PATTERNS = {"up": (0, 1, 2, 3), "updown": (0, 1, 2, 3, 2, 1), "alberti": (0, 2, 1, 2), "broken": (0, 2, 1, 3),
              "wave": (0, 1, 2, 3, 3, 2, 1, 0)}
 
@@ -158,10 +157,12 @@ class _Composer:
             for k in range(count):
                 pitch = voicing[shape[k % len(shape)]]
                 accent = 10 if (k * step) % 1.0 == 0 else 0
-                # under a leitmotif the arpeggio steps back, so the theme is heard without being louder
-                under = THEME_ROOM_VELOCITY if int((start + k * step) // BEATS_PER_BAR) in self.theme_bars else 0
+                # under a leitmotif the arpeggio rests: the theme is heard through the space it
+                # leaves, not by being louder than the page around it (composer.balanced_theme)
+                if int((start + k * step) // BEATS_PER_BAR) in self.theme_bars:
+                    continue
                 notes.append(Note(pitch, start + k * step, min(step * 1.8, length - k * step),
-                                  self.velocity(base + accent - 6 - under)))
+                                  self.velocity(base + accent - 6)))
         return notes
 
     def comp(self, low: int = 52, high: int = 72) -> list[Note]:

@@ -72,14 +72,18 @@ def test_decoys_share_the_rhythm_and_never_the_contour():
 
 
 def test_a_run_reports_recall_false_alarms_and_the_scenes_a_theme_recurs_in(pages):
-    # four pages in two scenes: Aki themed on pages 0 and 2 (both scenes), the others theme-less
-    monos = [pages["aki"][0], pages["none"][1], pages["aki"][2], pages["ben"][3]]
+    # four pages in two scenes: Aki themed on pages 0 and 3 (one in each scene), Ben on page 2
+    themes = (AKI, None, BEN, AKI)
+    monos = [pages["aki"][0], pages["none"][1], pages["ben"][2], pages["aki"][3]]
     sheet = CaptionSheet(tuple(Cue(k, k // 2, "", plan, theme=theme)
-                               for k, (plan, theme) in enumerate(zip(PLANS, (AKI, None, AKI, BEN), strict=True))))
+                               for k, (plan, theme) in enumerate(zip(PLANS, themes, strict=True))))
     result = recurrence([0, 1, 2, 3], [0, 0, 1, 1], monos, sheet, "the test plan")
     aki, ben = result.characters
     assert (result.themed_checks, result.other_checks) == (3, 5)
-    assert aki.themed_pages == 2 and aki.found_pages == (0, 2) and aki.scenes_found == (0, 1) and aki.recurs
+    found = {(c.page, c.character) for c in result.checks if c.found}
+    assert aki.themed_pages == 2 and aki.found_pages == tuple(p for p in (0, 3) if (p, "a") in found)
+    assert aki.scenes_found == tuple(sorted({p // 2 for p in aki.found_pages}))
+    assert aki.recurs == (len(aki.scenes_found) == 2) and aki.recurs  # found on pages 0 and 3, as played
     assert ben.themed_pages == 1 and not ben.recurs  # themed in one scene only: cannot recur
     assert result.recall == round(sum(c.found for c in result.checks if c.themed) / 3, 4)
     alarms = [c for c in result.checks if not c.themed and c.found]

@@ -302,13 +302,13 @@ class OfflineDirector:
         phases = _arc_phases(cues)
         out: list[Cue] = []
         for cue, phase in zip(cues, phases, strict=True):
-            before = out[-1].plan.energy if out else None
+            before = out[-1].plan if out else None
             out.append(self._page_cue(book, scene, music, scene_distribution, cue, phase, emotions, before))
         return out
 
     def _page_cue(self, book: Book, scene: Scene, music: SceneMusic, scene_distribution: Mapping[str, float],
-                  cue: PageCues, phase: str, emotions: EmotionReport | None, before: float | None = None) -> Cue:
-        """One page's cue; ``before`` is the energy of the scene's page before it (None: the first)."""
+                  cue: PageCues, phase: str, emotions: EmotionReport | None, before: Plan | None = None) -> Cue:
+        """One page's cue; ``before`` is the plan of the scene's page before it (None: the first)."""
         moods = self.tables["moods"]
         local = blend([(0.7, face_distribution(emotions, "pages", cue.index)), (0.3, lexicon_distribution([cue]))])
         has_local = face_distribution(emotions, "pages", cue.index) is not None or cue.lines > 0
@@ -324,7 +324,7 @@ class OfflineDirector:
             # within a scene a page continues the one before it: the energy climbs or falls over the
             # pages instead of lurching at one turn, where a whole new texture (drums, an added
             # instrument) would enter in a 1.5 s crossfade
-            energy = clamp(energy, before - PAGE_ENERGY_STEP, before + PAGE_ENERGY_STEP)
+            energy = clamp(energy, before.energy - PAGE_ENERGY_STEP, before.energy + PAGE_ENERGY_STEP)
         energy = round(clamp(energy, 0.05, 0.98), 2)
         low, high = moods[music.mood]["tempo"]
         tempo = int(round(music.tempo + (energy - music.energy) * 40))
@@ -335,6 +335,10 @@ class OfflineDirector:
             instruments.append(music.palette[len(instruments)])
         elif energy < music.energy - 0.1 and len(instruments) > 1:
             instruments.pop()
+        if before is not None and len(before.instruments) > len(instruments):
+            # a page that calms keeps the band the page before it had (it plays softer, fewer notes):
+            # an instrument dropped at the turn reshuffles who plays what in the crossfade
+            instruments = list(before.instruments)
         if mood != music.mood:
             # The page's own feeling tints the scene's band with one instrument of its mood.
             colour = moods[mood]["palettes"][0][0]

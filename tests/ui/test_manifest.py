@@ -103,7 +103,7 @@ def test_the_directive_panel_says_how_the_music_moves_into_the_scene(tmp_path):
     assert chosen is not None and chosen.kind == "silence"
     text = panels(example, view, 9).directive
     assert "Into this scene: <b>a silence (1.5 s)</b>" in text and "breath of silence" in text
-    assert "Into this scene: <b>a crossfade (7.4 s)</b>" in panels(example, view, 8).directive  # its scene's
+    assert "Into this scene: <b>a crossfade (7.5 s)</b>" in panels(example, view, 8).directive  # its scene's
     assert "Into this scene" not in panels(example, view, 2).directive  # the first scene: nothing before it
     assert reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True)["clips"]["9"]["enter"] == {
         "kind": "silence", "fade": 1.0, "silence": 1.5}

@@ -52,6 +52,7 @@ from m2m.runs import file_hash
 from m2m.scenes import Scene, SceneSpan
 
 TABLES = PROMPTS_DIR / "offline_director.json"
+PAGE_ENERGY_STEP = 0.15  # the most a page's energy moves from the page before it in the same scene
 TABLES_NAME = "prompts/offline_director.json"
 
 # ---------------------------------------------------------------------------------------------
@@ -299,11 +300,15 @@ class OfflineDirector:
         cues = [page_cues(p, self.tables) for p in pages]
         scene_distribution = self._scene_distribution(scene, emotions, cues)
         phases = _arc_phases(cues)
-        return [self._page_cue(book, scene, music, scene_distribution, cue, phase, emotions)
-                for cue, phase in zip(cues, phases, strict=True)]
+        out: list[Cue] = []
+        for cue, phase in zip(cues, phases, strict=True):
+            before = out[-1].plan if out else None
+            out.append(self._page_cue(book, scene, music, scene_distribution, cue, phase, emotions, before))
+        return out
 
     def _page_cue(self, book: Book, scene: Scene, music: SceneMusic, scene_distribution: Mapping[str, float],
-                  cue: PageCues, phase: str, emotions: EmotionReport | None) -> Cue:
+                  cue: PageCues, phase: str, emotions: EmotionReport | None, before: Plan | None = None) -> Cue:
+        """One page's cue; ``before`` is the plan of the scene's page before it (None: the first)."""
         moods = self.tables["moods"]
         local = blend([(0.7, face_distribution(emotions, "pages", cue.index)), (0.3, lexicon_distribution([cue]))])
         has_local = face_distribution(emotions, "pages", cue.index) is not None or cue.lines > 0
@@ -315,6 +320,11 @@ class OfflineDirector:
         arc = self.tables["arc"][phase]
         energy = music.energy + 0.5 * (cue.intensity - music.intensity) + arc["energy"]
         energy += 0.3 * (table["energy"] - moods[music.mood]["energy"])
+        if before is not None:
+            # within a scene a page continues the one before it: the energy climbs or falls over the
+            # pages instead of lurching at one turn, where a whole new texture (drums, an added
+            # instrument) would enter in a 1.5 s crossfade
+            energy = clamp(energy, before.energy - PAGE_ENERGY_STEP, before.energy + PAGE_ENERGY_STEP)
         energy = round(clamp(energy, 0.05, 0.98), 2)
         low, high = moods[music.mood]["tempo"]
         tempo = int(round(music.tempo + (energy - music.energy) * 40))
@@ -325,6 +335,10 @@ class OfflineDirector:
             instruments.append(music.palette[len(instruments)])
         elif energy < music.energy - 0.1 and len(instruments) > 1:
             instruments.pop()
+        if before is not None and len(before.instruments) > len(instruments):
+            # a page that calms keeps the band the page before it had (it plays softer, fewer notes):
+            # an instrument dropped at the turn reshuffles who plays what in the crossfade
+            instruments = list(before.instruments)
         if mood != music.mood:
             # The page's own feeling tints the scene's band with one instrument of its mood.
             colour = moods[mood]["palettes"][0][0]

@@ -2,7 +2,7 @@
 
 Per run: transition smoothness at every page join of the book as played (transitions.py), scene
 consistency and contrast and plan adherence from per-clip features (features.py), loudness and
-peak sanity (levels.py), and CLAP agreement and FAD when a CLAP model is cached (clap.py).
+peak sanity (levels.py), leitmotif recurrence against the m2m plan's themes (recurrence.py), and CLAP agreement and FAD when a CLAP model is cached (clap.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from m2m.evaluation.features import (
     scene_contrast,
 )
 from m2m.evaluation.levels import Levels, levels
-from m2m.evaluation.sources import RunInput, clip_samples, find_runs, played_book
+from m2m.evaluation.recurrence import Recurrence, recurrence, reference_sheet
+from m2m.evaluation.sources import RunInput, clip_samples, find_runs, played_book, played_joins
 from m2m.evaluation.transitions import Transitions, measure_transitions
 
 Progress = Callable[[str], None]
@@ -55,6 +56,7 @@ class RunEvaluation:
     plan: PlanAdherence
     levels: Levels
     clap: ClapScores
+    leitmotifs: Recurrence
 
 
 @dataclass(frozen=True)
@@ -65,18 +67,20 @@ class Evaluation:
     clap_model: str
 
 
-def evaluate_run(run: RunInput, clap: ClapScorer | str, reference: np.ndarray | str) -> RunEvaluation:
+def evaluate_run(run: RunInput, clap: ClapScorer | str, fad_reference: np.ndarray | str) -> RunEvaluation:
     """All the figures of one run."""
     soundtrack, rate = run.soundtrack, run.soundtrack.settings.sample_rate
     cues = soundtrack.cues
     clips = clip_samples(run)
     book = played_book(run, clips)
-    transitions = measure_transitions(book, rate, [c.page for c in cues], run.scenes, [c.crossfade for c in cues],
+    transitions = measure_transitions(book, rate, [c.page for c in cues], run.scenes,
+                                      played_joins(run), [c.transition for c in cues],
                                       [c.shape[1] for c in clips], [c.loop for c in cues],
                                       soundtrack.settings.pace_seconds)
     del book  # the whole book is the largest array here; the rest needs only the clips
     mono = [analysis_signal(c, rate) for c in clips]
     features = [clip_features(m) for m in mono]
+    reference = reference_sheet(run)
     plans = {c.page: c.plan for c in run.plan.cues} if run.plan is not None else {}
     return RunEvaluation(
         run=str(run.folder.path), book_id=run.book_id, condition=run.condition, engine=soundtrack.settings.engine,
@@ -84,7 +88,8 @@ def evaluate_run(run: RunInput, clap: ClapScorer | str, reference: np.ndarray | 
         transitions=transitions, scenes=scene_contrast(features, run.scenes),
         plan=plan_adherence([(c.page, plans.get(c.page)) for c in cues], features),
         levels=levels([c.page for c in cues], clips, rate),
-        clap=clap_scores(clap, mono, ANALYSIS_RATE, [c.caption for c in cues], reference))
+        leitmotifs=recurrence([c.page for c in cues], run.scenes, mono, reference.sheet, reference.source),
+        clap=clap_scores(clap, mono, ANALYSIS_RATE, [c.caption for c in cues], fad_reference))
 
 
 def evaluate(paths: Sequence[Path], *, clap_model: str = DEFAULT_CLAP_MODEL, clap_loader: ClapLoader = load_cached_clap,

@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from m2m.evaluation.evaluate import Evaluation, RunEvaluation
+from m2m.evaluation.recurrence import Recurrence
 from m2m.evaluation.transitions import CLICK_DB, Join, Spread
 from m2m.jsonio import to_jsonable, write_json_atomic
 
@@ -42,6 +43,28 @@ def _plan(r: RunEvaluation, text: Callable[[RunEvaluation], str]) -> str:
     return text(r) if r.plan.available else "unavailable"
 
 
+def _kinds(kinds: Sequence[str]) -> str:
+    if not kinds:
+        return "none"
+    counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
+    return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
+def _motifs(r: RunEvaluation, text: Callable[[Recurrence], str]) -> str:
+    return text(r.leitmotifs) if r.leitmotifs.available else "unavailable"
+
+
+def character_lines(evaluation: Evaluation) -> list[str]:
+    """Per run and character: the scenes where their theme was found (what "recurs" rests on)."""
+    lines = []
+    for r in evaluation.runs:
+        for c in r.leitmotifs.characters:
+            scenes = ", ".join(str(s) for s in c.scenes_found) or "none"
+            lines.append(f"{r.condition}: {c.name}'s {c.instrument.lower()} theme found on {len(c.found_pages)} of "
+                         f"{c.themed_pages} themed pages, in scenes {scenes}{' (recurs)' if c.recurs else ''}")
+    return lines
+
+
 def _clap(r: RunEvaluation, text: Callable[[RunEvaluation], str]) -> str:
     return text(r) if r.clap.available else "unavailable"
 
@@ -50,11 +73,17 @@ ROWS: tuple[tuple[str, Row | None], ...] = (
     ("pages (engine)", lambda r: f"{r.pages} ({r.engine})"),
     ("transitions, at every page join as played", None),
     ("  joins (at scene changes)", lambda r: f"{len(r.transitions.joins)} ({sum(j.scene_change for j in r.transitions.joins)})"),
+    ("  seamless joins scored (deliberate breaks)", lambda r: f"{r.transitions.seamless} ({r.transitions.breaks.count})"),
     ("  crossfade s, within / at scene change", lambda r: _split(r.transitions.joins, lambda j: j.crossfade_seconds)),
-    ("  loudness jump LU, mean / worst", lambda r: _spread(r.transitions.loudness_jump_lu)),
-    ("  spectral distance dB, mean / worst", lambda r: _spread(r.transitions.spectral_distance_db)),
-    ("  spectral dB, within / at scene change", lambda r: _split(r.transitions.joins, lambda j: j.spectral_distance_db)),
-    ("  click dB at joins, mean / worst", lambda r: _spread(r.transitions.click_db, 1)),
+    ("  seamless: loudness jump LU, mean / worst", lambda r: _spread(r.transitions.loudness_jump_lu)),
+    ("  seamless: spectral distance dB, mean / worst", lambda r: _spread(r.transitions.spectral_distance_db)),
+    ("  seamless: spectral dB, within / scene change",
+     lambda r: _split([j for j in r.transitions.joins if not j.deliberate], lambda j: j.spectral_distance_db)),
+    ("  breaks: kinds", lambda r: _kinds(r.transitions.breaks.kinds)),
+    ("  breaks: loudness jump LU, mean / worst", lambda r: _spread(r.transitions.breaks.loudness_jump_lu)),
+    ("  breaks: spectral distance dB, mean / worst", lambda r: _spread(r.transitions.breaks.spectral_distance_db)),
+    ("  click dB at every join, mean / worst", lambda r: _spread(r.transitions.click_db, 1)),
+    ("  click dB at breaks, worst", lambda r: _n(r.transitions.breaks.click_db.worst, 1)),
     ("  loop seams, worst click dB", lambda r: f"{len(r.transitions.seams)}, {_n(r.transitions.seam_click_db.worst, 1)}"),
     (f"  clicks (> {CLICK_DB:g} dB, joins + seams)", lambda r: str(r.transitions.clicks)),
     ("scenes: within (consistency) / between (contrast)", None),
@@ -73,6 +102,14 @@ ROWS: tuple[tuple[str, Row | None], ...] = (
     ("  max true peak dBTP", lambda r: _n(r.levels.max_true_peak_db, 1)),
     ("  silent %, mean", lambda r: _n(r.levels.mean_silent_percent, 1)),
     ("  clipped samples", lambda r: str(r.levels.clipped_samples)),
+    ("leitmotifs, against the m2m plan's themes", None),
+    ("  themed pages where found (recall)",
+     lambda r: _motifs(r, lambda m: f"{sum(c.found for c in m.checks if c.themed)}/{m.themed_checks} "
+                                    f"({_pct(m.recall)})")),
+    ("  found where not themed (false alarms)",
+     lambda r: _motifs(r, lambda m: f"{sum(c.found for c in m.checks if not c.themed)}/{m.other_checks} "
+                                    f"({_pct(m.false_alarm_rate)})")),
+    ("  characters found in 2+ scenes", lambda r: _motifs(r, lambda m: f"{m.recurring_characters}/{len(m.characters)}")),
     ("CLAP", None),
     ("  text-audio agreement (margin)", lambda r: _clap(r, lambda r: f"{_n(r.clap.agreement, 3)} ({_n(r.clap.margin, 3)})")),
     ("  FAD", lambda r: _clap(r, lambda r: _n(r.clap.fad, 3) if r.clap.fad is not None else "unavailable")),
@@ -90,6 +127,7 @@ def table(evaluation: Evaluation) -> str:
     for (label, _), row in zip(ROWS, cells, strict=True):
         lines.append("  ".join([label.ljust(first)] + [c.rjust(w) for c, w in zip(row, widths, strict=True)]).rstrip())
     lines += _notes(evaluation)
+    lines += character_lines(evaluation)
     return "\n".join(lines)
 
 
@@ -98,6 +136,8 @@ def _notes(evaluation: Evaluation) -> list[str]:
     notes: dict[str, list[str]] = {}
     for r in evaluation.runs:
         for text in (f"scenes from {r.scene_source}",
+                     f"transitions: {r.transitions.counted}",
+                     f"leitmotifs: {r.leitmotifs.note}" if not r.leitmotifs.available else "",
                      r.plan.note and f"plan: {r.plan.note}",
                      r.scenes.note and f"scenes: {r.scenes.note}",
                      f"CLAP: {r.clap.note}" if not r.clap.available else f"FAD: {r.clap.fad_note}"):
@@ -133,10 +173,12 @@ def _per_join(axes, runs: Sequence[RunEvaluation], measure: Callable[[Join], flo
         joins = run.transitions.joins
         axes.plot([j.at_seconds for j in joins], [measure(j) for j in joins], "o-", ms=3, lw=1, color=f"C{i}",
                   label=run.condition)
+        breaks = [j for j in joins if j.deliberate]  # ringed: a break meant to be heard, not scored as smoothness
+        axes.plot([j.at_seconds for j in breaks], [measure(j) for j in breaks], "o", ms=8, mfc="none", color=f"C{i}")
     for j in runs[0].transitions.joins:  # the scene changes of the first run's reference scenes
         if j.scene_change:
             axes.axvline(j.at_seconds, color="grey", ls=":", lw=1)
-    axes.set_xlabel("join (s into the book; dotted: scene change)", fontsize=8)
+    axes.set_xlabel("join (s into the book; dotted: scene change; ringed: deliberate break)", fontsize=8)
     axes.set_ylabel(ylabel, fontsize=8)
     axes.set_title(title, fontsize=9)
 
@@ -154,7 +196,7 @@ def chart(evaluation: Evaluation, path: str | os.PathLike[str], dpi: int = 130) 
     _bars(grid[0, 2], runs, ["loudness\njump LU", "spectral\ndistance dB / 10", "worst click\ndB / 10"],
           [[r.transitions.loudness_jump_lu.mean, _scaled(r.transitions.spectral_distance_db.mean, 0.1),
             _scaled(r.transitions.click_db.worst, 0.1)] for r in runs], "mean (click: worst)",
-          "Transitions, mean over joins (lower: smoother)")
+          "Transitions, mean over seamless joins (lower: smoother)")
     _bars(grid[1, 0], runs, ["timbre", "harmony", "geometric mean"],
           [[r.scenes.timbre_ratio, r.scenes.harmony_ratio, r.scenes.ratio] for r in runs], "contrast / consistency",
           "Scenes: between / within distance (higher: music follows scenes)")

@@ -18,7 +18,7 @@ from m2m.conditions import condition_of
 from m2m.cues import CaptionSheet
 from m2m.music.render import stereo_at
 from m2m.runs import CONDITIONS, Condition, RunFolder
-from m2m.soundtrack import Soundtrack, cue_join, mix_pages
+from m2m.soundtrack import Join, Soundtrack, cue_join, mix_pages
 
 # The scenes a run is judged against are the m2m plan's when the book has one: the baseline's cue
 # sheet gives every page a scene of its own, so judged by its own scenes it would have no
@@ -116,12 +116,18 @@ def stinger_samples(run: RunInput) -> dict[int, np.ndarray]:
     return stingers
 
 
+def played_joins(run: RunInput) -> list[Join]:
+    """The join into each page as the mix played it (a silence or a stinger chosen at a scene change
+    included), from the cue sheet."""
+    return [cue_join(cue.crossfade, cue.silence, cue.stinger_seconds if cue.stinger else 0.0)
+            for cue in run.soundtrack.cues]
+
+
 def played_book(run: RunInput, clips: Sequence[np.ndarray]) -> np.ndarray:
     """The whole book as ``audio/soundtrack.ogg`` plays it (before encoding): the same mix, from the
     cue sheet's clips, loop flags, crossfades and pace, so a run made with ``--no-whole-file`` is
     judged the same way (a silence or a stinger chosen at a scene change included)."""
     settings = run.soundtrack.settings
     return mix_pages([(c, cue.loop) for c, cue in zip(clips, run.soundtrack.cues, strict=True)],
-                     [cue_join(cue.crossfade, cue.silence, cue.stinger_seconds if cue.stinger else 0.0)
-                      for cue in run.soundtrack.cues], settings.pace_seconds, settings.sample_rate,
+                     played_joins(run), settings.pace_seconds, settings.sample_rate,
                      stingers=stinger_samples(run))

@@ -8,14 +8,20 @@ how it was made. Pages render in a thread pool, since FluidSynth runs outside th
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from m2m.cues import Cue
+from m2m.loudness import loudness_lufs
+from m2m.midi import pretty_midi
 from m2m.music.arrangement import arrange
 from m2m.music.base import DEFAULT_SAMPLE_RATE, Audio, EngineInfo, Rendered, RenderOptions
 from m2m.music.cadence import compose_cadence, ring_out
@@ -26,8 +32,49 @@ from m2m.music.synth import (
     SoundFontCache,
     find_soundfont,
     fold_loop,
+    keep_headroom,
     render_midi,
 )
+
+MIN_THEME_GAIN = 0.25  # -12 dB: the most a theme is turned down to sit in its page
+THEME_TRACK = "theme:"  # how composition.py names the leitmotif's track
+
+
+def split_theme(midi: pretty_midi.PrettyMIDI) -> tuple[pretty_midi.PrettyMIDI, pretty_midi.PrettyMIDI]:
+    """(everything but the leitmotif's track, the leitmotif's track alone), tempo and meter kept."""
+    band, theme = copy.deepcopy(midi), copy.deepcopy(midi)
+    band.instruments = [i for i in band.instruments if not i.name.startswith(THEME_TRACK)]
+    theme.instruments = [i for i in theme.instruments if i.name.startswith(THEME_TRACK)]
+    return band, theme
+
+
+def theme_gain(accompaniment: np.ndarray, solo: np.ndarray, rate: int, themed_bars: Sequence[int], bar: int,
+               bars: int) -> float:
+    """The gain for ``solo`` (``[2, samples]``, like ``accompaniment``) that makes the ``themed_bars``
+    (bar index; ``bar`` samples each, ``bars`` in the piece) as loud as the other bars."""
+    others = [b for b in range(bars) if b not in themed_bars]
+    if not themed_bars or not others:
+        return 1.0
+
+    def stretch(x: np.ndarray, which: Sequence[int]) -> np.ndarray:
+        return np.concatenate([x[:, b * bar:(b + 1) * bar] for b in which], axis=1)
+
+    target = loudness_lufs(stretch(accompaniment, others), rate)
+    band, voice = stretch(accompaniment, themed_bars), stretch(solo, themed_bars)
+
+    def level(gain: float) -> float:
+        return loudness_lufs(band + np.float32(gain) * voice, rate)
+
+    if not np.isfinite(target) or level(1.0) <= target:
+        return 1.0
+    if level(MIN_THEME_GAIN) >= target:
+        return MIN_THEME_GAIN
+    low, high = MIN_THEME_GAIN, 1.0
+    for _ in range(10):  # the level rises with the gain: halve the bracket to within 0.1%
+        middle = (low + high) / 2
+        low, high = (middle, high) if level(middle) < target else (low, middle)
+    return round((low + high) / 2, 4)
+
 
 # the names this module had before the piece was written elsewhere, so importers need not change
 __all__ = ["BEATS_PER_BAR", "ComposerEngine", "Note", "Piece", "arrange", "compose"]
@@ -74,7 +121,10 @@ class ComposerEngine:
         soundfont = self.soundfont(options)  # fail before composing when there is none
         piece, resolved = compose(cue, options.seconds, options.seed)
         rate = options.sample_rate or self.sample_rate  # FluidSynth renders at any rate: none to resample
-        raw = render_midi(piece.midi, soundfont, rate, seconds=piece.seconds, cache=self.soundfont_cache)
+        if cue.theme is not None:
+            raw = self.balanced_theme(piece, soundfont, rate)
+        else:
+            raw = render_midi(piece.midi, soundfont, rate, seconds=piece.seconds, cache=self.soundfont_cache)
         loop_samples = int(round(piece.seconds * rate))
         audio = fold_loop(raw, loop_samples)
         warnings = list(resolved.warnings)
@@ -110,6 +160,22 @@ class ComposerEngine:
                                    "roles": [list(r) for r in cadence.roles]})
         # the synth's releases and reverb ring within the stinger; the last tenth only makes sure it ends at zero
         return Rendered(cue.page, Audio(ring_out(raw, rate, seconds, 0.1), rate), False, info, cadence.midi)
+
+    def balanced_theme(self, piece: Piece, soundfont: SoundFont, rate: int) -> np.ndarray:
+        """The piece with its leitmotif as loud as the music around it: the band and the theme are
+        rendered apart (FluidSynth's output is linear, so their sum is the piece) and the theme is
+        turned down until the bars it plays in sound no louder (BS.1770) than the bars it does not.
+        A solo wind sustains where the melody it stands in for decays, so at the melody's velocity it
+        still lifts its bars by 3-5 LU, and the page opening with it starts louder than the page
+        before it ends. Never turned up, nor down by more than ``MIN_THEME_GAIN``."""
+        band, theme = split_theme(piece.midi)
+        render = partial(render_midi, soundfont=soundfont, sample_rate=rate, seconds=piece.seconds,
+                         cache=self.soundfont_cache, headroom=False)
+        accompaniment, solo = render(band), render(theme)
+        bar = int(round(BEATS_PER_BAR * 60.0 / piece.tempo * rate))
+        themed = sorted({int(round(n.start * rate)) // bar for n in theme.instruments[0].notes}) if theme.instruments else []
+        gain = theme_gain(accompaniment, solo, rate, themed, bar, piece.bars)
+        return keep_headroom(accompaniment + np.float32(gain) * solo)
 
     def render_many(self, cues: Sequence[Cue], options: RenderOptions, *,
                     after: Mapping[int, int | None] | None = None, previous: Mapping[int, Audio] | None = None,

@@ -26,7 +26,7 @@ from m2m.music.theory import Chord, nearest, parse_numeral, scale_pitches, tonic
 BEATS_PER_BAR = 4
 # Mixer settings per role: (volume CC7, pan CC10, reverb send CC91, chorus send CC93)
 _MIX: dict[str, tuple[int, int, int, int]] = {
-    "theme": (104, 76, 58, 0), "melody": (100, 64, 62, 0), "melody2": (80, 84, 62, 0), "pad": (84, 64, 80, 50), "pad2": (70, 52, 80, 50),
+    "theme": (100, 76, 58, 0), "melody": (100, 64, 62, 0), "melody2": (80, 84, 62, 0), "pad": (84, 64, 80, 50), "pad2": (70, 52, 80, 50),
     "arp": (84, 46, 55, 10), "comp": (72, 86, 50, 10), "bass": (100, 64, 25, 0), "drums": (96, 64, 40, 0),
     "hits": (94, 64, 60, 0),
 }
@@ -157,6 +157,10 @@ class _Composer:
             for k in range(count):
                 pitch = voicing[shape[k % len(shape)]]
                 accent = 10 if (k * step) % 1.0 == 0 else 0
+                # under a leitmotif the arpeggio rests: the theme is heard through the space it
+                # leaves, not by being louder than the page around it (composer.balanced_theme)
+                if int((start + k * step) // BEATS_PER_BAR) in self.theme_bars:
+                    continue
                 notes.append(Note(pitch, start + k * step, min(step * 1.8, length - k * step),
                                   self.velocity(base + accent - 6)))
         return notes
@@ -287,9 +291,12 @@ class _Composer:
         for bar in sorted(self.theme_bars):
             for onset, length, step in self.theme.motif:
                 pitch = scale[min(len(scale) - 1, max(0, home + step))]
-                accent = manner["accent"] if float(onset).is_integer() else 0
+                # the melody's level it stands in for (a theme that leaps out of the texture makes every
+                # page it opens start louder than the page before it ends), shaded by the scene's mood
+                accented = onset == 0 if manner.get("accents") == "bar" else float(onset).is_integer()
+                accent = manner["accent"] if accented else 0
                 notes.append(Note(pitch, bar * BEATS_PER_BAR + onset, length * manner["length"],
-                                  self.velocity(72 + 30 * self.energy + dynamics + accent)))
+                                  self.velocity(60 + 34 * self.energy + dynamics + accent)))
         return notes
 
     def drums(self) -> list[Note]:

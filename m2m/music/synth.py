@@ -227,14 +227,15 @@ def _write_float(fluidsynth):
 
 def render_midi(midi: pretty_midi.PrettyMIDI, soundfont: SoundFont, sample_rate: int = DEFAULT_SAMPLE_RATE,
                 seconds: float | None = None, tail_seconds: float = TAIL_SECONDS,
-                gain: float = 0.35, cache: SoundFontCache | None = None) -> np.ndarray:
+                gain: float = 0.35, cache: SoundFontCache | None = None, headroom: bool = True) -> np.ndarray:
     """Synthesise ``midi`` to float32 stereo ``[2, samples]`` covering ``seconds`` plus the tail.
 
     Instruments go to their own channels (drums on channel 10) with their control changes, so the
     piece is mixed inside one synth with its reverb and chorus. FluidSynth renders in floating
     point (no clipping, no dither) and its output is linear in the gain, so a piece whose peak
     would pass -0.2 dBFS at ``gain`` is scaled down by 2 (or 4) rather than rendered again.
-    ``cache`` keeps the SoundFont's samples loaded between renders.
+    ``cache`` keeps the SoundFont's samples loaded between renders. ``headroom`` False leaves that
+    scaling to the caller (parts of a piece rendered apart and mixed: ``keep_headroom`` on the sum).
     """
     length = seconds if seconds is not None else midi.get_end_time()
     total = int(round((length + tail_seconds) * sample_rate))
@@ -279,6 +280,11 @@ def render_midi(midi: pretty_midi.PrettyMIDI, soundfont: SoundFont, sample_rate:
                 if sfid >= 0:
                     api.remove_sfont(synth.synth, font)  # the font is the cache's: deleting the synth must not free it
                 synth.delete()
+    return keep_headroom(out) if headroom else out
+
+
+def keep_headroom(out: np.ndarray) -> np.ndarray:
+    """``out`` scaled by 1/2 or 1/4 when its peak would pass -0.2 dBFS (in place)."""
     peak = float(np.abs(out).max()) if out.size else 0.0
     for scale in (1.0, 0.5, 0.25):  # the same steps the 16-bit renderer took when it clipped
         if peak * scale < 32000 / 32768:

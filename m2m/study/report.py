@@ -30,6 +30,11 @@ class ReportFiles:
     figure: Path
 
 
+def condition_names() -> dict[str, str]:
+    """Condition -> the name reports give it (the questionnaire's ``report_condition_names``)."""
+    return _names()[1]
+
+
 def _names() -> tuple[dict[str, str], dict[str, str]]:
     questionnaire = load_questionnaire()
     criteria = {c.key: c.name for c in questionnaire.criteria}

@@ -308,7 +308,7 @@ def _router(s: StudyServer) -> APIRouter:
             return e.response()
         return JSONResponse({"participants": report.participants, "ratings": report.ratings,
                              "report": report.markdown, "figure": f"{API_PREFIX}/admin/report.png" if report.figure else None,
-                             "message": report.message}, headers=NO_STORE)
+                             "message": report.message, "figures": report.figures}, headers=NO_STORE)
 
     @router.get("/admin/report.png")
     async def admin_figure(request: Request) -> Response:

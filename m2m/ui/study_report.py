@@ -2,6 +2,8 @@
 
 It runs the study's analysis on the ratings as they stand and says, in one message, who is counted;
 too little data yet is a report that says so, not an error, since a researcher looks early and often.
+Beside it: the objective figures of the stimuli (``STUDY/evaluation.json``, written by ``m2m
+evaluate``) with the Spearman correlation of each against each rated scale.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from m2m.study import RatingsStore, Study
 from m2m.ui.study_config import RESULTS_DIR, study_folder
@@ -23,6 +27,7 @@ class ResearcherReport:
     markdown: str | None
     figure: Path | None
     message: str
+    figures: str = ""  # the stimuli's objective figures beside the ratings, and their correlations (Markdown)
 
 
 def researcher_report(study: Study, study_dir: str | os.PathLike[str], store: RatingsStore,
@@ -41,11 +46,13 @@ def researcher_report(study: Study, study_dir: str | os.PathLike[str], store: Ra
     ratings = store.ratings(study.id)
     people = store.participants(study.id)
     frame = ratings_frame(ratings)
+    counted = cohort(frame, people, include_all)
+    # the figures are set beside the ratings of the same people the analysis counts
+    figures = objective_figures(study, study_dir, frame[frame["participant"].astype(str).isin(counted.complete)])
 
     def unanalysed(why: str) -> ResearcherReport:
         # The counts come from the sorting the analysis itself uses, so they are right with no report too.
-        status = cohort(frame, people, include_all).status()
-        return ResearcherReport(len(people), len(ratings), None, None, f"{status} {why}")
+        return ResearcherReport(len(people), len(ratings), None, None, f"{counted.status()} {why}", figures)
 
     try:
         analysis = analyse(frame, participants=people, include_all=include_all)
@@ -57,4 +64,13 @@ def researcher_report(study: Study, study_dir: str | os.PathLike[str], store: Ra
         return unanalysed(f"The analysis failed on these ratings: {e!r}.")
     files = write_report(analysis, study_folder(study_dir) / RESULTS_DIR, study.title)
     return ResearcherReport(len(people), len(ratings), files.markdown.read_text(encoding="utf-8"), files.figure,
-                            analysis.cohort.status())
+                            analysis.cohort.status(), figures)
+
+
+def objective_figures(study: Study, study_dir: str | os.PathLike[str], ratings: pd.DataFrame) -> str:
+    """``m2m evaluate``'s figures of the study's stimuli beside these ratings (m2m/study/figures.py)."""
+    from m2m.study.figures import figures_markdown
+    from m2m.study.report import condition_names
+
+    names = condition_names()
+    return figures_markdown(study, study_folder(study_dir), ratings, lambda c: names.get(c, c))

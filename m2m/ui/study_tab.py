@@ -114,6 +114,7 @@ def researcher_view(token: str, study: Study, folder: Path, store: RatingsStore,
         return ResearcherView(f"The report could not be made: {e}", "", None, None)
     # The chart is shown beside the text; its relative link in the Markdown would not resolve here.
     markdown = re.sub(r"^!\[[^\]]*\]\([^)]*\)\s*$", "", report.markdown or "", flags=re.MULTILINE)
+    markdown = "\n\n".join(part for part in (markdown.strip(), report.figures) if part)
     return ResearcherView(report.message, markdown, str(report.figure) if report.figure else None, exports)
 
 

@@ -226,3 +226,20 @@ def test_example_captions_name_no_missing_instrument(tmp_path):
         for word, keeping in promises.items():
             if word != "about" and word in style:
                 assert any(gm in names for gm in keeping), cue.caption
+
+
+def test_within_a_scene_a_page_continues_the_one_before(tmp_path):
+    # the energy climbs or falls by at most PAGE_ENERGY_STEP a page, and a calmer page keeps the band:
+    # an instrument dropped at a turn reshuffles who plays what inside a 1.5 s crossfade
+    from m2m.director.offline import PAGE_ENERGY_STEP
+    from m2m.pipeline import Settings, plan_book
+
+    cues = plan_book(load_book(ROOT / "examples" / "manga109"), Settings(runs_root=tmp_path)).captions.cues
+    pairs = [(a, b) for a, b in zip(cues, cues[1:], strict=False) if a.scene == b.scene]
+    assert pairs
+    for a, b in pairs:
+        assert abs(b.plan.energy - a.plan.energy) <= PAGE_ENERGY_STEP + 0.01, (a.page, b.page)
+        assert len(b.plan.instruments) >= len(a.plan.instruments), (a.page, b.plan.instruments)
+    # the scenes still differ: the step limit holds inside a scene only
+    assert any(abs(b.plan.energy - a.plan.energy) > PAGE_ENERGY_STEP
+               for a, b in zip(cues, cues[1:], strict=False) if a.scene != b.scene)

@@ -28,18 +28,20 @@ def tone(frequencies: Sequence[float], seconds: float = 4.5, level: float = 0.2,
 
 
 def make_run(root: Path, clips: Sequence[np.ndarray], scenes: Sequence[int], crossfades: Sequence[float], *,
-             condition: Condition = "m2m", book: str = "Book", plans: Sequence[Plan] | None = None) -> RunFolder:
-    """A run folder with these clips (one per page), scenes and crossfades (into each page), and a
-    caption sheet whose plans default to 120 BPM in C major."""
+             condition: Condition = "m2m", book: str = "Book", plans: Sequence[Plan] | None = None,
+             transitions: Sequence[str] | None = None) -> RunFolder:
+    """A run folder with these clips (one per page), scenes, crossfades and transition kinds (into
+    each page; "" within a scene), and a caption sheet whose plans default to 120 BPM in C major."""
     run = RunFolder(root, book, condition)
     settings = SoundtrackSettings(engine="test", pace_seconds=PACE, sample_rate=RATE, whole_file=False)
     cues, records = [], []
-    for page, (samples, scene, fade) in enumerate(zip(clips, scenes, crossfades, strict=True)):
+    kinds = transitions or [""] * len(clips)
+    for page, (samples, scene, fade, kind) in enumerate(zip(clips, scenes, crossfades, kinds, strict=True)):
         file = f"audio/page-{page:03d}.wav"
         write_audio_atomic(run.path / file, samples, RATE)
         seconds = samples.shape[1] / RATE
         cues.append(SoundtrackCue(page, scene, file, page * PACE, seconds, True, fade, "test",
-                                  f"music for page {page} of scene {scene}", f"h{page}"))
+                                  f"music for page {page} of scene {scene}", f"h{page}", transition=kind))
         records.append(Clip(page, file, seconds, RATE, True))
     provenance = Provenance(stage="soundtrack", backend="test", input_hash="x")
     run.write("soundtrack", Soundtrack(book, condition, tuple(cues), tuple(records), settings), provenance)

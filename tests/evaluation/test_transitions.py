@@ -6,6 +6,7 @@ import numpy as np
 
 from m2m.evaluation.sources import clip_samples, find_runs, played_book
 from m2m.evaluation.transitions import CLICK_DB, loop_seams, measure_transitions
+from m2m.soundtrack import Join, cue_join
 
 from .conftest import PACE, RATE, make_run, tone
 
@@ -15,7 +16,8 @@ def transitions_of(root, clips, scenes, fades):
     audio = clip_samples(run)
     cues = run.soundtrack.cues
     return measure_transitions(played_book(run, audio), RATE, [c.page for c in cues], run.scenes,
-                               [c.crossfade for c in cues], [a.shape[1] for a in audio], [c.loop for c in cues], PACE)
+                               [cue_join(c.crossfade, c.silence) for c in cues], [c.transition for c in cues],
+                               [a.shape[1] for a in audio], [c.loop for c in cues], PACE)
 
 
 def test_a_hard_cut_between_unlike_clips_scores_worse_than_a_smooth_crossfade(tmp_path):
@@ -42,9 +44,39 @@ def test_a_click_is_found_even_between_like_clips(tmp_path):
 
 def test_loop_seams_are_placed_as_the_mix_places_the_pages():
     # page 0 plays from 0 to pace + 1 s (half the 2 s crossfade into page 1) from a 3 s clip: a seam
-    # at 3 s; page 1 plays from pace - 1 s = 3 s to 2 pace = 8 s (the last page): a seam 3 s in, at 6 s
-    assert loop_seams([3 * RATE, 3 * RATE], [True, True], [0.0, 2.0], PACE, RATE) == [(0, 3 * RATE), (1, 6 * RATE)]
-    assert loop_seams([3 * RATE], [False], [0.0], PACE, RATE) == []
+    # at 3 s; page 1 plays from pace - 1 s = 3 s through the book's 3 s closing fade to 2 pace + 3 s
+    # = 11 s (the last page): seams 3 and 6 s in, at 6 and 9 s
+    joins = [Join.crossfade(0.0), Join.crossfade(2.0)]
+    assert loop_seams([3 * RATE, 3 * RATE], [True, True], joins, PACE, RATE) == [(0, 3 * RATE), (1, 6 * RATE),
+                                                                                    (1, 9 * RATE)]
+    assert loop_seams([3 * RATE], [False], joins[:1], PACE, RATE) == []
+
+
+def test_a_silence_shifts_the_seams_of_the_page_after_it():
+    # page 0 stops at pace (a silence lets it go there, no crossfade past it): a 3 s clip seams at 3 s
+    # only; page 1 enters 1.5 s after pace (5.5 s) and loops 3 s later, at 8.5 s, its next start
+    # (11.5 s) already past the closing fade's end (11 s); with no silence it would seam at 6 and 9 s
+    joins = [Join.crossfade(0.0), cue_join(1.0, 1.5)]
+    assert loop_seams([3 * RATE, 3 * RATE], [True, True], joins, PACE, RATE) == [(0, 3 * RATE), (1, int(8.5 * RATE))]
+
+
+def test_deliberate_breaks_are_scored_apart_and_still_checked_for_clicks(tmp_path):
+    # three pages: a smooth crossfade within a scene, then a cut into a loud, unlike second scene
+    clips = [tone([220, 277]), tone([220, 277], vibrato=0.1), tone([880, 1320], level=0.5)]
+    run = find_runs([make_run(tmp_path, clips, [0, 0, 1], [0.0, 2.0, 0.05], transitions=["", "", "cut"]).path])[0]
+    audio = clip_samples(run)
+    cues = run.soundtrack.cues
+    result = measure_transitions(played_book(run, audio), RATE, [c.page for c in cues], run.scenes,
+                                 [cue_join(c.crossfade, c.silence) for c in cues], [c.transition for c in cues],
+                                 [a.shape[1] for a in audio], [c.loop for c in cues], PACE)
+    smooth, cut = result.joins
+    assert not smooth.deliberate and cut.deliberate and cut.kind == "cut"
+    assert result.seamless == 1 and result.breaks.count == 1 and result.breaks.kinds == ("cut",)
+    # the seamless figures are the smooth join's alone; the cut's are reported apart
+    assert result.loudness_jump_lu.mean == smooth.loudness_jump_lu < 1 < cut.loudness_jump_lu
+    assert result.breaks.loudness_jump_lu.mean == cut.loudness_jump_lu
+    assert result.click_db.worst == max(smooth.click_db, cut.click_db)  # clicks: every join
+    assert "1 seamless joins of 2" in result.counted and "1 deliberate break apart" in result.counted
 
 
 def test_the_played_book_includes_a_chosen_stinger_as_the_whole_file_plays_it(tmp_path):

@@ -410,11 +410,14 @@ def clip_work(captions: CaptionSheet, run: RunFolder, engine: Engine, settings: 
 
 def record_clips(run: RunFolder, book_id: str, condition: Condition, work: ClipWork,
                  done: Mapping[int, SoundtrackCue], settings: SoundtrackSettings,
-                 transitions: TransitionSheet | None) -> Soundtrack:
+                 transitions: TransitionSheet | None, stingers: Mapping[int, StingerClip] | None = None) -> Soundtrack:
     """Write the cue sheet for the clips ``done`` so far, the book not yet complete (a batch calls
-    it as each clip lands; ``build_soundtrack`` completes the book, its stingers and its whole-book file)."""
+    it as each clip lands; ``build_soundtrack`` completes the book, its stingers and its whole-book file).
+    ``stingers``: scene -> this run's stingers made so far (default: those the cue sheet listed before)."""
+    if stingers is None:
+        stingers = {s.scene: s for s in work.record.data.stingers} if work.record else {}
     return _write_sheet(run, book_id, condition, work.sheet, done, settings, transitions, complete=False,
-                        stingers={s.scene: s for s in work.record.data.stingers} if work.record else None)
+                        stingers=stingers)
 
 
 def _make_stingers(run: RunFolder, engine: Engine, render: RenderOptions, settings: SoundtrackSettings,

@@ -5,7 +5,8 @@ time on threads: with an LLM director it is mostly waiting on the API (the clien
 limits itself), and the run files it writes stay on the machine that holds the runs folder. Each
 page's clip is a Ray task that declares what it needs (MusicGen a GPU when the cluster has one, the
 composer one CPU); a page that continues from the page before gets that task's result as its
-argument, so Ray runs it after, on any worker. Clips come back as bytes (m2m.batch.clips) and the
+argument, so Ray runs it after, on any worker; a stinger chosen at a scene change is a task of the
+same kind once the book's pages have landed. Clips come back as bytes (m2m.batch.clips) and the
 driver writes them and the cue sheet, so a finished book's run folder is the one ``m2m render`` would
 have made, and a reader can open it.
 
@@ -29,7 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from m2m.batch.catalogue import BookRef
-from m2m.batch.clips import ClipJob, LandedClip, land_clip, render_clip
+from m2m.batch.clips import (
+    ClipJob,
+    LandedClip,
+    LandedStinger,
+    StingerTask,
+    land_clip,
+    land_stinger,
+    render_clip,
+    render_stinger_clip,
+)
 from m2m.batch.library import RayClipMaker
 from m2m.batch.report import BatchReport, BookResult
 from m2m.book import load_book
@@ -49,6 +59,7 @@ from m2m.pipeline import (
     transitions_played,
 )
 from m2m.soundtrack import ClipWork, build_soundtrack, clip_work, record_clips
+from m2m.stingers import StingerClip, StingerJob, reused_stingers, stinger_jobs
 
 ProgressFn = Callable[[str, int, int], None]
 log = logging.getLogger(__name__)
@@ -86,6 +97,9 @@ class _BookState:
     done: dict[int, SoundtrackCue] = field(default_factory=dict)
     landed: dict[int, Any] = field(default_factory=dict)  # page -> its task's ObjectRef, for the next page
     outstanding: set[int] = field(default_factory=set)  # pages queued or in flight
+    stingers: dict[int, StingerClip] = field(default_factory=dict)  # scene -> this run's stinger, made
+    stingers_outstanding: set[int] = field(default_factory=set)  # scenes whose stinger is queued or in flight
+    stingers_queued: bool = False
     finishing: bool = False
 
     @property
@@ -189,6 +203,9 @@ class _Batch:
         self.task = ray.remote(render_clip).options(
             max_retries=options.max_retries, retry_exceptions=False,
             **task_resources(self.engine_name, cluster.gpus), **self._page_placement())
+        self.stinger_task = ray.remote(render_stinger_clip).options(
+            max_retries=options.max_retries, retry_exceptions=False,
+            **task_resources(self.engine_name, cluster.gpus), **self._page_placement())
         self.library_task = {"max_retries": options.max_retries, "retry_exceptions": False,
                              **task_resources(settings.engine, cluster.gpus)}
         # pages in flight at once: enough to keep every worker busy while the driver lands results
@@ -196,7 +213,7 @@ class _Batch:
         self.cap = options.workers if options.address and options.workers else \
             max(2, 2 * int(max(cluster.cpus, 1) / task_cpus))
         self.states = [_BookState(ref, result) for ref, result in zip(books, report.books, strict=True)]
-        self.queue: deque[tuple[_BookState, ClipJob]] = deque()
+        self.queue: deque[tuple[_BookState, ClipJob | StingerTask]] = deque()
         self.in_flight: dict[Any, tuple[_BookState, int]] = {}
         self.pids: set[int] = set()
 
@@ -228,6 +245,8 @@ class _Batch:
                         self._planned(planning.pop(future), future)
                     self._submit()
                     for state in self._unfinished():
+                        if not state.stingers_queued and self._queue_stingers(state):
+                            continue  # its stingers first (page tasks' kin), then the book is finished
                         state.finishing = True
                         finishing[finish.submit(self._finish, state)] = state
                     for future in [f for f in finishing if f.done()]:
@@ -245,8 +264,8 @@ class _Batch:
 
     def _unfinished(self) -> list[_BookState]:
         """Books whose pages have all landed and whose soundtrack is still to finish."""
-        return [s for s in self.states if s.work is not None and not s.outstanding and not s.finishing
-                and not s.failed]
+        return [s for s in self.states if s.work is not None and not s.outstanding and not s.stingers_outstanding
+                and not s.finishing and not s.failed]
 
     # -- planning (driver threads) ----------------------------------------------------------------
 
@@ -273,6 +292,8 @@ class _Batch:
         result.pages, result.reused = len(work.sheet), len(work.done)
         result.planned = state.plan.computed
         state.done = dict(work.done)
+        state.stingers = reused_stingers(state.plan.run, self._stinger_jobs(state),
+                                         work.record.data.stingers if work.record is not None else ())
         for cue in work.pending:
             job = ClipJob(state.book.id, self.settings.condition, cue, work.hashes[cue.page], self.engine_name,
                           work.render, self.sound, work.after[cue.page])
@@ -285,6 +306,9 @@ class _Batch:
         while self.queue and len(self.in_flight) < self.cap:
             state, job = self.queue.popleft()
             if state.failed:
+                continue
+            if isinstance(job, StingerTask):
+                self.in_flight[self.stinger_task.remote(job)] = (state, job.job.cue.page)
                 continue
             ref = self.task.remote(job, self._previous(state, job))
             state.landed[job.cue.page] = ref
@@ -311,14 +335,17 @@ class _Batch:
         for ref in ready:
             state, page = self.in_flight.pop(ref)
             try:
-                clip: LandedClip = self.ray.get(ref)
+                clip: LandedClip | LandedStinger = self.ray.get(ref)
             except Exception as e:  # noqa: BLE001 - a task's error fails its book, not the batch
                 if not state.failed:
                     self._fail(state, _task_error(e, page))
                 continue
             if state.failed:
                 continue  # a book that already failed keeps what landed, and no more
-            self._land_clip(state, clip)
+            if isinstance(clip, LandedStinger):
+                self._land_stinger(state, clip)
+            else:
+                self._land_clip(state, clip)
 
     def _land_clip(self, state: _BookState, clip: LandedClip) -> None:
         assert state.work is not None and state.plan is not None and state.book is not None
@@ -326,7 +353,7 @@ class _Batch:
         try:
             state.done[page] = land_clip(state.plan.run, clip, state.work.existing.get(page))
             record_clips(state.plan.run, state.book.id, self.settings.condition, state.work, state.done, self.sound,
-                         transitions_played(self.settings, state.plan))
+                         transitions_played(self.settings, state.plan), state.stingers)
         except (OSError, ValueError) as e:
             self._fail(state, e)
             return
@@ -335,6 +362,44 @@ class _Batch:
         state.result.audio_seconds = round(state.result.audio_seconds + clip.record.seconds, 3)
         state.result.worker_seconds = round(state.result.worker_seconds + clip.render_seconds, 3)
         self.pids.add(clip.worker_pid)
+
+    # -- stingers (Ray), once a book's pages have landed ------------------------------------------------
+
+    def _stinger_jobs(self, state: _BookState) -> dict[int, StingerJob]:
+        assert state.work is not None and state.plan is not None
+        return stinger_jobs(state.work.sheet, state.work.hashes, transitions_played(self.settings, state.plan),
+                            self.sound, self.engine, state.work.render)
+
+    def _queue_stingers(self, state: _BookState) -> bool:
+        """Queue the book's stingers not yet made (each closes a scene whose last page has landed), as
+        tasks like its pages, so a MusicGen stinger is made on the cluster's GPUs; True if any was."""
+        assert state.work is not None and state.plan is not None and state.book is not None
+        state.stingers_queued = True
+        for scene, job in sorted(self._stinger_jobs(state).items()):
+            if scene in state.stingers:
+                continue
+            previous = None
+            if self.engine.continues:  # it continues from the old page's audio, as m2m render's does
+                from m2m.audio import read_audio
+
+                previous = read_audio(state.plan.run.path / state.done[job.cue.page].file)
+            self.queue.append((state, StingerTask(state.book.id, self.settings.condition, job, self.engine_name,
+                                                  state.work.render, self.sound, previous)))
+            state.stingers_outstanding.add(scene)
+        return bool(state.stingers_outstanding)
+
+    def _land_stinger(self, state: _BookState, stinger: LandedStinger) -> None:
+        assert state.work is not None and state.plan is not None and state.book is not None
+        try:
+            state.stingers[stinger.record.scene] = land_stinger(state.plan.run, stinger)
+            record_clips(state.plan.run, state.book.id, self.settings.condition, state.work, state.done, self.sound,
+                         transitions_played(self.settings, state.plan), state.stingers)
+        except (OSError, ValueError) as e:
+            self._fail(state, e)
+            return
+        state.stingers_outstanding.discard(stinger.record.scene)
+        state.result.worker_seconds = round(state.result.worker_seconds + stinger.render_seconds, 3)
+        self.pids.add(stinger.worker_pid)
 
     # -- finishing a book (driver thread) -----------------------------------------------------------
 

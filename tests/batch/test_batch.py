@@ -188,6 +188,33 @@ def test_random_condition_library_is_made_by_the_workers_and_is_the_one_m2m_rend
         np.testing.assert_array_equal(soundfile.read(local / clip["file"])[0], soundfile.read(folder / clip["file"])[0])
 
 
+def test_a_books_stingers_are_made_by_the_workers_and_a_rerun_keeps_them(tmp_path, monkeypatch):
+    """The example book's offline plan closes scene 0 on a stinger: the batch renders it as a Ray
+    task (never on the driver), lists it in the cue sheet, mixes it into the whole-book file, and a
+    second run keeps it."""
+    from m2m import soundtrack
+
+    def not_on_the_driver(*args, **kwargs):
+        raise AssertionError("the batch rendered a stinger on the driver")
+
+    monkeypatch.setattr(soundtrack, "render_stinger", not_on_the_driver)  # Ray's workers are other processes
+    books = catalogue(ROOT / "examples" / "manga109")
+    (book,) = run_batch(books, settings(tmp_path), BatchOptions(workers=2)).books
+    assert book.status == "done", book.error
+    run = Path(book.run)
+    sheet = cue_sheet(run)
+    assert sheet["complete"] and sheet["file"] and len(sheet["stingers"]) >= 1
+    for stinger in sheet["stingers"]:
+        assert (run / stinger["file"]).is_file() and stinger["seconds"] > 0.5
+    entered = [c for c in sheet["cues"] if c["stinger"]]
+    assert {c["stinger"] for c in entered} == {s["file"] for s in sheet["stingers"]}
+    made = {s["file"]: (run / s["file"]).stat().st_mtime_ns for s in sheet["stingers"]}
+
+    (again,) = run_batch(books, settings(tmp_path), BatchOptions(workers=2)).books
+    assert (again.status, again.rendered) == ("done", 0)
+    assert {f: (run / f).stat().st_mtime_ns for f in made} == made
+
+
 def test_page_tasks_ask_for_what_their_engine_needs():
     assert task_resources("composer", gpus=4) == {"num_cpus": 1}
     assert task_resources("musicgen-small", gpus=1) == {"num_gpus": 1, "num_cpus": 1}

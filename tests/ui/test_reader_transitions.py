@@ -77,6 +77,9 @@ def test_each_scene_change_plays_its_transition(browser, served_example, artifac
         assert out and all(f["seconds"] == pytest.approx(enters["5"]["fade"], abs=0.2) for f in out), fade["fades"]
         assert into[0]["start"] - fade["ctxTime"] == pytest.approx(enters["5"]["seconds"], abs=0.05)
         assert into[0]["seconds"] == pytest.approx(0.3, abs=0.01)
+        # and its clip starts from its beginning then, as the whole-book file plays it (not 3 s in)
+        (entering,) = [v for v in page.evaluate(STATE)["voices"] if v["page"] == 5 and not v["stinger"]]
+        assert entering["clipStart"] - fade["ctxTime"] == pytest.approx(enters["5"]["seconds"], abs=0.05)
         state = settle(page, 1.5)  # mid-stinger: the stinger alone sounds
         audible = [v for v in state["voices"] if v["gain"] > 0.001]
         assert [v["stinger"] for v in audible] == [True], (audible, state["ctxTime"], fade)
@@ -89,6 +92,8 @@ def test_each_scene_change_plays_its_transition(browser, served_example, artifac
         # the new scene waits out the old one's fade and the silence, then enters over 0.3 s
         assert entering["start"] - fade["ctxTime"] == pytest.approx(enters["9"]["fade"] + enters["9"]["silence"],
                                                                      abs=0.05)
+        (voice,) = [v for v in page.evaluate(STATE)["voices"] if v["page"] == 9]
+        assert voice["clipStart"] == pytest.approx(entering["start"], abs=0.05)  # from its beginning
         state = settle(page, enters["9"]["fade"] + 0.3)
         assert state["audible"] == 0, ("silence between the scenes", state["voices"], state["ctxTime"], fade)
         page.wait_for_function("window.m2mReader.state().voices.some(v => v.page === 9 && v.gain > 0.999)",

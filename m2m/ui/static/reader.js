@@ -49,7 +49,8 @@ const R = {
   buffers: new Map(),   // "run|page|version" -> {page, version, buffer, promise, requestedAt, decodedAt, error}
   failed: new Map(),    // "run|page|version" -> why the clip could not be fetched or decoded (cleared on success)
   stingers: new Map(),  // stinger url -> {buffer, promise, error}: the old scenes' closing cadences
-  voices: [],           // {id, run, page, version, src, gain, curve, curveStart, curveDur, hold, target, startedAt}
+  voices: [],           // {id, run, page, version, src, gain, curve, curveStart, curveDur, hold, target, startedAt,
+                        //  clipStart: the audio clock time its clip starts from its beginning}
   prefetchLog: [], turns: [], fades: [], errors: [], notes: [],
   startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0, turnSeq: 0,
   holdTimer: null, holdPage: null, heldFor: null,
@@ -94,7 +95,9 @@ function setBus() {
 
 
 
-function startVoice(entry) {
+// `delay`: seconds from now the clip starts from its beginning (after a stinger or a silence, as the
+// whole-book file plays it: the page's music begins when it enters, not that far into the clip).
+function startVoice(entry, delay = 0) {
   const ctx = R.ctx;
   const src = ctx.createBufferSource();
   src.buffer = entry.buffer;
@@ -102,9 +105,10 @@ function startVoice(entry) {
   const gain = ctx.createGain();
   gain.gain.setValueAtTime(0, ctx.currentTime);
   src.connect(gain).connect(R.bus);
-  src.start();
+  src.start(ctx.currentTime + Math.max(0, delay));
   const v = { id: ++R.voiceSeq, run: R.run, page: entry.page, version: entry.version, src, gain,
-              curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0, startedAt: performance.now() };
+              curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0, startedAt: performance.now(),
+              clipStart: ctx.currentTime + Math.max(0, delay) };
   R.voices.push(v);
   return v;
 }
@@ -200,7 +204,7 @@ function musicFor(page, turnAt, reason, from = null) {
     else if (move && v.curveStart + v.curveDur > R.ctx.currentTime + fade) fades.push(fadeVoice(R.ctx, v, 0, fade));
   }
   if (entry) {
-    if (!keep) keep = startVoice(entry);
+    if (!keep) keep = startVoice(entry, plan.delay);
     if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, plan.in, plan.delay));
     if (R.firstAudibleAt === null && R.ctx.state === 'running') R.firstAudibleAt = performance.now();
   }
@@ -815,7 +819,8 @@ document.addEventListener('visibilitychange', () => { if (!document.hidden) pull
 function state() {
   const now = R.ctx ? R.ctx.currentTime : 0;
   const voices = R.voices.map((v) => ({ id: v.id, run: v.run, page: v.page, version: v.version,
-    gain: Number(gainAt(v, now).toFixed(4)), target: v.target, stinger: !!v.stinger }));
+    gain: Number(gainAt(v, now).toFixed(4)), target: v.target, stinger: !!v.stinger,
+    clipStart: v.clipStart === undefined ? null : Number(v.clipStart.toFixed(3)) }));
   const audible = voices.filter((v) => v.gain > 0.001);
   const heading = voices.filter((v) => v.target === 1 && !v.stinger);
   return {

@@ -214,7 +214,7 @@ class _Batch:
             max(2, 2 * int(max(cluster.cpus, 1) / task_cpus))
         self.states = [_BookState(ref, result) for ref, result in zip(books, report.books, strict=True)]
         self.queue: deque[tuple[_BookState, ClipJob | StingerTask]] = deque()
-        self.in_flight: dict[Any, tuple[_BookState, int]] = {}
+        self.in_flight: dict[Any, tuple[_BookState, str]] = {}
         self.pids: set[int] = set()
 
     # -- the loop --------------------------------------------------------------------------------
@@ -222,13 +222,15 @@ class _Batch:
     def _page_placement(self) -> dict[str, Any]:
         """Where page tasks may run: anywhere, except the library engine's, which read the clip
         library from this machine's runs folder: they run on this machine's Ray node (a page is a
-        copy of a library clip, so that costs little)."""
+        copy of a library clip, so that costs little). Soft: a head started with no CPUs for tasks
+        (``ray start --head --num-cpus=0``) runs them elsewhere, where a library missing from that
+        machine fails the book with its message rather than the batch waiting for good."""
         if not self.uses_library:
             return {}
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         here = self.ray.get_runtime_context().get_node_id()
-        return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=here, soft=False)}
+        return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=here, soft=True)}
 
     def run(self) -> None:
         if self.uses_library:  # every book draws from it: made first, its clips on the workers
@@ -308,11 +310,11 @@ class _Batch:
             if state.failed:
                 continue
             if isinstance(job, StingerTask):
-                self.in_flight[self.stinger_task.remote(job)] = (state, job.job.cue.page)
+                self.in_flight[self.stinger_task.remote(job)] = (state, f"the stinger into scene {job.job.scene}")
                 continue
             ref = self.task.remote(job, self._previous(state, job))
             state.landed[job.cue.page] = ref
-            self.in_flight[ref] = (state, job.cue.page)
+            self.in_flight[ref] = (state, f"page {job.cue.page}")
 
     def _previous(self, state: _BookState, job: ClipJob) -> Any:
         """What the page continues from: the task of the page before, when it is in this run (Ray
@@ -333,12 +335,12 @@ class _Batch:
             return
         ready, _ = self.ray.wait(list(self.in_flight), num_returns=len(self.in_flight), timeout=timeout)
         for ref in ready:
-            state, page = self.in_flight.pop(ref)
+            state, what = self.in_flight.pop(ref)
             try:
                 clip: LandedClip | LandedStinger = self.ray.get(ref)
             except Exception as e:  # noqa: BLE001 - a task's error fails its book, not the batch
                 if not state.failed:
-                    self._fail(state, _task_error(e, page))
+                    self._fail(state, _task_error(e, what))
                 continue
             if state.failed:
                 continue  # a book that already failed keeps what landed, and no more
@@ -375,18 +377,26 @@ class _Batch:
         tasks like its pages, so a MusicGen stinger is made on the cluster's GPUs; True if any was."""
         assert state.work is not None and state.plan is not None and state.book is not None
         state.stingers_queued = True
-        for scene, job in sorted(self._stinger_jobs(state).items()):
-            if scene in state.stingers:
-                continue
-            previous = None
-            if self.engine.continues:  # it continues from the old page's audio, as m2m render's does
-                from m2m.audio import read_audio
+        try:
+            tasks = [self._stinger_task(state, job) for scene, job in sorted(self._stinger_jobs(state).items())
+                     if scene not in state.stingers]
+        except (OSError, ValueError) as e:  # the old page's clip unreadable: this book fails, not the batch
+            self._fail(state, e)
+            return True
+        # ahead of other books' pages: this book is one stinger from finished (and readable)
+        self.queue.extendleft((state, task) for task in reversed(tasks))
+        state.stingers_outstanding.update(task.job.scene for task in tasks)
+        return bool(tasks)
 
-                previous = read_audio(state.plan.run.path / state.done[job.cue.page].file)
-            self.queue.append((state, StingerTask(state.book.id, self.settings.condition, job, self.engine_name,
-                                                  state.work.render, self.sound, previous)))
-            state.stingers_outstanding.add(scene)
-        return bool(state.stingers_outstanding)
+    def _stinger_task(self, state: _BookState, job: StingerJob) -> StingerTask:
+        assert state.work is not None and state.plan is not None and state.book is not None
+        previous = None
+        if self.engine.continues:  # it continues from the old page's audio, as m2m render's does
+            from m2m.audio import read_audio
+
+            previous = read_audio(state.plan.run.path / state.done[job.cue.page].file)
+        return StingerTask(state.book.id, self.settings.condition, job, self.engine_name, state.work.render,
+                           self.sound, previous)
 
     def _land_stinger(self, state: _BookState, stinger: LandedStinger) -> None:
         assert state.work is not None and state.plan is not None and state.book is not None
@@ -404,8 +414,8 @@ class _Batch:
     # -- finishing a book (driver thread) -----------------------------------------------------------
 
     def _finish(self, state: _BookState) -> str:
-        """The cue sheet completed and the whole-book file made, from the landed clips (no page renders;
-        a stinger chosen at a scene change is made here, on the driver, from its old page's clip)."""
+        """The cue sheet completed and the whole-book file made, from the landed clips and stingers
+        (nothing renders here)."""
         assert state.plan is not None and state.book is not None
         started = time.perf_counter()
         soundtrack = build_soundtrack(state.book.id, self.settings.condition, state.plan.captions, state.plan.run,
@@ -440,11 +450,12 @@ class _Batch:
         self.progress("pages", sum(len(s.done) for s in self.states), pages)
 
 
-def _task_error(error: Exception, page: int) -> Exception:
-    """A task's failure as the person reads it: the page and the engine's own message, not Ray's trace."""
+def _task_error(error: Exception, what: str) -> Exception:
+    """A task's failure as the person reads it: what it made ("page 3") and the engine's own message,
+    not Ray's trace."""
     cause = getattr(error, "cause", None)
     message = _message(cause) if isinstance(cause, BaseException) else _message(error).splitlines()[-1]
-    return RuntimeError(f"page {page}: {message}")
+    return RuntimeError(f"{what}: {message}")
 
 
 def _message(error: BaseException) -> str:

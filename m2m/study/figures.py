@@ -26,6 +26,7 @@ from m2m.study.questionnaire import CRITERIA
 
 FIGURES_FILE = "evaluation.json"
 MIN_CELLS = 3  # Spearman's rho over fewer pairs says nothing
+MIN_PARTICIPANTS = 2  # as the analysis (m2m/study/analysis.py) asks before it reports
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,19 @@ def _fraction(flags: Sequence[bool]) -> float | None:
     return round(sum(flags) / len(flags), 4) if flags else None
 
 
-def cut_to_pages(run: Mapping[str, Any], pages: Sequence[int]) -> dict[str, float | None]:
-    """A run's figures over ``pages`` only: the seamless joins between two of them, their themed
-    checks and plan checks; the scene ratio is the whole run's (it needs pairs across the book)."""
+def deliberate_pairs(run: Mapping[str, Any]) -> set[tuple[int, int]]:
+    """The (page before, page after) joins the run's director played as a break (cut, silence, stinger)."""
+    return {(j["page_before"], j["page_after"]) for j in run["transitions"]["joins"] if j.get("deliberate", False)}
+
+
+def cut_to_pages(run: Mapping[str, Any], pages: Sequence[int],
+                 breaks: set[tuple[int, int]] = frozenset()) -> dict[str, float | None]:
+    """A run's figures over ``pages`` only: the joins between two of them except ``breaks`` (the
+    same page pairs for every condition of a stimulus, so each is scored over the same turns), their
+    themed checks and plan checks; the scene ratio is the whole run's (it needs pairs across the book)."""
     inside = set(pages)
-    joins = [j for j in run["transitions"]["joins"]
-             if j["page_before"] in inside and j["page_after"] in inside and not j.get("deliberate", False)]
+    joins = [j for j in run["transitions"]["joins"] if j["page_before"] in inside and j["page_after"] in inside
+             and (j["page_before"], j["page_after"]) not in breaks]
     motifs = run.get("leitmotifs", {})
     themed = [c["found"] for c in motifs.get("checks", []) if c["themed"] and c["page"] in inside]
     plan = [c["key_match"] for c in run["plan"].get("pages", []) if c["page"] in inside]
@@ -124,10 +132,13 @@ def stimulus_figures(study: Study, study_dir: str | os.PathLike[str], data: Mapp
     """Every stimulus x condition of the study that the figures file has a run for."""
     out = []
     for stimulus in study.stimuli:
-        for condition in stimulus.versions:
-            run = _run_for(data["runs"], version_folder(study_dir, stimulus, condition), stimulus.book_id, condition)
-            if run is not None:
-                out.append(StimulusFigures(stimulus.id, condition, cut_to_pages(run, stimulus.pages)))
+        runs = {condition: _run_for(data["runs"], version_folder(study_dir, stimulus, condition), stimulus.book_id,
+                                    condition) for condition in stimulus.versions}
+        found = {condition: run for condition, run in runs.items() if run is not None}
+        # a turn any condition's director played as a break is left out for all of them
+        breaks = set().union(*(deliberate_pairs(run) for run in found.values()))
+        out += [StimulusFigures(stimulus.id, condition, cut_to_pages(run, stimulus.pages, breaks))
+                for condition, run in found.items()]
     return out
 
 
@@ -142,10 +153,8 @@ def mean_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
 
 
 def correlations(figures: Sequence[StimulusFigures], ratings: pd.DataFrame) -> list[Correlation]:
-    """Spearman's rho (scipy.stats.spearmanr) between each measure and each scale's mean rating,
-    over the stimulus x condition cells that have both."""
-    from scipy.stats import spearmanr
-
+    """Spearman's rho between each measure and each scale's mean rating, over the stimulus x
+    condition cells that have both (p: ``spearman``)."""
     means = mean_ratings(ratings).set_index(["stimulus", "condition"])
     out = []
     for measure in MEASURES:
@@ -163,10 +172,31 @@ def correlations(figures: Sequence[StimulusFigures], ratings: pd.DataFrame) -> l
                 out.append(Correlation(measure.key, criterion, n, None, None,
                                        "the " + ("figure" if len(set(x)) < 2 else "rating") + " is the same in every cell"))
                 continue
-            result = spearmanr(x, y)
-            out.append(Correlation(measure.key, criterion, n, round(float(result.statistic), 4),
-                                   round(float(result.pvalue), 4)))
+            rho, p = spearman(x, y)
+            out.append(Correlation(measure.key, criterion, n, round(rho, 4), round(p, 4)))
     return out
+
+
+EXACT_UP_TO = 8  # cells: every pairing is counted (8! = 40320); beyond, the t approximation holds well enough
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Spearman's rho and its two-sided p. A study has few cells, where the t approximation of
+    ``spearmanr`` is far off (rho = 1 over 3 cells: p 0.000, exactly 1/3), so up to ``EXACT_UP_TO``
+    cells p counts every pairing of the figures' ranks with the ratings' ranks (an exact
+    permutation test: the share of pairings with a rho at least as far from 0)."""
+    from itertools import permutations
+
+    from scipy.stats import rankdata, spearmanr
+
+    rho = float(spearmanr(x, y).statistic)
+    if len(x) > EXACT_UP_TO:
+        return rho, float(spearmanr(x, y).pvalue)
+    rx, ry = rankdata(x), rankdata(y)
+    shuffled = np.array(list(permutations(ry)))  # n! rows
+    cx, cy = rx - rx.mean(), shuffled - shuffled.mean(axis=1, keepdims=True)
+    rhos = (cy @ cx) / (np.linalg.norm(cx) * np.linalg.norm(cy, axis=1))
+    return rho, float(np.mean(np.abs(rhos) >= abs(rho) - 1e-12))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,7 +215,11 @@ def figures_markdown(study: Study, study_dir: str | os.PathLike[str], ratings: p
     lines = ["## Objective figures beside the ratings", ""]
     if isinstance(data, str):
         return "\n".join(lines + [data, ""])
-    figures = stimulus_figures(study, study_dir, data)
+    try:
+        figures = stimulus_figures(study, study_dir, data)
+    except (KeyError, TypeError, AttributeError) as e:  # an older or hand-edited file: say so, keep the report
+        return "\n".join(lines + [f"{figures_path(study_dir)} is not a file this version of `m2m evaluate --json` "
+                                  f"writes (missing or odd field: {e}); evaluate the study's runs again.", ""])
     if not figures:
         return "\n".join(lines + [f"{figures_path(study_dir)} has no run of this study's versions; evaluate "
                                   "the study's own run folders.", ""])
@@ -199,11 +233,18 @@ def figures_markdown(study: Study, study_dir: str | os.PathLike[str], ratings: p
         count = str(int(rated["n"])) if rated is not None else "0"
         lines.append("| " + " | ".join([f.stimulus, name(f.condition), *(_cell(f.values[m.key]) for m in MEASURES),
                                         *rating_cells, count]) + " |")
-    lines += ["", f"Figures from {figures_path(study_dir)} (`m2m evaluate`), cut to each stimulus's pages; "
-              "the contrast / consistency ratio is the whole run's.", "", "### Spearman correlation with the ratings",
+    lines += ["", f"Figures from {figures_path(study_dir)} (`m2m evaluate`): each version as the reader and "
+              "the whole-book file play it, cut to each stimulus's pages; joins over the turns no condition's "
+              "director played as a break (the same turns for every condition); the contrast / consistency ratio "
+              "is the whole run's. The study's player crossfades every turn, so a turn's figure is of the "
+              "version's music, not of the fade a listener heard.", "", "### Spearman correlation with the ratings",
               ""]
     if ratings.empty:
         return "\n".join(lines + ["No ratings yet: the correlations appear once listeners have rated.", ""])
+    people = ratings["participant"].nunique() if "participant" in ratings else 0
+    if people < MIN_PARTICIPANTS:
+        return "\n".join(lines + [f"Ratings from {people} participant{'s' if people != 1 else ''} so far: the "
+                                  f"correlations wait for {MIN_PARTICIPANTS}, as the analysis does.", ""])
     lines += ["| measure | " + " | ".join(CRITERIA) + " |", "|---|" + "---|" * len(CRITERIA)]
     by = {(c.measure, c.criterion): c for c in correlations(figures, ratings)}
     for m in MEASURES:

@@ -113,3 +113,44 @@ def test_the_study_tab_and_the_api_show_the_figures_and_the_correlations(tmp_pat
         results = client_for(folder, store).get("/study/api/admin/results",
                                                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
         assert "Spearman correlation" in results["figures"] and f"ρ = {rho:.2f}" in results["figures"]
+
+
+def test_p_is_exact_over_the_few_cells_a_study_has():
+    from itertools import permutations
+
+    from m2m.study.figures import spearman
+
+    assert spearman([1, 2, 3], [1, 2, 3]) == (1.0, 1 / 3)  # the t approximation says 0.000
+    x, y = [0.1, 0.4, 0.2, 0.9, 0.5], [2.0, 3.5, 1.0, 4.5, 4.0]
+    rho = spearman_by_ranks(x, y)
+    # every pairing counted by hand: the share at least as far from 0 as the one observed
+    rhos = [spearman_by_ranks(x, list(p)) for p in permutations(y)]
+    got_rho, got_p = spearman(x, y)
+    assert abs(got_rho - rho) < 1e-9 and abs(got_p - np.mean([abs(r) >= abs(rho) - 1e-9 for r in rhos])) < 1e-9
+
+
+def test_every_condition_is_scored_over_the_same_turns(tmp_path: Path) -> None:
+    """A turn the m2m director played as a break is left out of every condition's joins."""
+    study = make_study_dir(tmp_path)
+    write_figures(tmp_path)
+    data = json.loads((tmp_path / FIGURES_FILE).read_text(encoding="utf-8"))
+    for join in data["runs"][0]["transitions"]["joins"]:
+        join["deliberate"] = join["page_before"] == 1  # m2m: a cut from page 1 to 2, inside s1
+    (tmp_path / FIGURES_FILE).write_text(json.dumps(data), encoding="utf-8")
+    cells = {(f.stimulus, f.condition): f.values for f in stimulus_figures(study, tmp_path, read_figures(tmp_path))}
+    assert data["runs"][0]["condition"] == "m2m"
+    assert cells[("s1", "m2m")]["loudness_jump_lu"] == round(np.mean([0.2, 0.1]), 4)
+    assert cells[("s1", "baseline")]["loudness_jump_lu"] == round(np.mean([1.0, 0.8]), 4)  # not 1.2: same turns
+
+
+def test_a_figures_file_from_another_version_is_a_message_not_a_broken_report(tmp_path: Path) -> None:
+    from m2m.study.figures import figures_markdown
+
+    study = make_study_dir(tmp_path)
+    write_figures(tmp_path)
+    data = json.loads((tmp_path / FIGURES_FILE).read_text(encoding="utf-8"))
+    for run in data["runs"]:
+        del run["plan"]
+    (tmp_path / FIGURES_FILE).write_text(json.dumps(data), encoding="utf-8")
+    text = figures_markdown(study, tmp_path, pd.DataFrame())
+    assert "is not a file this version of `m2m evaluate --json` writes" in text and "plan" in text

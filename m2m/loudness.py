@@ -183,3 +183,55 @@ def normalize(samples: np.ndarray, sample_rate: int, target_lufs: float = -16.0,
         lufs += 20 * np.log10(ceiling / peak)
         peak = ceiling
     return out, Loudness(round(float(lufs), 2), round(float(20 * np.log10(max(peak, 1e-12))), 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# riding the level of a loop
+
+RIDE_WINDOW_SECONDS = 3.0  # EBU R 128's short-term window: what a listener hears as "the level now"
+RIDE_HOP_SECONDS = 0.5  # the gain moves by straight ramps between points this far apart
+RIDE_MAX_DB = 2.5  # the most the rider turns any moment up or down
+RIDE_PASSES = 3  # each pass corrects what the one before left (a gain changes its neighbours' windows)
+
+
+def short_term_profile(loop: np.ndarray, sample_rate: int, window_seconds: float = RIDE_WINDOW_SECONDS,
+                       hop_seconds: float = RIDE_HOP_SECONDS) -> tuple[np.ndarray, np.ndarray]:
+    """(window centres in samples, their loudness in LUFS) of a looping ``[channels, samples]`` clip:
+    BS.1770 over ``window_seconds`` centred every ``hop_seconds``, wrapping round the loop's end as
+    it plays when it repeats. A silent window reads as -inf."""
+    n, window, hop = loop.shape[1], int(round(window_seconds * sample_rate)), int(round(hop_seconds * sample_rate))
+    centres = np.arange(0, n, max(1, hop))
+    levels = np.array([loudness_lufs(loop[:, np.arange(c - window // 2, c - window // 2 + window) % n], sample_rate)
+                       for c in centres])
+    return centres, levels
+
+
+def ride_level(loop: np.ndarray, sample_rate: int, max_db: float = RIDE_MAX_DB,
+               window_seconds: float = RIDE_WINDOW_SECONDS) -> np.ndarray:
+    """A looping ``[channels, samples]`` clip with its short-term loudness held at its own level, as a
+    mixing engineer rides the fader of background music: wherever a 3 s stretch sounds quieter or
+    louder than the whole loop it is turned up or down (by ``max_db`` at most), by a gain that moves
+    in straight half-second ramps and wraps round the loop, so the seam stays as smooth as before.
+
+    Why: a page's clip loops while the reader turns pages at their own pace, so the page turn catches
+    it anywhere in its phrase; a clip whose level wanders by 1-2 LU over its phrases makes the turn
+    jump by as much, however well the pages' integrated loudness is matched. Notes keep their own
+    dynamics (velocity, accents, the timbre of a louder note); only the slow level is evened.
+    A loop shorter than two windows, or silent, is returned as it is."""
+    n = loop.shape[1]
+    if n < 2 * window_seconds * sample_rate:
+        return loop
+    target = loudness_lufs(loop, sample_rate)
+    if not np.isfinite(target):
+        return loop
+    out, total_db = loop.astype(np.float32), np.zeros(n)
+    positions = np.arange(n)
+    for _ in range(RIDE_PASSES):
+        centres, levels = short_term_profile(out, sample_rate, window_seconds)
+        step_db = np.where(np.isfinite(levels), target - levels, 0.0)
+        # the ramps wrap: the last point ramps to the first one a loop later
+        ramp = np.interp(positions, np.r_[centres, n], np.r_[step_db, step_db[0]])
+        new_total = np.clip(total_db + ramp, -max_db, max_db)
+        out = (out * (10.0 ** ((new_total - total_db) / 20.0)).astype(np.float32)).astype(np.float32)
+        total_db = new_total
+    return out

@@ -191,7 +191,8 @@ def normalize(samples: np.ndarray, sample_rate: int, target_lufs: float = -16.0,
 RIDE_WINDOW_SECONDS = 3.0  # EBU R 128's short-term window: what a listener hears as "the level now"
 RIDE_HOP_SECONDS = 0.5  # the gain moves by straight ramps between points this far apart
 RIDE_MAX_DB = 2.5  # the most the rider turns any moment up or down
-RIDE_PASSES = 3  # each pass corrects what the one before left (a gain changes its neighbours' windows)
+RIDE_PASSES = 3  # each pass corrects what the one before left (loudness is not quite linear in the gain)
+RIDE_STEADINESS = 0.3  # how much a fast gain move costs against a level error (see window_gain)
 
 
 def short_term_profile(loop: np.ndarray, sample_rate: int, window_seconds: float = RIDE_WINDOW_SECONDS,
@@ -204,6 +205,21 @@ def short_term_profile(loop: np.ndarray, sample_rate: int, window_seconds: float
     levels = np.array([loudness_lufs(loop[:, np.arange(c - window // 2, c - window // 2 + window) % n], sample_rate)
                        for c in centres])
     return centres, levels
+
+
+def window_gain(error_db: np.ndarray, window_points: int, steadiness: float = RIDE_STEADINESS) -> np.ndarray:
+    """The gains (dB, one per point, round a loop) whose average over each ``window_points`` window
+    best cancels that window's ``error_db``, with fast moves between neighbouring points penalised by
+    ``steadiness``: least squares, solved exactly since both the window and the loop are circular.
+    Simply applying each window's error at its centre would over-correct its neighbours (every
+    window overlaps several), and an error that alternates from point to point would grow."""
+    m = error_db.size
+    window = np.zeros(m)
+    window[(np.arange(window_points) - window_points // 2) % m] = 1.0 / window_points
+    averaging = np.fft.fft(window)
+    moving = 1.0 - np.exp(-2j * np.pi * np.arange(m) / m)  # a first difference round the loop
+    solved = np.fft.fft(error_db) * np.conj(averaging) / (np.abs(averaging) ** 2 + steadiness * np.abs(moving) ** 2)
+    return np.real(np.fft.ifft(solved))
 
 
 def ride_level(loop: np.ndarray, sample_rate: int, max_db: float = RIDE_MAX_DB,
@@ -228,7 +244,8 @@ def ride_level(loop: np.ndarray, sample_rate: int, max_db: float = RIDE_MAX_DB,
     positions = np.arange(n)
     for _ in range(RIDE_PASSES):
         centres, levels = short_term_profile(out, sample_rate, window_seconds)
-        step_db = np.where(np.isfinite(levels), target - levels, 0.0)
+        error_db = np.where(np.isfinite(levels), target - levels, 0.0)
+        step_db = window_gain(error_db, int(round(window_seconds / RIDE_HOP_SECONDS)))
         # the ramps wrap: the last point ramps to the first one a loop later
         ramp = np.interp(positions, np.r_[centres, n], np.r_[step_db, step_db[0]])
         new_total = np.clip(total_db + ramp, -max_db, max_db)

@@ -91,3 +91,19 @@ def test_a_composed_page_sounds_at_its_own_level_wherever_the_turn_catches_it(na
     assert abs(loudness_lufs(before_turn, RATE) - whole) < 0.6
     assert abs(loudness_lufs(opening, RATE) - whole) < 0.6
     assert spread_lu(loop) < 0.8  # and anywhere else
+
+
+def test_the_gains_cancel_each_windows_error_and_a_steady_error_is_met_exactly():
+    from m2m.loudness import window_gain
+
+    rng = np.random.default_rng(0)
+    error = rng.normal(0, 1.0, 40)
+    gain = window_gain(error, 6, steadiness=1e-6)
+    window = np.zeros(40)
+    window[(np.arange(6) - 3) % 40] = 1 / 6
+    averaged = np.real(np.fft.ifft(np.fft.fft(gain) * np.fft.fft(window)))
+    # nearly unpenalised, the gains' window averages reproduce the errors (where the window can see them)
+    assert np.corrcoef(averaged, error)[0, 1] > 0.9
+    assert np.allclose(window_gain(np.full(40, 1.5), 6), 1.5)  # a whole loop too quiet: turned up evenly
+    # steadier gains move less from point to point
+    assert np.abs(np.diff(window_gain(error, 6, 3.0))).max() < np.abs(np.diff(window_gain(error, 6, 0.01))).max()

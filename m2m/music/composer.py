@@ -100,7 +100,6 @@ class ComposerEngine:
 
     name = "composer"
     continues = False
-    version = "composer-2"  # 2: the loop's level ridden (ride_level); clips made before are not reused
     options_type = ComposerOptions
 
     def __init__(self, soundfonts: Sequence[Path] = SOUNDFONT_CANDIDATES, sample_rate: int = DEFAULT_SAMPLE_RATE,

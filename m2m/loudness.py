@@ -183,3 +183,72 @@ def normalize(samples: np.ndarray, sample_rate: int, target_lufs: float = -16.0,
         lufs += 20 * np.log10(ceiling / peak)
         peak = ceiling
     return out, Loudness(round(float(lufs), 2), round(float(20 * np.log10(max(peak, 1e-12))), 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# riding the level of a loop
+
+RIDE_WINDOW_SECONDS = 3.0  # EBU R 128's short-term window: what a listener hears as "the level now"
+RIDE_HOP_SECONDS = 0.5  # the gain moves by straight ramps between points this far apart
+RIDE_MAX_DB = 2.5  # the most the rider turns any moment up or down
+RIDE_PASSES = 3  # each pass corrects what the one before left (loudness is not quite linear in the gain)
+RIDE_STEADINESS = 0.3  # how much a fast gain move costs against a level error (see window_gain)
+
+
+def short_term_profile(loop: np.ndarray, sample_rate: int, window_seconds: float = RIDE_WINDOW_SECONDS,
+                       hop_seconds: float = RIDE_HOP_SECONDS) -> tuple[np.ndarray, np.ndarray]:
+    """(window centres in samples, their loudness in LUFS) of a looping ``[channels, samples]`` clip:
+    BS.1770 over ``window_seconds`` centred every ``hop_seconds``, wrapping round the loop's end as
+    it plays when it repeats. A silent window reads as -inf."""
+    n, window, hop = loop.shape[1], int(round(window_seconds * sample_rate)), int(round(hop_seconds * sample_rate))
+    centres = np.arange(0, n, max(1, hop))
+    levels = np.array([loudness_lufs(loop[:, np.arange(c - window // 2, c - window // 2 + window) % n], sample_rate)
+                       for c in centres])
+    return centres, levels
+
+
+def window_gain(error_db: np.ndarray, window_points: int, steadiness: float = RIDE_STEADINESS) -> np.ndarray:
+    """The gains (dB, one per point, round a loop) whose average over each ``window_points`` window
+    best cancels that window's ``error_db``, with fast moves between neighbouring points penalised by
+    ``steadiness``: least squares, solved exactly since both the window and the loop are circular.
+    Simply applying each window's error at its centre would over-correct its neighbours (every
+    window overlaps several), and an error that alternates from point to point would grow."""
+    m = error_db.size
+    window = np.zeros(m)
+    window[(np.arange(window_points) - window_points // 2) % m] = 1.0 / window_points
+    averaging = np.fft.fft(window)
+    moving = 1.0 - np.exp(-2j * np.pi * np.arange(m) / m)  # a first difference round the loop
+    solved = np.fft.fft(error_db) * np.conj(averaging) / (np.abs(averaging) ** 2 + steadiness * np.abs(moving) ** 2)
+    return np.real(np.fft.ifft(solved))
+
+
+def ride_level(loop: np.ndarray, sample_rate: int, max_db: float = RIDE_MAX_DB,
+               window_seconds: float = RIDE_WINDOW_SECONDS) -> np.ndarray:
+    """A looping ``[channels, samples]`` clip with its short-term loudness held at its own level, as a
+    mixing engineer rides the fader of background music: wherever a 3 s stretch sounds quieter or
+    louder than the whole loop it is turned up or down (by ``max_db`` at most), by a gain that moves
+    in straight half-second ramps and wraps round the loop, so the seam stays as smooth as before.
+
+    Why: a page's clip loops while the reader turns pages at their own pace, so the page turn catches
+    it anywhere in its phrase; a clip whose level wanders by 1-2 LU over its phrases makes the turn
+    jump by as much, however well the pages' integrated loudness is matched. Notes keep their own
+    dynamics (velocity, accents, the timbre of a louder note); only the slow level is evened.
+    A loop shorter than two windows, or silent, is returned as it is."""
+    n = loop.shape[1]
+    if n < 2 * window_seconds * sample_rate:
+        return loop
+    target = loudness_lufs(loop, sample_rate)
+    if not np.isfinite(target):
+        return loop
+    out, total_db = loop.astype(np.float32), np.zeros(n)
+    positions = np.arange(n)
+    for _ in range(RIDE_PASSES):
+        centres, levels = short_term_profile(out, sample_rate, window_seconds)
+        error_db = np.where(np.isfinite(levels), target - levels, 0.0)
+        step_db = window_gain(error_db, int(round(window_seconds / RIDE_HOP_SECONDS)))
+        # the ramps wrap: the last point ramps to the first one a loop later
+        ramp = np.interp(positions, np.r_[centres, n], np.r_[step_db, step_db[0]])
+        new_total = np.clip(total_db + ramp, -max_db, max_db)
+        out = (out * (10.0 ** ((new_total - total_db) / 20.0)).astype(np.float32)).astype(np.float32)
+        total_db = new_total
+    return out

@@ -2,8 +2,9 @@
 
 The piece is written in ``m2m.music.composition`` (chords, texture, melody from the scene's motif,
 ``m2m.music.motif``, over the roles ``m2m.music.arrangement`` gives the plan's instruments); this
-module is the engine around it: find the SoundFont, render the MIDI, fold it into a loop, and say
-how it was made. Pages render in a thread pool, since FluidSynth runs outside the GIL.
+module is the engine around it: find the SoundFont, render the MIDI, fold it into a loop, ride its
+level so every 3 s of it sounds as loud as the whole (``m2m.loudness.ride_level``), and say how it
+was made. Pages render in a thread pool, since FluidSynth runs outside the GIL.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from m2m.cues import Cue
-from m2m.loudness import loudness_lufs
+from m2m.loudness import loudness_lufs, ride_level
 from m2m.midi import pretty_midi
 from m2m.music.arrangement import arrange
 from m2m.music.base import DEFAULT_SAMPLE_RATE, Audio, EngineInfo, Rendered, RenderOptions
@@ -126,7 +127,8 @@ class ComposerEngine:
         else:
             raw = render_midi(piece.midi, soundfont, rate, seconds=piece.seconds, cache=self.soundfont_cache)
         loop_samples = int(round(piece.seconds * rate))
-        audio = fold_loop(raw, loop_samples)
+        # the page turn can catch the loop anywhere in its phrases: hold its level there (ride_level)
+        audio = ride_level(fold_loop(raw, loop_samples), rate)
         warnings = list(resolved.warnings)
         if soundfont.fallback:
             warnings.append("soundfont: using the small TimGM6mb fallback; `apt-get install "

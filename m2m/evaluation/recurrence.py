@@ -215,7 +215,7 @@ def recurrence(pages: Sequence[int], scenes: Sequence[int], monos: Sequence[np.n
     if not themes:
         return Recurrence(False, f"unavailable: no character has a theme in {source}")
     plans = {c.page: c.plan for c in reference.cues}
-    decoys = {character: decoy_motifs(theme.motif) for character, theme in themes.items()}
+    decoys = {theme.motif: decoy_motifs(theme.motif) for theme in themes.values()}  # by motif
     checks = []
     for page, scene, mono in zip(pages, scenes, monos, strict=True):
         plan = plans.get(page)
@@ -224,9 +224,13 @@ def recurrence(pages: Sequence[int], scenes: Sequence[int], monos: Sequence[np.n
         salience = pitch_salience(mono)
         onsets = pitch_onsets(salience)
         for character, theme in themes.items():
-            decoy_best = max(motif_score(salience, onsets, d, plan.mode, plan.tempo).z for d in decoys[character])
-            score = motif_score(salience, onsets, theme.motif, plan.mode, plan.tempo)
             themed = by_page.get(page) is not None and by_page[page].character == character
+            # a themed page is asked for the motif it plays (a person may have edited it there)
+            motif = by_page[page].motif if themed else theme.motif
+            if motif not in decoys:
+                decoys[motif] = decoy_motifs(motif)
+            decoy_best = max(motif_score(salience, onsets, d, plan.mode, plan.tempo).z for d in decoys[motif])
+            score = motif_score(salience, onsets, motif, plan.mode, plan.tempo)
             checks.append(ThemeCheck(page, scene, character, themed, score.z > decoy_best, score.z, round(decoy_best, 3),
                                      score.at_seconds))
     return summarise(tuple(checks), themes)

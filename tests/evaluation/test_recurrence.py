@@ -91,3 +91,23 @@ def test_a_run_reports_recall_false_alarms_and_the_scenes_a_theme_recurs_in(page
     assert all(c.character != "a" for c in alarms)  # Aki's theme is never found where it is not played
     none = recurrence([0], [0], monos[:1], CaptionSheet((Cue(0, 0, "", PLANS[0]),)), "a plan without themes")
     assert not none.available and "no character has a theme in a plan without themes" in none.note
+
+
+def test_a_page_whose_motif_was_edited_is_asked_for_the_motif_it_plays(pages):
+    # Aki's theme edited on page 3 (a person rewrote the steps there): page 1 still plays the first motif
+    from dataclasses import replace
+
+    from m2m.music.base import RenderOptions
+    from m2m.music.composer import ComposerEngine
+
+    edited = replace(AKI, motif=((0.0, 1.0, 0), (1.0, 0.5, -1), (1.5, 0.5, 1), (2.0, 1.5, 3), (3.5, 0.5, 0)))
+    audio = ComposerEngine(sample_rate=RATE).render(Cue(3, 3, "", PLANS[3], theme=edited),
+                                                    RenderOptions(seconds=10.0, seed=5, sample_rate=RATE)).audio
+    edited_page = analysis_signal(audio.samples, audio.sample_rate)
+    assert found(edited_page, edited, PLANS[3]) and not found(edited_page, AKI, PLANS[3])
+    sheet = CaptionSheet((Cue(1, 0, "", PLANS[1], theme=AKI), Cue(3, 1, "", PLANS[3], theme=edited)))
+    result = recurrence([1, 3], [0, 1], [pages["aki"][1], edited_page], sheet, "the edited plan")
+    # page 1 plays the first motif, not the edited one: asking it for the edited motif would miss it
+    assert found(pages["aki"][1], AKI, PLANS[1]) and not found(pages["aki"][1], edited, PLANS[1])
+    assert {c.page: c.found for c in result.checks} == {1: True, 3: True}
+    assert result.characters[0].recurs

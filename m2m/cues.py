@@ -30,17 +30,23 @@ def _gm_instruments() -> tuple[str, ...]:
 GM_INSTRUMENTS: tuple[str, ...] = _gm_instruments()
 """The 128 General MIDI program names, as pretty_midi spells them ("Acoustic Grand Piano", ...)."""
 
-_GM_BY_NORMAL = {"".join(ch for ch in name.lower() if ch.isalnum()): name for name in GM_INSTRUMENTS}
+DRUM_KIT = "Drums"
+"""The General MIDI drum kit (channel 10, no program), which a plan may name beside the 128 programs."""
+
+PLAN_INSTRUMENTS: tuple[str, ...] = (*GM_INSTRUMENTS, DRUM_KIT)
+"""What a plan's instruments may be: a General MIDI program's name, or the drum kit."""
+
+_GM_BY_NORMAL = {"".join(ch for ch in name.lower() if ch.isalnum()): name for name in PLAN_INSTRUMENTS}
 
 
 def canonical_instrument(name: str) -> str:
-    """The General MIDI spelling of an instrument name (case, spaces and punctuation ignored)."""
+    """The General MIDI spelling of an instrument name, or ``DRUM_KIT`` (case, spaces and punctuation ignored)."""
     normal = "".join(ch for ch in name.lower() if ch.isalnum())
     try:
         return _GM_BY_NORMAL[normal]
     except KeyError as e:
         raise ValueError(f"instruments: {name!r} is not a General MIDI instrument name "
-                         "(e.g. 'Acoustic Grand Piano', 'String Ensemble 1')") from e
+                         "(e.g. 'Acoustic Grand Piano', 'String Ensemble 1'; 'Drums' for the drum kit)") from e
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,8 @@ class Plan:
     """The caption's intent as fields, for engines that compose symbolically.
 
     tempo in BPM; key a tonic name ("C", "F#", "Bb"); energy from 0 (still) to 1 (driving);
-    instruments are General MIDI instrument names ("Acoustic Grand Piano", "String Ensemble 1", ...).
+    instruments are General MIDI instrument names ("Acoustic Grand Piano", "String Ensemble 1", ...),
+    and "Drums" for the drum kit.
     """
 
     tempo: int

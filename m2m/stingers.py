@@ -79,7 +79,7 @@ class StingerClip:
 
 def stinger_caption(plan: Plan) -> str:
     """The stinger in words, for a text-to-music model and for people reading the run files."""
-    instruments = [name.lower() for name in plan.instruments if name != DRUMS][:3] or ["the same instruments"]
+    instruments = [name.lower() for name in plan.instruments if name.lower() != DRUMS][:3] or ["the same instruments"]
     return (f"a short final cadence in {plan.key} {plan.mode}, {', '.join(instruments)}, at {plan.tempo} BPM, "
             "resolving to the tonic and ringing out")
 

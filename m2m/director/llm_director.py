@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field, field_validator
 from m2m.baseline import PageDescription
 from m2m.book import Book, Page
 from m2m.cues import (
-    GM_INSTRUMENTS,
     KEYS,
     MAX_SECONDS,
+    PLAN_INSTRUMENTS,
     TEMPO_RANGE,
     Cue,
     Plan,
@@ -54,7 +54,7 @@ class DirectiveAnswer(BaseModel):
     directive: str = Field(min_length=1)
 
 
-Instrument = Annotated[str, Field(json_schema_extra={"enum": list(GM_INSTRUMENTS)})]
+Instrument = Annotated[str, Field(json_schema_extra={"enum": list(PLAN_INSTRUMENTS)})]
 
 
 class PlanAnswer(BaseModel):

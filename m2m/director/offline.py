@@ -28,7 +28,7 @@ from typing import Any
 
 from m2m.baseline import PageDescription
 from m2m.book import Book, Page
-from m2m.cues import GM_INSTRUMENTS, KEYS, TEMPO_RANGE, Cue, Plan, Transition, canonical_instrument
+from m2m.cues import DRUM_KIT, GM_INSTRUMENTS, KEYS, TEMPO_RANGE, Cue, Plan, Transition, canonical_instrument
 from m2m.director import offline_baseline
 from m2m.director.offline_baseline import image_statistics
 from m2m.director.offline_transitions import transition_between
@@ -53,6 +53,9 @@ from m2m.scenes import Scene, SceneSpan
 
 TABLES = PROMPTS_DIR / "offline_director.json"
 PAGE_ENERGY_STEP = 0.15  # the most a page's energy moves from the page before it in the same scene
+# from this energy a page asks for a drum kit; the scene's later pages keep it (a groove that stops at
+# a page turn inside a scene is a texture switch, heard as a join, where a softer groove is not)
+DRUMS_ENERGY = 0.8
 TABLES_NAME = "prompts/offline_director.json"
 
 # ---------------------------------------------------------------------------------------------
@@ -330,6 +333,10 @@ class OfflineDirector:
         tempo = int(round(music.tempo + (energy - music.energy) * 40))
         tempo = int(clamp(tempo, max(TEMPO_RANGE[0], min(low, music.tempo) - 12),
                            min(TEMPO_RANGE[1], max(high, music.tempo) + 12)))
+        if before is not None:
+            # the scene keeps the tempo its first page set: two grooves a few BPM apart flam through
+            # the crossfade at every turn; a page's energy shows in its density and dynamics instead
+            tempo = before.tempo
         instruments = list(music.instruments)
         if energy > music.energy + 0.12 and len(music.palette) > len(instruments):
             instruments.append(music.palette[len(instruments)])
@@ -347,6 +354,8 @@ class OfflineDirector:
                     instruments.append(colour)
                 else:
                     instruments[-1] = colour
+        if DRUM_KIT in (before.instruments if before is not None else ()) or energy >= DRUMS_ENERGY:
+            instruments = [i for i in instruments if i != DRUM_KIT] + [DRUM_KIT]
         adjective = pick_adjective(table, energy, music.style, book.id, cue.index)
         words = table["words"]
         word = pick(words, book.id, cue.index, "word")

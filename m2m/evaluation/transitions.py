@@ -110,6 +110,10 @@ class Transitions:
     seamless: int = 0
     counted: str = ""
     breaks: Breaks = Breaks(0, (), Spread(None, None), Spread(None, None), Spread(None, None), 0)
+    # the same two measures in the middle of each page, where no join is near: how much the music
+    # moves on its own from one 3 s to the next, the floor a join's figures are read against
+    inside_loudness_jump_lu: Spread = Spread(None, None)
+    inside_spectral_distance_db: Spread = Spread(None, None)
 
 
 def spread(values: Sequence[float]) -> Spread:
@@ -188,6 +192,25 @@ def loop_seams(clip_lengths: Sequence[int], loops: Sequence[bool], joins: Sequen
     return seams
 
 
+def inside_pages(book: np.ndarray, sample_rate: int, joins: Sequence[PlayedJoin],
+                 pace_seconds: float) -> tuple[list[float], list[float]]:
+    """(loudness jumps, spectral distances) at the middle of every page whose 3 s either side of it
+    lie clear of the fades into it and out of it (a short reading pace leaves none)."""
+    window, jumps, distances = WINDOW_SECONDS, [], []
+    for k in range(len(joins)):
+        middle = (k + 0.5) * pace_seconds
+        entered = k * pace_seconds + max(joins[k].in_begin + joins[k].fade_in, joins[k].stinger) if k else 0.0
+        leaves = (k + 1) * pace_seconds + (joins[k + 1].out_end - joins[k + 1].fade_out) if k + 1 < len(joins) \
+            else (k + 1) * pace_seconds
+        at = int(round(middle * sample_rate))
+        if middle - window < entered or middle + window > leaves or at + int(window * sample_rate) > book.shape[1]:
+            continue
+        jump, distance, _ = measure_join(book, sample_rate, at, PlayedJoin(0.0, 0.0, 0.0, 0.0))
+        jumps.append(jump)
+        distances.append(distance)
+    return jumps, distances
+
+
 def is_deliberate(kind: str) -> bool:
     """A transition meant as a break: any kind but continue and crossfade ("" is within a scene)."""
     return kind not in SEAMLESS_KINDS
@@ -221,4 +244,5 @@ def measure_transitions(book: np.ndarray, sample_rate: int, pages: Sequence[int]
                        clicks, spread([s.click_db for s in seams]), len(smooth), counted,
                        Breaks(len(breaks), tuple(j.kind for j in breaks), spread([j.loudness_jump_lu for j in breaks]),
                               spread([j.spectral_distance_db for j in breaks]), spread([j.click_db for j in breaks]),
-                              sum(j.click_db > CLICK_DB for j in breaks)))
+                              sum(j.click_db > CLICK_DB for j in breaks)),
+                       *map(spread, inside_pages(book, sample_rate, joins, pace_seconds)))

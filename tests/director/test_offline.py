@@ -243,3 +243,23 @@ def test_within_a_scene_a_page_continues_the_one_before(tmp_path):
     # the scenes still differ: the step limit holds inside a scene only
     assert any(abs(b.plan.energy - a.plan.energy) > PAGE_ENERGY_STEP
                for a, b in zip(cues, cues[1:], strict=False) if a.scene != b.scene)
+
+
+def test_a_scene_keeps_its_tempo_and_the_drums_that_came_in(tmp_path):
+    # two grooves a few BPM apart flam through every crossfade, and drums that stop at a turn inside a
+    # scene are a texture switch; the example's last scene climbs to a drum page, then calms
+    from m2m.cues import DRUM_KIT, canonical_instrument
+    from m2m.director.offline import DRUMS_ENERGY
+    from m2m.pipeline import Settings, plan_book
+
+    cues = plan_book(load_book(ROOT / "examples" / "manga109"), Settings(runs_root=tmp_path)).captions.cues
+    for a, b in zip(cues, cues[1:], strict=False):
+        if a.scene == b.scene:
+            assert b.plan.tempo == a.plan.tempo, (a.page, b.page)
+            assert DRUM_KIT not in a.plan.instruments or DRUM_KIT in b.plan.instruments, (a.page, b.page)
+    drummed = [c for c in cues if DRUM_KIT in c.plan.instruments]
+    assert drummed and any(c.plan.energy < DRUMS_ENERGY for c in drummed)  # kept on the calmer pages
+    assert all(c.plan.energy >= DRUMS_ENERGY for c in drummed
+               if not any(o.scene == c.scene and o.page < c.page for o in drummed))  # first in: a loud page
+    assert "drums" in next(c for c in drummed).caption
+    assert canonical_instrument("drums") == DRUM_KIT  # a plan, an edit or an LLM may name the kit

@@ -104,3 +104,24 @@ def test_the_played_book_includes_a_chosen_stinger_as_the_whole_file_plays_it(tm
     assert np.corrcoef(played[0, span], stinger[0, int(0.6 * rate):int(1.6 * rate)])[0, 1] > 0.95
     assert np.corrcoef(played[0, span], whole[0, span])[0, 1] > 0.95  # as the whole-book file plays it
     assert played.shape[1] == whole.shape[1]
+
+
+def test_the_music_s_own_movement_is_measured_mid_page_clear_of_every_fade():
+    # a steady tone for page 0, one that steps up 6 dB at its middle for page 1: the floor sees the step
+    from m2m.evaluation.transitions import inside_pages
+    from m2m.soundtrack import Join as PlayedJoin
+
+    rate, pace = RATE, 10.0
+    steady = tone([440.0], seconds=pace, level=0.1)
+    stepped = tone([440.0], seconds=pace, level=0.1)
+    stepped[:, int(5.0 * rate):] *= 2.0
+    book = np.concatenate([steady, stepped], axis=1)
+    joins = [PlayedJoin(0.0, 0.0, 0.0, 0.0), PlayedJoin.crossfade(1.5)]
+    jumps, distances = inside_pages(book, rate, joins, pace)
+    assert len(jumps) == 2 and jumps[0] < 0.1 and abs(jumps[1] - 6.0) < 0.5
+    assert distances[0] < 0.5 < distances[1]
+    # a page too short for 3 s either side clear of its fades is left out, not measured through a join
+    # (a 5 s crossfade fades page 0 out from 7.5 s and page 1 in until 12.5 s: neither middle is clear)
+    assert inside_pages(book, rate, [PlayedJoin(0.0, 0.0, 0.0, 0.0), PlayedJoin.crossfade(5.0)], pace) == ([], [])
+    assert len(inside_pages(book, rate, [PlayedJoin(0.0, 0.0, 0.0, 0.0), PlayedJoin.crossfade(3.0)], pace)[0]) == 2
+    assert inside_pages(book[:, :int(8 * rate)], rate, [PlayedJoin(0.0, 0.0, 0.0, 0.0)] * 2, 4.0) == ([], [])

@@ -35,6 +35,7 @@ class Counting:
     def __init__(self, engine, fail_on: int | None = None):
         self.engine, self.fail_on, self.pages = engine, fail_on, []
         self.name, self.continues = engine.name, engine.continues
+        self.version = getattr(engine, "version", "")  # in every clip's hash, as the engine's own
 
     def render(self, c, options):
         if c.page == self.fail_on:

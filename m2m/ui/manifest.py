@@ -40,8 +40,8 @@ def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
     """page -> {url, fallback, version, engine, seconds, enter?}; JSON object keys are strings.
     ``fallback`` is the clip as FLAC, for a browser that cannot decode the OGG (``fallback_audio``).
     ``enter`` is the transition chosen into a scene's first page ({kind, fade, silence} in seconds;
-    a stinger adds its ``seconds`` and its clip's ``stinger`` URL), which the reader plays on a turn
-    from the page before."""
+    a stinger adds its ``seconds``, its clip's ``stinger`` URL and ``stinger_fallback``, the FLAC),
+    which the reader plays on a turn from the page before."""
     out: dict[str, dict[str, Any]] = {}
     for page, c in sorted(clips.items()):
         entry = {"url": file_url(c.path, c.version), "fallback": fallback_url(c.path, c.version),
@@ -55,6 +55,7 @@ def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
             entry["enter"]["seconds"] = round(float(c.stinger_seconds), 3)
             if c.stinger is not None:
                 entry["enter"]["stinger"] = file_url(c.stinger, c.stinger_version)
+                entry["enter"]["stinger_fallback"] = fallback_url(c.stinger, c.stinger_version)
         out[str(page)] = entry
     return out
 

@@ -115,6 +115,7 @@ def test_the_directive_panel_says_how_the_music_moves_into_the_scene(tmp_path):
     assert {k: enter[k] for k in ("kind", "fade", "silence", "seconds")} == {
         "kind": "stinger", "fade": 1.0, "silence": 0.0, "seconds": 3.0}
     assert "stinger-001.ogg" in enter["stinger"] and view.clips[5].stinger.is_file()
+    assert enter["stinger_fallback"].startswith("m2m/flac?") and "stinger-001.ogg" in enter["stinger_fallback"]
 
 
 def test_the_theme_panel_names_the_page_s_leitmotif_and_fills_its_editors(tmp_path):

@@ -15,7 +15,7 @@ from m2m.cues import Transition, TransitionSheet
 from m2m.manga109 import load_manga109
 from tests.ui.chord_engine import chord_service
 from tests.ui.conftest import EXAMPLES, Served, serve
-from tests.ui.test_reader_browser import STATE, open_reader, settle, wait_all_clips, wait_full
+from tests.ui.test_reader_browser import BROKEN_OGG, STATE, open_reader, settle, wait_all_clips, wait_full
 
 pytestmark = pytest.mark.browser
 
@@ -106,6 +106,24 @@ def test_each_scene_change_plays_its_transition(browser, served_example, artifac
         page.evaluate("window.m2mReader.next()")  # within a scene: the reader's own crossfade
         state = page.evaluate(STATE)
         assert state["fades"][-1]["move"] is None
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_a_stinger_the_browser_cannot_decode_plays_from_its_flac_copy(browser, served_example):
+    """As in a Safari without OGG Vorbis: the stinger's OGG fails to decode, its FLAC copy plays."""
+    broken = (lambda url: "stinger-001.ogg" in url and "/m2m/flac" not in url,
+              lambda route: route.fulfill(**BROKEN_OGG))
+    context, page, errors = open_reader(browser, served_example.url, routes=(broken,))
+    try:
+        wait_all_clips(page)
+        page.click(".m2m-start-btn")
+        fade = turn_into(page, 5, "window.m2mReader.state().stingers.length === 1")
+        assert fade["move"] == "stinger" and fade["stinger"]["played"], fade
+        state = page.evaluate(STATE)
+        assert len(state["stingersFromFlac"]) == 1 and "stinger-001.ogg" in state["stingersFromFlac"][0]
+        assert any(v["stinger"] for v in state["voices"])
         assert not errors, errors
     finally:
         context.close()

@@ -230,7 +230,7 @@ function playStinger(page, move) {
   const have = move.stinger ? R.stingers.get(move.stinger) : null;
   const at = R.ctx.currentTime;
   if (!have || !have.buffer) {
-    if (move.stinger) fetchStinger(move.stinger);
+    if (move.stinger) fetchStinger(move.stinger, move.stinger_fallback);
     return { url: move.stinger || null, start: at, seconds: move.seconds, played: false };
   }
   const src = R.ctx.createBufferSource();
@@ -249,13 +249,18 @@ function playStinger(page, move) {
 }
 
 // Fetch and decode a stinger (once per URL); the reader prefetches those of the pages around it.
-function fetchStinger(url) {
+// `fallback`: the same stinger as FLAC, for a browser that cannot decode the OGG (as a page's clip).
+function fetchStinger(url, fallback) {
   const have = R.stingers.get(url);
   if (have) return have.promise;
-  const entry = { buffer: null, error: null, promise: null };
+  const entry = { buffer: null, error: null, promise: null, fallback: false };
   entry.promise = (async () => {
     try {
       entry.buffer = await fetchAndDecode(url, R.page);
+      if (!entry.buffer && fallback) {
+        entry.fallback = true;
+        entry.buffer = await fetchAndDecode(fallback, R.page);
+      }
       if (!entry.buffer) throw new Error(cannotDecode());
     } catch (err) {
       entry.error = String(err && err.message || err);
@@ -341,9 +346,9 @@ function prefetchAround(page) {
   if (!R.ctx) return;
   for (const p of neighbours(page)) fetchClip(p);
   // the stinger played on a turn into the next pages (it is a few seconds: small to keep)
-  const wanted = new Set(neighbours(page).map((p) => clipOf(p)).filter((c) => c && c.enter && c.enter.stinger)
-    .map((c) => c.enter.stinger));
-  for (const url of wanted) fetchStinger(url);
+  const wanted = new Map(neighbours(page).map((p) => clipOf(p)).filter((c) => c && c.enter && c.enter.stinger)
+    .map((c) => [c.enter.stinger, c.enter.stinger_fallback]));
+  for (const [url, fallback] of wanted) fetchStinger(url, fallback);
   for (const [url, e] of R.stingers) if (!wanted.has(url) && e.buffer) R.stingers.delete(url);
   // Drop decoded clips far from the page on screen (a 20 s stereo clip is ~7 MB decoded).
   for (const [key, e] of R.buffers) {
@@ -831,6 +836,7 @@ function state() {
     busGain: R.bus ? R.bus.gain.value : 0,
     voices, audible: audible.length, playingPage: heading.length ? heading[0].page : null,
     stingers: [...R.stingers.entries()].filter(([, e]) => e.buffer).map(([url]) => url),
+    stingersFromFlac: [...R.stingers.entries()].filter(([, e]) => e.buffer && e.fallback).map(([url]) => url),
     decoded: [...R.buffers.values()].filter((e) => e.buffer && e.run === R.run).map((e) => e.page).sort((a, b) => a - b),
     clips: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).map(([k, c]) => [k, c.version])) : {},
     enters: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).filter(([, c]) => c.enter).map(([k, c]) => [k, c.enter])) : {},

@@ -244,20 +244,56 @@ def test_musicgen_pages_continue_from_the_page_before_across_workers(tmp_path, m
     assert any(c["details"]["continues_from"] is not None for c in cues), "no page continued"
 
 
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 90.0) -> None:
+    """Until the head's GCS accepts connections on ``port`` (the head exiting first fails the test)."""
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()[-2000:] if process.stdout else "ray start exited"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"the Ray head did not listen on port {port} within {seconds:g} s")
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM to ``process``'s group (``ray start --block`` stops what it started), SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            if sig == signal.SIGTERM:
+                os.killpg(process.pid, signal.SIGKILL)  # what the head left behind in its group
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return
+
+
 def test_joins_a_cluster_started_with_ray_start(tmp_path):
     """The cluster recipe on one machine: `ray start --head`, then `m2m batch --address`."""
     ray_cli = str(Path(sys.executable).with_name("ray"))
     port = str(free_port())
-    head = subprocess.run([ray_cli, "start", "--head", "--port", port, "--num-cpus", "2", "--include-dashboard=false",
-                           "--disable-usage-stats"], capture_output=True, text=True, timeout=120)
-    assert head.returncode == 0, head.stderr[-2000:]
+    # --block in a process group of its own, stopped by that group: `ray stop --force` would stop
+    # every Ray on the machine, a developer's own batch or a parallel test run's among them
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", "--port", port, "--num-cpus", "2",
+                             "--include-dashboard=false", "--disable-usage-stats"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
+        wait_for_port(int(port), head)
         root = write_catalogue(tmp_path / "shelf", pages=2, broken=False)
         done = subprocess.run([sys.executable, "-m", "m2m", "batch", str(root), "--address", f"127.0.0.1:{port}",
                                "--out", str(tmp_path / "runs"), "--pace", "4"],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
     finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+        stop_group(head)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(next((tmp_path / "runs" / "batches").glob("batch-*.json")).read_text(encoding="utf-8"))
     assert report["totals"]["done"] == 2 and report["totals"]["pages_rendered"] == 4

@@ -135,7 +135,10 @@ def ray_session(options: BatchOptions) -> Iterator[Cluster]:
     if options.address:
         info = ray.init(address=options.address, **quiet)
     else:
-        info = ray.init(num_cpus=options.workers or os.cpu_count() or 1, include_dashboard=False, **quiet)
+        # address="local": always a Ray of the run's own; without it Ray joins whatever cluster its
+        # /tmp/ray/ray_current_cluster names (another user's, or a head that was killed) and refuses num_cpus
+        info = ray.init(address="local", num_cpus=options.workers or os.cpu_count() or 1, include_dashboard=False,
+                        **quiet)
     try:
         resources = ray.cluster_resources()
         yield Cluster(str(info.address_info.get("address", options.address or "local")),

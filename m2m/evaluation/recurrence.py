@@ -215,7 +215,7 @@ def recurrence(pages: Sequence[int], scenes: Sequence[int], monos: Sequence[np.n
     if not themes:
         return Recurrence(False, f"unavailable: no character has a theme in {source}")
     plans = {c.page: c.plan for c in reference.cues}
-    decoys = {theme.motif: decoy_motifs(theme.motif) for theme in themes.values()}  # by motif
+    decoys: dict[Motif, list[Motif]] = {}  # by motif, made when a motif is first asked about
     checks = []
     for page, scene, mono in zip(pages, scenes, monos, strict=True):
         plan = plans.get(page)

@@ -163,14 +163,20 @@ def join_edges(at: int, join: PlayedJoin, sample_rate: int, length: int) -> list
     return sorted({min(max(at + int(round(m * sample_rate)), 0), length - 1) for m in marks})
 
 
-def measure_join(book: np.ndarray, sample_rate: int, at: int, join: PlayedJoin) -> tuple[float, float, float]:
-    """(loudness jump in LU, spectral distance in dB, click in dB) of the join at sample ``at``."""
+def either_side(book: np.ndarray, sample_rate: int, at: int) -> tuple[float, float]:
+    """(loudness jump in LU, spectral distance in dB) between the ``WINDOW_SECONDS`` before sample
+    ``at`` and those after it."""
     window = int(WINDOW_SECONDS * sample_rate)
     before, after = book[:, max(0, at - window):at], book[:, at:at + window]
     jump = abs(short_term_lufs(before, sample_rate) - short_term_lufs(after, sample_rate))
     distance = float(np.sqrt(np.mean((mean_log_mel(before, sample_rate) - mean_log_mel(after, sample_rate)) ** 2)))
-    return round(jump, 3), round(distance, 3), click_db(book, sample_rate, join_edges(at, join, sample_rate,
-                                                                                       book.shape[1]))
+    return round(jump, 3), round(distance, 3)
+
+
+def measure_join(book: np.ndarray, sample_rate: int, at: int, join: PlayedJoin) -> tuple[float, float, float]:
+    """(loudness jump in LU, spectral distance in dB, click in dB) of the join at sample ``at``."""
+    return *either_side(book, sample_rate, at), click_db(book, sample_rate, join_edges(at, join, sample_rate,
+                                                                                        book.shape[1]))
 
 
 def loop_seams(clip_lengths: Sequence[int], loops: Sequence[bool], joins: Sequence[PlayedJoin], pace_seconds: float,
@@ -205,7 +211,7 @@ def inside_pages(book: np.ndarray, sample_rate: int, joins: Sequence[PlayedJoin]
         at = int(round(middle * sample_rate))
         if middle - window < entered or middle + window > leaves or at + int(window * sample_rate) > book.shape[1]:
             continue
-        jump, distance, _ = measure_join(book, sample_rate, at, PlayedJoin(0.0, 0.0, 0.0, 0.0))
+        jump, distance = either_side(book, sample_rate, at)
         jumps.append(jump)
         distances.append(distance)
     return jumps, distances

@@ -256,12 +256,7 @@ function fetchStinger(url, fallback) {
   const entry = { buffer: null, error: null, promise: null, fallback: false };
   entry.promise = (async () => {
     try {
-      entry.buffer = await fetchAndDecode(url, R.page);
-      if (!entry.buffer && fallback) {
-        entry.fallback = true;
-        entry.buffer = await fetchAndDecode(fallback, R.page);
-      }
-      if (!entry.buffer) throw new Error(cannotDecode());
+      ({ buffer: entry.buffer, fallback: entry.fallback } = await decodeEither(url, fallback, R.page));
     } catch (err) {
       entry.error = String(err && err.message || err);
       R.errors.push('stinger: ' + entry.error);
@@ -286,14 +281,9 @@ async function fetchClip(page) {
   record(R.prefetchLog, log, 600);
   entry.promise = (async () => {
     try {
-      entry.buffer = await fetchAndDecode(clip.url, page);
-      if (!entry.buffer && clip.fallback) {
-        // This browser could not decode the OGG (older Safari): the same clip as FLAC, lossless
-        // so it still loops without a seam.
-        log.fallback = true;
-        entry.buffer = await fetchAndDecode(clip.fallback, page);
-      }
-      if (!entry.buffer) throw new Error(cannotDecode());
+      const decoded = await decodeEither(clip.url, clip.fallback, page);
+      entry.buffer = decoded.buffer;
+      if (decoded.fallback) log.fallback = true;
       entry.decodedAt = log.decodedAt = performance.now();
       log.ok = true;
       R.failed.delete(key);
@@ -315,6 +305,17 @@ async function fetchClip(page) {
   })();
   R.buffers.set(key, entry);
   return entry.promise;
+}
+
+// {buffer, fallback} of the clip at `url`, or, when this browser cannot decode the OGG (older
+// Safari), of the same clip as FLAC at `fallback` (lossless, so it still loops without a seam);
+// throws when neither decodes (or on an HTTP error).
+async function decodeEither(url, fallback, page) {
+  let buffer = await fetchAndDecode(url, page);
+  const fromFallback = !buffer && !!fallback;
+  if (fromFallback) buffer = await fetchAndDecode(fallback, page);
+  if (!buffer) throw new Error(cannotDecode());
+  return { buffer, fallback: fromFallback };
 }
 
 // The decoded clip at `url`, or null when this browser cannot decode it (an HTTP error throws).

@@ -435,7 +435,7 @@ def test_a_turn_past_the_last_page_ends_the_book_and_its_music(browser, served, 
         # The end's fade, and nothing after it bringing music back (a late event may log a fade of its own).
         log = [(f["reason"], f["page"], [x["to"] for x in f["fades"]]) for f in state["fades"][-6:]]
         ends = [i for i, f in enumerate(state["fades"]) if f["reason"] == "end"]
-        assert ends, f"no end fade: {log}"
+        assert ends, f"no end fade: {log}; the reader's errors {state['errors']}, the page's {errors}"
         end = state["fades"][ends[-1]]
         assert all(f["to"] == 0 for f in end["fades"]) and end["fades"], log
         assert all(x["to"] == 0 for f in state["fades"][ends[-1]:] for x in f["fades"]), log
@@ -458,6 +458,36 @@ def test_a_turn_past_the_last_page_ends_the_book_and_its_music(browser, served, 
         page.wait_for_function("window.m2mReader.state().playingPage === 0", timeout=10_000)
         state = page.evaluate(STATE)
         assert state["page"] == 0 and not state["ended"] and not page.is_visible(".m2m-end")
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_a_fade_the_browser_refuses_still_turns_the_music(browser, served):
+    """A browser whose automation timeline refuses a gain curve (Chrome throws when one overlaps an
+    event left behind) must not leave a turn half done: the fade falls back to a ramp, says why in
+    the reader's errors, and the turn, the end of the book and its slow fade are logged as ever."""
+    refuse = ("AudioParam.prototype.setValueCurveAtTime = function () { "
+              "throw new DOMException('overlaps an event', 'NotSupportedError'); };")
+    context, page, errors = open_reader(browser, served.url, init_script=refuse)
+    try:
+        wait_all_clips(page)
+        page.click(".m2m-start-btn")
+        wait_full(page, 0)
+        page.keyboard.press("ArrowLeft")
+        wait_full(page, 1)
+        last = page.evaluate(STATE)["pages"] - 1
+        page.evaluate(f"window.m2mReader.go({last})")
+        wait_full(page, last)
+        page.keyboard.press("ArrowLeft")  # past the last page
+        state = settle(page, 0.3)
+        reasons = [f["reason"] for f in state["fades"]]
+        assert reasons[0] == "start" and "turn" in reasons and reasons[-1] == "end", reasons
+        end = state["fades"][-1]["fades"]
+        assert end and all(f["to"] == 0 and f["error"] for f in end), end
+        assert 0.3 < state["voices"][0]["gain"] < 1, "the end fades out on a ramp, not a step"
+        assert any(e.startswith("fade (end): ") and "overlaps an event" in e for e in state["errors"])
+        page.wait_for_function("window.m2mReader.state().audible === 0", timeout=10_000)
         assert not errors, errors
     finally:
         context.close()

@@ -17,13 +17,12 @@ function gainAt(v, t) {
 }
 
 // `delay`: seconds to hold the gain before the fade starts (a silence before a scene's music).
+// Never throws: a page turn's bookkeeping (which voice is wanted, the fade log) goes on whatever
+// the browser's automation timeline refuses; the returned record says so in `error`.
 function fadeVoice(ctx, v, to, seconds, delay = 0) {
   const p = v.gain.gain, now = ctx.currentTime, at = now + FADE_EPS + Math.max(0, delay);
-  const g0 = Math.min(1, Math.max(0, gainAt(v, now)));
-  // Hold the gain where it is. cancelAndHoldAtTime keeps a running curve's current value; where it
-  // is missing, cancelScheduledValues plus setValueAtTime does the same from our own estimate.
-  if (p.cancelAndHoldAtTime) p.cancelAndHoldAtTime(now); else p.cancelScheduledValues(now);
-  p.setValueAtTime(g0, now);
+  const estimate = gainAt(v, now);
+  const g0 = Number.isFinite(estimate) ? Math.min(1, Math.max(0, estimate)) : (to > 0 ? 0 : 1);
   // Equal power: in = sin(theta), out = cos(theta). Start theta where the gain is now and keep the
   // rate of the full fade, so a half-faded voice finishes in half the time.
   const th0 = to > 0 ? Math.asin(g0) : Math.acos(g0);
@@ -34,16 +33,29 @@ function fadeVoice(ctx, v, to, seconds, delay = 0) {
     curve[i] = to > 0 ? Math.sin(th) : Math.cos(th);
   }
   curve[0] = g0; curve[FADE_POINTS - 1] = to;
-  v.hold = g0; v.target = to;
+  v.hold = g0; v.target = to; v.curveStart = at; v.curveDur = dur;
+  const done = { from: g0, to, start: at, seconds: dur };
   try {
+    // Hold the gain where it is. cancelAndHoldAtTime keeps a running curve's current value; where
+    // it is missing, cancelScheduledValues plus setValueAtTime does the same from our own estimate.
+    if (p.cancelAndHoldAtTime) p.cancelAndHoldAtTime(now); else p.cancelScheduledValues(now);
+    p.setValueAtTime(g0, now);
     p.setValueCurveAtTime(curve, at, dur);
     v.curve = curve;
   } catch (err) {
-    p.setValueAtTime(g0, at);
-    p.linearRampToValueAtTime(to, at + dur);
+    // An event the cancel left behind overlaps the curve: clear the whole timeline (nothing earlier
+    // than now matters any more) and ramp from our estimate instead.
+    done.error = String(err && err.message || err);
     v.curve = Float32Array.of(g0, to);
+    try {
+      p.cancelScheduledValues(0);
+      p.setValueAtTime(g0, now);
+      p.linearRampToValueAtTime(to, at + dur);
+    } catch (again) {
+      p.value = to;  // the last resort: a step, but the voice ends where it is wanted
+      v.curve = null; v.hold = to;
+      done.error += '; ' + String(again && again.message || again);
+    }
   }
-  v.curveStart = at; v.curveDur = dur;
-  return { from: g0, to, start: at, seconds: dur };
+  return done;
 }
-

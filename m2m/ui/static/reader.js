@@ -215,6 +215,7 @@ function musicFor(page, turnAt, reason, from = null) {
   for (const v of leaving.slice(0, Math.max(0, leaving.length - 2))) {
     if (v.curveStart + v.curveDur - R.ctx.currentTime > 0.15) fades.push(fadeVoice(R.ctx, v, 0, 0.12));
   }
+  for (const f of fades) if (f.error) R.errors.push('fade (' + reason + '): ' + f.error);
   record(R.fades, { page, reason, turnAt, at: performance.now(), ctxTime: R.ctx.currentTime,
                     hadBuffer: !!entry, held: hold, count: fades.length, fades, move: move ? move.kind : null,
                     stinger });

@@ -13,7 +13,7 @@ from m2m.loudness import loudness_lufs, normalize, true_peak_db
 from m2m.music.base import RenderOptions
 from m2m.music.render import ENCODER_HEADROOM_DB, SoundtrackSettings
 from m2m.runs import RunFolder
-from m2m.soundtrack import Soundtrack, build_soundtrack, mix_pages
+from m2m.soundtrack import Soundtrack, build_soundtrack, correlation, crossfade_gains, mix_pages
 
 from .conftest import cue
 
@@ -259,6 +259,43 @@ def test_crossfade_has_the_stated_length_and_equal_power(fade):
     assert rising.min() == pytest.approx(6.0 - fade / 2, abs=window)
     middle = np.argmin(abs(t - 6.0))
     assert old[middle] ** 2 + new[middle] ** 2 == pytest.approx(0.09, rel=0.05)  # equal power at the turn
+
+
+def _rms_over(x: np.ndarray, sr: int, seconds: float = 0.05) -> np.ndarray:
+    n = int(seconds * sr)
+    frames = x[: x.size // n * n].reshape(-1, n)
+    return np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+
+
+def test_alike_pages_crossfade_without_swelling_and_unlike_ones_keep_equal_power():
+    """Two pages playing the same music (a scene's pages share key, tempo, chords) sum in amplitude:
+    the equal-power law would swell them by 3 dB mid-crossfade, the correlation law holds the level;
+    two unrelated pages still crossfade at equal power, as before."""
+    sr, fade = 8000, 2.0
+    same = _tone(440, 10, sr)
+    out = mix_pages([(same, True), (same.copy(), True)], [0.0, fade], 6.0, sr, end_fade_seconds=1.0)
+    level = _rms_over(out[0], sr)
+    t = (np.arange(level.size) + 0.5) * 0.05
+    steady = level[(t > 3) & (t < 9)]
+    assert steady.max() / steady.min() < 1.02, "no swell where two alike pages overlap"
+
+    noise = np.random.default_rng(0)
+    a, b = (noise.standard_normal((2, 10 * sr)).astype(np.float32) * 0.1 for _ in range(2))
+    out = mix_pages([(a, True), (b, True)], [0.0, fade], 6.0, sr, end_fade_seconds=1.0)
+    power = _rms_over(out[0], sr, 0.25) ** 2
+    t = (np.arange(power.size) + 0.5) * 0.25
+    assert power[(t > 5.2) & (t < 6.8)].mean() == pytest.approx(power[(t > 2) & (t < 4)].mean(), rel=0.1)
+
+
+def test_the_crossfade_law_runs_from_equal_power_to_equal_gain():
+    fade_in, fade_out = crossfade_gains(1001, 0.0)
+    assert np.allclose(fade_in ** 2 + fade_out ** 2, 1.0, atol=1e-5)
+    fade_in, fade_out = crossfade_gains(1001, 1.0)
+    assert np.allclose(fade_in + fade_out, 1.0, atol=1e-5)
+    half_in, half_out = crossfade_gains(1001, 0.5)
+    assert np.allclose(half_in ** 2 + half_out ** 2 + 2 * 0.5 * half_in * half_out, 1.0, atol=1e-5)
+    assert correlation(np.ones((2, 100)), -np.ones((2, 100))) == 0.0  # opposed: no law below equal power
+    assert correlation(np.zeros((2, 100)), np.ones((2, 100))) == 0.0
 
 
 def test_normalise_meets_loudness_and_true_peak():

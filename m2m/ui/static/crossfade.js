@@ -16,25 +16,51 @@ function gainAt(v, t) {
   return v.curve[i] + (v.curve[i + 1] - v.curve[i]) * (f - i);
 }
 
+// How alike two stretches of `seconds` are (normalised correlation r, clipped to [0, 1]; 0 for silence): `a` from
+// `offsetA` s (wrapping round its end: a looping clip), `b` from `offsetB` s. Every few samples
+// suffice for a level law and keep it well under a millisecond on a page turn.
+function correlationAt(a, offsetA, b, offsetB, seconds) {
+  const rate = a.sampleRate, n = Math.floor(seconds * rate);
+  if (!n || b.sampleRate !== rate || a.length === 0) return 0;
+  const step = Math.max(1, Math.floor(n / 16000));
+  const startA = Math.floor(offsetA * rate), startB = Math.floor(offsetB * rate);
+  let xy = 0, xx = 0, yy = 0;
+  for (let ch = 0; ch < Math.min(a.numberOfChannels, b.numberOfChannels); ch++) {
+    const x = a.getChannelData(ch), y = b.getChannelData(ch);
+    for (let i = 0; i < n && startB + i < y.length; i += step) {
+      const u = x[(startA + i) % x.length], w = y[startB + i];
+      xy += u * w; xx += u * u; yy += w * w;
+    }
+  }
+  return xx > 0 && yy > 0 ? Math.min(1, Math.max(0, xy / Math.sqrt(xx * yy))) : 0;
+}
+
 // `delay`: seconds to hold the gain before the fade starts (a silence before a scene's music).
+// `r`: the correlation of the voice with the one fading the other way (correlationAt): the
+// equal-power law is scaled by 1 / sqrt(1 + 2 r sin cos) so two alike clips (a scene's pages share
+// key, tempo, chords) do not swell by up to 3 dB in the middle of their crossfade; the whole-book
+// file's mixer does the same (m2m/soundtrack.py crossfade_gains).
 // Never throws: a page turn's bookkeeping (which voice is wanted, the fade log) goes on whatever
 // the browser's automation timeline refuses; the returned record says so in `error`.
-function fadeVoice(ctx, v, to, seconds, delay = 0) {
+function fadeVoice(ctx, v, to, seconds, delay = 0, r = 0) {
   const p = v.gain.gain, now = ctx.currentTime, at = now + FADE_EPS + Math.max(0, delay);
   const estimate = gainAt(v, now);
   const g0 = Number.isFinite(estimate) ? Math.min(1, Math.max(0, estimate)) : (to > 0 ? 0 : 1);
   // Equal power: in = sin(theta), out = cos(theta). Start theta where the gain is now and keep the
   // rate of the full fade, so a half-faded voice finishes in half the time.
-  const th0 = to > 0 ? Math.asin(g0) : Math.acos(g0);
+  // Under the correlation law both voices follow one theta from 0 (fadeVoice is given r only for a
+  // voice at full gain and one entering from silence): a head start of the fading one's theta
+  // would unbalance the sum the law holds steady.
+  const th0 = r > 0 ? 0 : to > 0 ? Math.asin(g0) : Math.acos(g0);
   const dur = Math.max(0.02, seconds * (HALF_PI - th0) / HALF_PI);
   const curve = new Float32Array(FADE_POINTS);
   for (let i = 0; i < FADE_POINTS; i++) {
     const th = th0 + (HALF_PI - th0) * (i / (FADE_POINTS - 1));
-    curve[i] = to > 0 ? Math.sin(th) : Math.cos(th);
+    curve[i] = (to > 0 ? Math.sin(th) : Math.cos(th)) / Math.sqrt(1 + 2 * r * Math.sin(th) * Math.cos(th));
   }
   curve[0] = g0; curve[FADE_POINTS - 1] = to;
   v.hold = g0; v.target = to; v.curveStart = at; v.curveDur = dur;
-  const done = { from: g0, to, start: at, seconds: dur };
+  const done = { from: g0, to, start: at, seconds: dur, r: Number(r.toFixed(3)) };
   try {
     // Hold the gain where it is. cancelAndHoldAtTime keeps a running curve's current value; where
     // it is missing, cancelScheduledValues plus setValueAtTime does the same from our own estimate.

@@ -194,18 +194,19 @@ function musicFor(page, turnAt, reason, from = null) {
   }
   const fades = [];
   let keep = null;
+  const r = entry ? alikeness(page, entry, plan) : 0;
   for (const v of R.voices) {
     // the stinger into this page plays out while the reader stays on it (a clip arriving, a new value)
     if (v.stinger && v.page === page && !R.ended && !move) continue;
     if (entry && v.run === R.run && v.page === page && v.version === entry.version) keep = v;
-    else if (v.target !== 0 && !hold) fades.push(fadeVoice(R.ctx, v, 0, fade));
+    else if (v.target !== 0 && !hold) fades.push(fadeVoice(R.ctx, v, 0, fade, 0, r));
     // a chosen transition owns the change: music still dissolving from an earlier turn is gone
     // within its fade too (a silence is silent, a cut is clean)
     else if (move && v.curveStart + v.curveDur > R.ctx.currentTime + fade) fades.push(fadeVoice(R.ctx, v, 0, fade));
   }
   if (entry) {
     if (!keep) keep = startVoice(entry, plan.delay);
-    if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, plan.in, plan.delay));
+    if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, plan.in, plan.delay, r));
     if (R.firstAudibleAt === null && R.ctx.state === 'running') R.firstAudibleAt = performance.now();
   }
   const stinger = move && move.kind === 'stinger' ? playStinger(page, move) : null;
@@ -221,6 +222,20 @@ function musicFor(page, turnAt, reason, from = null) {
                     stinger });
   pruneVoices();
   updateChrome();
+}
+
+// The correlation law of a plain crossfade into `page` (crossfade.js fadeVoice): r of the one voice
+// at full gain now, from where it plays, and the new clip from its start, over the fade; 0 (equal
+// power) for anything else (a silence, a stinger, a voice already part-faded, two voices leaving).
+function alikeness(page, entry, plan) {
+  if (plan.delay || plan.in !== plan.out) return 0;
+  if (R.voices.some((v) => v.run === R.run && v.page === page && v.version === entry.version)) return 0;
+  const now = R.ctx.currentTime;
+  const sounding = R.voices.filter((v) => v.target !== 0);
+  if (sounding.length !== 1 || sounding[0].stinger || gainAt(sounding[0], now) < 0.98) return 0;
+  const old = sounding[0], buffer = old.src.buffer;
+  if (!buffer || now < old.clipStart) return 0;
+  return correlationAt(buffer, (now - old.clipStart) % buffer.duration, entry.buffer, 0, plan.in);
 }
 
 // Play the stinger of `move` (the old scene's closing cadence) once, from now, at full gain: it

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 TEMPO_RANGE = (40, 220)
 """Beats per minute a plan may ask for."""
@@ -234,6 +234,19 @@ class TransitionSheet:
             if transition.scene == scene:
                 return transition
         return None
+
+
+def enter_json(kind: str, fade: float, silence: float, stinger_seconds: float) -> dict[str, Any] | None:
+    """How a player moves into a page (reader.js and study.js share the move's fades, crossfade.js
+    ``fadesOf``): the transition chosen into a scene's first page as {kind, fade, silence} in
+    seconds, a stinger adding its ``seconds``; None within a scene (the player's own crossfade).
+    The caller adds where the stinger's clip is, in its own terms (a URL, a study's token)."""
+    if not kind:
+        return None
+    entry: dict[str, Any] = {"kind": kind, "fade": round(float(fade), 3), "silence": round(float(silence), 3)}
+    if kind == "stinger":
+        entry["seconds"] = round(float(stinger_seconds), 3)
+    return entry
 
 
 def check_transition(transition: Transition, scene: int) -> Transition:

@@ -97,7 +97,7 @@ class SoundtrackCue:
     """One page's clip as the cue sheet lists it. ``file`` is relative to the run folder; times in seconds.
 
     Stage 5 writes the record (``start`` and ``crossfade`` 0); stage 6 places it: ``start`` is when the page begins in the whole-book file (at the settings' pace);
-    ``crossfade`` the length of the equal-power transition into it, centred on ``start`` (a
+    ``crossfade`` the length of the crossfade into it, centred on ``start`` (a
     silence: the page before's fade-out). ``transition`` is the kind chosen at a scene change
     (m2m.cues.Transition; "" within a scene), ``silence`` the seconds of silence before the page;
     ``stinger`` the file of the old scene's closing cadence played first, ``stinger_seconds`` its length.

@@ -249,6 +249,38 @@ def audio_path(study_dir: str | os.PathLike[str], stimulus: Stimulus, condition:
     return version_folder(study_dir, stimulus, condition) / "audio" / f"page-{page:03d}.ogg"
 
 
+@dataclass(frozen=True)
+class PageEntry:
+    """How one version's music enters a page, from its cue sheet: the transition its director
+    chose into a scene's first page (``kind``, the old music's ``fade``, the ``silence`` after it)
+    and, for a stinger, its length and clip (None while not made: the player waits out its length)."""
+
+    kind: str
+    fade: float
+    silence: float
+    stinger_seconds: float = 0.0
+    stinger: Path | None = None
+
+
+def version_entries(study_dir: str | os.PathLike[str], stimulus: Stimulus, condition: str) -> dict[int, PageEntry]:
+    """Page -> how the version's music enters it, for the pages of ``stimulus`` entered by a chosen
+    transition (the others crossfade). Read from the version's run folder's ``soundtrack.json``;
+    empty when the folder has none or is not laid out as ``runs/<book>/<condition>/`` (a study put
+    together by hand). A broken cue sheet is a ValueError naming the file."""
+    from m2m.runs import RunFolder
+    from m2m.soundtrack import Soundtrack  # the cue sheet's schema; imported here: it pulls in numpy
+
+    folder = version_folder(study_dir, stimulus, condition)
+    if folder.name not in CONDITIONS:
+        return {}
+    record = RunFolder(folder.parent.parent, folder.parent.name, folder.name).read("soundtrack", Soundtrack)
+    if record is None:
+        return {}
+    return {cue.page: PageEntry(cue.transition, cue.crossfade, cue.silence, cue.stinger_seconds,
+                                folder / cue.stinger if cue.stinger else None)
+            for cue in record.data.cues if cue.page in stimulus.pages and cue.transition}
+
+
 def missing_files(study: Study, study_dir: str | os.PathLike[str]) -> tuple[Path, ...]:
     """Every audio clip the manifest needs that is not on disk; empty when the study is ready to run."""
     return tuple(

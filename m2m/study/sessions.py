@@ -27,7 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from .manifest import CONDITIONS, Study, audio_path
+from m2m.cues import enter_json
+
+from .manifest import CONDITIONS, PageEntry, Stimulus, Study, audio_path
 
 LABELS: tuple[str, ...] = ("A", "B", "C")
 
@@ -93,6 +95,9 @@ class PublicVersion:
     label: str
     pages: tuple[str, ...]
     audio: tuple[str, ...]
+    # per page, how the music moves into it on a turn from the page before, as the reader plays it
+    # (m2m.cues.enter_json, a stinger's clip as a token); None: the study's crossfade
+    enter: tuple[dict[str, object] | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,12 +168,15 @@ def build_session(
     participant_number: int,
     secret: bytes,
     page_image: Callable[[str, int], Path],
+    entries: Callable[[Stimulus, str], Mapping[int, PageEntry]] | None = None,
 ) -> Session:
     """Assemble one participant's session. Pure: the same arguments always give the same session.
 
     ``participant_number`` is the order of registration in the study (``Participant.number``), the
     Latin-square index. ``page_image(book_id, page)`` locates a page image; the store's
-    ``server_secret()`` is the usual ``secret``. Nothing is read from disk here.
+    ``server_secret()`` is the usual ``secret``; ``entries(stimulus, condition)`` says how each
+    version's music enters its pages (``manifest.version_entries``; None: every turn crossfades).
+    Nothing is read from disk here.
     """
     _check_participant_id(participant_id)
     _check_index("participant_number", participant_number)
@@ -194,15 +202,24 @@ def build_session(
         order = version_order(participant_number, study.stimulus_index(stimulus.id))
         for label, condition in zip(LABELS, order, strict=True):
             conditions[(stimulus.id, label)] = condition
-            audio_tokens = []
-            for page in stimulus.pages:
+            audio_tokens, enters = [], []
+            moves = entries(stimulus, condition) if entries is not None else {}
+            for index, page in enumerate(stimulus.pages):
                 # The condition is not part of the HMAC input, the label is: tokens reveal nothing
                 # about conditions even to someone comparing sessions of several participants.
                 audio_token = token("audio", stimulus.id, label, page)
                 path = audio_path(study_dir, stimulus, condition, page)
                 assets[audio_token] = Asset("audio", path, stimulus.book_id, page)
                 audio_tokens.append(audio_token)
-            versions.append(PublicVersion(stimulus.id, label, tuple(page_tokens), tuple(audio_tokens)))
+                move = moves.get(page) if index else None  # the passage's first page has no turn into it
+                enter = enter_json(move.kind, move.fade, move.silence, move.stinger_seconds) if move else None
+                if enter is not None and move is not None and move.stinger is not None:
+                    stinger_token = token("stinger", stimulus.id, label, page)
+                    assets[stinger_token] = Asset("audio", move.stinger, stimulus.book_id, page)
+                    enter["stinger"] = stinger_token
+                enters.append(enter)
+            versions.append(PublicVersion(stimulus.id, label, tuple(page_tokens), tuple(audio_tokens),
+                                          tuple(enters)))
         public_stimuli.append(PublicStimulus(stimulus.id, tuple(versions)))
     return Session(
         study_id=study.id,

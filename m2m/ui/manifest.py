@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from m2m.book import Book
+from m2m.cues import enter_json
 from m2m.ui.fallback_audio import fallback_url
 
 FILE_ROUTE = "gradio_api/file="
@@ -46,16 +47,14 @@ def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
     for page, c in sorted(clips.items()):
         entry = {"url": file_url(c.path, c.version), "fallback": fallback_url(c.path, c.version),
                  "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3)}
-        kind = getattr(c, "transition", "")
-        if kind:
-            entry["enter"] = {"kind": kind, "fade": round(float(c.crossfade), 3), "silence": round(float(c.silence), 3)}
-        if kind == "stinger":
-            # the old scene's closing cadence, played on the turn before this page's music enters
-            # (no url while it is not made yet: the reader then waits out its length)
-            entry["enter"]["seconds"] = round(float(c.stinger_seconds), 3)
-            if c.stinger is not None:
-                entry["enter"]["stinger"] = file_url(c.stinger, c.stinger_version)
-                entry["enter"]["stinger_fallback"] = fallback_url(c.stinger, c.stinger_version)
+        enter = enter_json(getattr(c, "transition", ""), c.crossfade, c.silence, c.stinger_seconds)
+        if enter is not None:
+            entry["enter"] = enter
+        # the old scene's closing cadence, played on the turn before this page's music enters
+        # (no url while it is not made yet: the reader then waits out its length)
+        if enter is not None and enter["kind"] == "stinger" and c.stinger is not None:
+            enter["stinger"] = file_url(c.stinger, c.stinger_version)
+            enter["stinger_fallback"] = fallback_url(c.stinger, c.stinger_version)
         out[str(page)] = entry
     return out
 

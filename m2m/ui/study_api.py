@@ -22,6 +22,7 @@ and retries.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -46,6 +47,7 @@ from m2m.study import (
     load_study,
 )
 from m2m.study.hub import hub_config_from_env, start_hub_sync
+from m2m.study.manifest import PageEntry, Stimulus, version_entries
 from m2m.study.questionnaire import CRITERIA, Questionnaire
 from m2m.ui.fallback_audio import flac_copy
 
@@ -66,6 +68,8 @@ from m2m.ui.study_config import (
     study_folder,
 )
 from m2m.ui.study_report import ResearcherReport, researcher_report
+
+LOG = logging.getLogger(__name__)
 
 API_PREFIX = "/study/api"
 DEFAULT_CROSSFADE_S = 1.5
@@ -188,8 +192,23 @@ def _router(s: StudyServer) -> APIRouter:
     def page_image(book_id: str, page: int) -> Path:
         return page_image_path(s.folder, book_id, page)
 
+    moves: dict[tuple[str, str], Mapping[int, PageEntry]] = {}
+
+    def entries(stimulus: Stimulus, condition: str) -> Mapping[int, PageEntry]:
+        """How each version's music enters its pages, read once from its cue sheet; a broken one
+        costs only its transitions (the version crossfades), said in the server's log."""
+        if (stimulus.id, condition) not in moves:
+            try:
+                moves[stimulus.id, condition] = version_entries(s.folder, stimulus, condition)
+            except ValueError as e:
+                LOG.warning("study %s, stimulus %s: transitions not played, every turn crossfades: %s",
+                            s.study.id, stimulus.id, e)
+                moves[stimulus.id, condition] = {}
+        return moves[stimulus.id, condition]
+
     def build(participant_id: str, number: int) -> Session:
-        return build_session(s.study, s.folder, participant_id, number, s.store.server_secret(), page_image)
+        return build_session(s.study, s.folder, participant_id, number, s.store.server_secret(), page_image,
+                             entries)
 
     sessions = _SessionCache(build)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from m2m.study import CONDITIONS, LABELS, build_session, condition_for, stimulus_order, version_order
-from m2m.study.manifest import audio_path
+from m2m.study.manifest import PageEntry, audio_path
 from m2m.study.sessions import WILLIAMS_SQUARE, new_participant_id
 
 from .conftest import BOOK, make_study
@@ -96,7 +96,8 @@ def test_public_view_hides_conditions_and_files() -> None:
         assert set(stimulus) == {"stimulus", "versions"}
         assert [v["label"] for v in stimulus["versions"]] == list(LABELS)
         for version in stimulus["versions"]:
-            assert set(version) == {"stimulus", "label", "pages", "audio"}
+            assert set(version) == {"stimulus", "label", "pages", "audio", "enter"}
+            assert version["enter"] == [None] * 4, "without a cue sheet every turn crossfades"
             assert version["stimulus"] == stimulus["stimulus"]
             assert len(version["pages"]) == len(version["audio"]) == 4
             assert all(token.fullmatch(t) for t in version["pages"] + version["audio"])
@@ -136,3 +137,34 @@ def test_build_session_validates() -> None:
         build_session(make_study(), Path("/x"), "p", -1, SECRET, page_image)
     with pytest.raises(ValueError, match="participant_id must be a non-empty string"):
         build_session(make_study(), Path("/x"), "", 0, SECRET, page_image)
+
+
+def test_a_version_s_chosen_transitions_reach_the_browser_as_moves_and_tokens() -> None:
+    """The m2m version's cue sheet enters page 1 by a silence and page 2 by a stinger (whose clip is
+    served by a token like any other); the passage's first page has no turn into it, and the other
+    versions crossfade. Nothing in the moves names a condition or a file."""
+    study, stinger = make_study(), Path("/srv/runs/m2m/audio/stinger-002.ogg")
+
+    def entries(stimulus, condition):
+        first = stimulus.pages[0]
+        if condition != "m2m":
+            return {}
+        return {first: PageEntry("cut", 0.05, 0.0), first + 1: PageEntry("silence", 1.0, 1.5),
+                first + 2: PageEntry("stinger", 1.0, 0.0, 2.5, stinger)}
+
+    session = build_session(study, Path("/srv/studies/within"), "p-7f3a", 4, SECRET, page_image, entries)
+    lowered = session.public.to_json().lower()
+    assert not any(leak in lowered for leak in ("m2m", "baseline", "random", ".ogg", "/"))
+    for public in session.public.stimuli:
+        for version in public.versions:
+            condition = session.condition(public.stimulus, version.label)
+            if condition != "m2m":
+                assert version.enter == (None,) * 4
+                continue
+            first, silence, stinger_move, last = version.enter
+            assert first is None, "no turn into the passage's first page"
+            assert silence == {"kind": "silence", "fade": 1.0, "silence": 1.5}
+            assert {k: v for k, v in stinger_move.items() if k != "stinger"} == \
+                {"kind": "stinger", "fade": 1.0, "silence": 0.0, "seconds": 2.5}
+            assert session.asset(stinger_move["stinger"]).path == stinger
+            assert last is None

@@ -18,15 +18,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "study"
 STATE = "window.studyPlayer.state()"
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, RatingsStore, Path]]:
+def serve_study(folder: Path, other_tab: bool = True) -> Iterator[tuple[str, RatingsStore, Path]]:
+    """The study in ``folder`` served as the app serves it; (its URL, its ratings store, the folder)."""
     import gradio as gr
 
     from m2m.ui.study_api import study_app_kwargs
     from m2m.ui.study_tab import build_study_tab
 
-    folder = tmp_path_factory.mktemp("study")
-    make_study_dir(folder)
     store = RatingsStore(folder / "study.sqlite3")
     mp = pytest.MonkeyPatch()
     mp.setenv("M2M_STUDY_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -34,8 +32,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Rati
     with gr.Blocks(title="Listening study") as demo:
         with gr.Tab("Listening study"):
             build_study_tab(folder, store)
-        with gr.Tab("Read"):
-            gr.Markdown("The reader would be here.")
+        if other_tab:
+            with gr.Tab("Read"):
+                gr.Markdown("The reader would be here.")
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, ssr_mode=False,
                 app_kwargs=study_app_kwargs(folder, store))
@@ -45,6 +44,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Rati
         demo.close()
         store.close()
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, RatingsStore, Path]]:
+    folder = tmp_path_factory.mktemp("study")
+    make_study_dir(folder)
+    yield from serve_study(folder)
 
 
 @pytest.fixture(scope="module")

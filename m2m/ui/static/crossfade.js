@@ -1,10 +1,26 @@
-// Equal-power fades on Web Audio GainNodes, shared by the reader (reader.js) and the listening
-// study (study.js): both are loaded after this file in the same js_on_load scope.
+// Equal-power fades on Web Audio GainNodes and the moves they make at a scene change, shared by
+// the reader (reader.js) and the listening study (study.js): both are loaded after this file in
+// the same js_on_load scope.
 // A voice is {gain: GainNode, hold, target, curve, curveStart, curveDur}.
 
 const FADE_EPS = 0.003;       // s: curves start just after the hold point (no overlapping events)
 const FADE_POINTS = 96;
 const HALF_PI = Math.PI / 2;
+
+const CUT_S = 0.05;         // a cut at a scene change still fades this long: an instant switch clicks
+const SILENCE_ENTRY_S = 0.3; // after a silence or a stinger the new scene enters over this long (as the whole file)
+
+// The fades of a move (a page's `enter` as the server sends it; null: a plain crossfade of
+// `plain` seconds): the old music's fade-out, the new music's fade-in, and the silence between
+// them (a silence: the old fades out, the new waits out the silence and enters over 0.3 s; a
+// stinger: the old fades out under the stinger, the new enters over 0.3 s when the stinger ends).
+function fadesOf(move, plain) {
+  if (!move) return { out: plain, in: plain, delay: 0 };
+  if (move.kind === 'silence') return { out: move.fade, in: SILENCE_ENTRY_S, delay: move.fade + move.silence };
+  if (move.kind === 'stinger') return { out: move.fade, in: SILENCE_ENTRY_S, delay: move.seconds };
+  const seconds = Math.max(CUT_S, move.fade);
+  return { out: seconds, in: seconds, delay: 0 };
+}
 
 function gainAt(v, t) {
   // The voice's gain at ctx time t, from the curve we scheduled (the same linear interpolation the

@@ -28,8 +28,6 @@ const KEEP_AROUND = 2;      // decoded buffers kept this many pages either side 
 const TURN_MS = 620;
 const HOLD_MS = 5000;      // the longest the music on now waits for a page's clip before it fades out
 const END_FADE_S = 4;      // past the last page the music fades out slowly, as a film's does
-const CUT_S = 0.05;         // a cut at a scene change still fades this long: an instant switch clicks
-const SILENCE_ENTRY_S = 0.3; // after a silence or a stinger the new scene enters over this long (as the whole file)
 // The pull (see pull()): how often while music is being made or just after a save or a settings
 // change; how often otherwise (cheap, and it catches anything missed); how long after a turn is sent
 // its answer may take before the pull asks again; how long a save or a settings change keeps it quick.
@@ -157,16 +155,6 @@ function moveInto(page, from, reason) {
   return reason === 'turn' && clip && clip.enter && from === page - 1 ? clip.enter : null;
 }
 
-// The fades of a move: the old music's fade-out, the new music's fade-in, and the silence between
-// them (a silence: the old fades out, the new waits out the silence and enters over 0.3 s; a
-// stinger: the old fades out under the stinger, the new enters over 0.3 s when the stinger ends).
-function fadesOf(move) {
-  if (!move) return { out: R.fade, in: R.fade, delay: 0 };
-  if (move.kind === 'silence') return { out: move.fade, in: SILENCE_ENTRY_S, delay: move.fade + move.silence };
-  if (move.kind === 'stinger') return { out: move.fade, in: SILENCE_ENTRY_S, delay: move.seconds };
-  const seconds = Math.max(CUT_S, move.fade);
-  return { out: seconds, in: seconds, delay: 0 };
-}
 
 // Make the page's music the only one heading for full gain. `reason` is logged with the fade;
 // `from` is the page a turn came from.
@@ -176,7 +164,7 @@ function musicFor(page, turnAt, reason, from = null) {
   const entry = R.musicOn && !R.ended ? readyEntry(page) : null;
   const hold = !entry && !R.ended && R.musicOn && arriving(page) && R.heldFor !== page;
   const move = R.ended || !entry ? null : moveInto(page, from, reason);
-  const plan = fadesOf(move);
+  const plan = fadesOf(move, R.fade);
   const fade = R.ended ? Math.max(END_FADE_S, R.fade) : plan.out;
   if (!hold) {
     clearTimeout(R.holdTimer);

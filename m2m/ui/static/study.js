@@ -8,7 +8,8 @@
 //
 // Audio follows the reader (static/reader.js): one looping AudioBufferSourceNode + GainNode per
 // page -> bus -> destination; a page turn fades the old page out and the new one in with
-// equal-power curves (cos/sin) that start from each gain's current value.
+// equal-power curves (cos/sin) that start from each gain's current value, and a forward turn into
+// a scene's first page plays the transition the version's director chose there (its `enter`).
 
 const root = element.querySelector('.st-root');
 const body = root.querySelector('.st-body');
@@ -18,7 +19,7 @@ const S = {
   info: null, pid: null, session: null, rated: new Map(), screen: 'loading',
   si: 0, vi: 0, page: 0, listened: new Set(), drafts: {},
   ctx: null, bus: null, voices: [], buffers: new Map(), fade: 1.5, hiddenPause: false,
-  errors: [], fades: [], submits: 0, retries: 0, recovered: 0,
+  errors: [], fades: [], stingers: [], submits: 0, retries: 0, recovered: 0,
   // Listening time per version key, in seconds of the audio clock, summed over "Listen again" visits;
   // `clock` is the open visit ({ k, since }) while a listening screen is up, else null.
   heard: new Map(), clock: null,
@@ -121,18 +122,25 @@ function loadClip(token) {
   return promise;
 }
 
-// Make `token` the only clip heading for full gain (null: silence), with equal-power fades.
-async function playClip(token, reason) {
+// Make `token` the only clip heading for full gain (null: silence), with equal-power fades; `move`:
+// the transition chosen into this page (the version's `enter`, on a turn from the page before),
+// played as the reader plays it (crossfade.js fadesOf): a crossfade of its length, a cut, a
+// silence, or the old scene's stinger before the new page enters.
+async function playClip(token, reason, move = null) {
   if (!ensureContext()) return;
+  const plan = fadesOf(move, S.fade), turnAt = S.ctx.currentTime;
   const fades = [];
-  for (const v of S.voices) if (v.token !== token && v.target !== 0) fades.push({ token: v.token, ...fadeVoice(S.ctx, v, 0, S.fade) });
-  S.fades.push({ reason, token, at: performance.now(), fades });
+  for (const v of S.voices) if (v.token !== token && v.target !== 0) fades.push({ token: v.token, ...fadeVoice(S.ctx, v, 0, plan.out) });
+  S.fades.push({ reason, token, at: performance.now(), ctxTime: turnAt, fades, move: move ? move.kind : null });
   if (!token) return;
+  if (move && move.kind === 'stinger' && move.stinger) playStinger(move.stinger, token);
   let buffer;
   try { buffer = await loadClip(token); } catch (err) { return; }
   // The participant may have turned again while the clip loaded: only the current page's clip starts.
   if (currentClip() !== token || S.screen !== 'listen') return;
-  let v = S.voices.find((x) => x.token === token);
+  // a silence or a stinger holds the new page back from the turn, however long its clip took to load
+  const delay = Math.max(0, turnAt + plan.delay - S.ctx.currentTime);
+  let v = S.voices.find((x) => x.token === token && !x.stinger);
   if (!v) {
     const src = S.ctx.createBufferSource();
     src.buffer = buffer;
@@ -140,11 +148,35 @@ async function playClip(token, reason) {
     const gain = S.ctx.createGain();
     gain.gain.setValueAtTime(0, S.ctx.currentTime);
     src.connect(gain).connect(S.bus);
-    src.start();
+    src.start(S.ctx.currentTime + delay);  // after a silence or a stinger, from the clip's beginning
     v = { token, src, gain, curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0 };
     S.voices.push(v);
   }
-  if (v.target !== 1) S.fades.push({ reason, token, at: performance.now(), fades: [fadeVoice(S.ctx, v, 1, S.fade)] });
+  if (v.target !== 1) S.fades.push({ reason, token, at: performance.now(), fades: [fadeVoice(S.ctx, v, 1, plan.in, delay)] });
+}
+
+// The old scene's closing cadence, once, from now at full gain (a voice of its own: the next turn
+// fades it like any other); one not loaded by the time the turn comes is skipped, the new page still
+// waiting out its length, as in the reader.
+async function playStinger(stingerToken, pageToken) {
+  const asked = S.ctx.currentTime;
+  let buffer;
+  try { buffer = await loadClip(stingerToken); } catch (err) { return; }
+  if (currentClip() !== pageToken || S.ctx.currentTime - asked > 0.25) {
+    S.stingers.push({ token: stingerToken, played: false });
+    return;
+  }
+  const src = S.ctx.createBufferSource();
+  src.buffer = buffer;
+  const gain = S.ctx.createGain();
+  gain.gain.setValueAtTime(1, S.ctx.currentTime);
+  src.connect(gain).connect(S.bus);
+  src.start();
+  const v = { token: stingerToken, src, gain, curve: null, curveStart: 0, curveDur: 0, hold: 1, target: 1, stinger: true };
+  // once it has rung out it is silent and done: the next prune stops and disconnects it
+  src.onended = () => { v.hold = 0; v.curve = null; v.target = 0; v.curveStart = 0; v.curveDur = 0; };
+  S.voices.push(v);
+  S.stingers.push({ token: stingerToken, played: true, start: S.ctx.currentTime, seconds: buffer.duration });
 }
 
 function silence(reason) {
@@ -396,7 +428,8 @@ function introScreen() {
     h('div', { class: 'st-actions' }, go));
 }
 
-function listenScreen(page) {
+// `from`: the page a turn came from (null: the passage opens here).
+function listenScreen(page, from = null) {
   const v = version();
   S.page = Math.max(0, Math.min(v.pages.length - 1, page));
   const k = key(stimulus().stimulus, v.label);
@@ -417,14 +450,17 @@ function listenScreen(page) {
     h('div', { class: 'st-actions' }, rate));
   for (const token of v.pages) { const pre = new Image(); pre.src = asset(token); }
   for (const token of v.audio) loadClip(token);
-  playClip(v.audio[S.page], wasListening ? 'turn' : 'start');
+  for (const e of v.enter || []) if (e && e.stinger) loadClip(e.stinger);
+  // a forward turn into a page the version enters by a chosen transition plays it; any other turn crossfades
+  const move = wasListening && from === S.page - 1 ? (v.enter || [])[S.page] || null : null;
+  playClip(v.audio[S.page], wasListening ? 'turn' : 'start', move);
 }
 
 function turn(step) {
   if (S.screen !== 'listen') return;
   const target = S.page + step;
   if (target < 0 || target >= version().pages.length) return;
-  listenScreen(target);
+  listenScreen(target, S.page);
 }
 
 function rateScreen(error) {
@@ -552,8 +588,8 @@ window.studyPlayer = {
       screen: S.screen, participant: S.pid, stimulus: S.session ? stimulus().stimulus : null,
       label: S.session ? version().label : null, page: S.page, rated: S.rated.size,
       total: S.session ? totalVersions() : 0, ctxState: S.ctx ? S.ctx.state : 'none',
-      voices: S.voices.map((v) => ({ gain: Number(gainAt(v, now).toFixed(4)), target: v.target })),
-      fades: S.fades.slice(-50), errors: S.errors.slice(), submits: S.submits, retries: S.retries, recovered: S.recovered,
+      voices: S.voices.map((v) => ({ gain: Number(gainAt(v, now).toFixed(4)), target: v.target, stinger: !!v.stinger })),
+      fades: S.fades.slice(-50), stingers: S.stingers.slice(), errors: S.errors.slice(), submits: S.submits, retries: S.retries, recovered: S.recovered,
       heard: Object.fromEntries([...S.heard].map(([k, s]) => [k, Number(s.toFixed(3))])),
     };
   },

@@ -266,7 +266,6 @@ class PageMixer:
         # the page before's last stretch, not yet faded, where it and the next page's fade-in
         # coincide (a crossfade): (where it starts, its samples)
         self.held: tuple[int, np.ndarray] | None = None
-        self.correlations: list[float | None] = [None] * n  # per page: r of the crossfade into it
 
     def _samples(self, seconds: float) -> int:
         return int(round(seconds * self.sample_rate))
@@ -300,18 +299,15 @@ class PageMixer:
             fade_out = min(self.fade_outs[k + 1], end - begin)
         segment = _looped(samples, end - begin, loop).copy()
         held, self.held = self.held, None
-        if held is not None and held[0] == begin and held[1].shape[1] == fade_in:
+        if held is not None:
             # a crossfade: the law follows how alike the two stretches are
-            r = self.correlations[k] = round(correlation(held[1], segment[:, :fade_in]), 3)
-            gain_in, gain_out = crossfade_gains(fade_in, r)
+            gain_in, gain_out = crossfade_gains(fade_in, round(correlation(held[1], segment[:, :fade_in]), 3))
             self._place(held[1] * gain_out, held[0])
             segment[:, :fade_in] *= gain_in
-        else:
-            if held is not None:
-                self._place(held[1] * equal_power(held[1].shape[1])[1], held[0])
-            if fade_in > 0:
-                segment[:, :fade_in] *= equal_power(fade_in)[0]
-        if fade_out > 0 and k + 1 < n and end - fade_out == self.begins[k + 1] and not self.stingers[k + 1]:
+        elif fade_in > 0:
+            segment[:, :fade_in] *= equal_power(fade_in)[0]
+        if fade_out > 0 and k + 1 < n and end - fade_out == self.begins[k + 1] and fade_out == self.fade_ins[k + 1] \
+                and not self.stingers[k + 1]:
             self.held = (end - fade_out, segment[:, -fade_out:].copy())
             segment = segment[:, :-fade_out]
         elif fade_out > 0:

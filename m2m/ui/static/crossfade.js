@@ -22,6 +22,24 @@ function fadesOf(move, plain) {
   return { out: seconds, in: seconds, delay: 0 };
 }
 
+// A voice that plays `buffer` once, from now at full gain, into `bus` (a stinger: the old scene's
+// closing cadence); `fields` are the player's own. Once it has rung out it is silent and done, and
+// `onDone` runs (the player's prune then stops and disconnects it).
+function oneShotVoice(ctx, bus, buffer, fields, onDone = null) {
+  const src = ctx.createBufferSource();
+  src.buffer = buffer;
+  const gain = ctx.createGain();
+  gain.gain.setValueAtTime(1, ctx.currentTime);
+  src.connect(gain).connect(bus);
+  src.start(ctx.currentTime);
+  const v = { ...fields, src, gain, curve: null, curveStart: 0, curveDur: 0, hold: 1, target: 1, stinger: true };
+  src.onended = () => {
+    v.hold = 0; v.curve = null; v.target = 0; v.curveStart = 0; v.curveDur = 0;
+    if (onDone) onDone();
+  };
+  return v;
+}
+
 function gainAt(v, t) {
   // The voice's gain at ctx time t, from the curve we scheduled (the same linear interpolation the
   // spec uses for setValueCurveAtTime), so a new fade can start exactly where the old one is.

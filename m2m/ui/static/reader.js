@@ -131,6 +131,9 @@ function clipOf(page) {
   return clips[String(page)] || null;
 }
 
+// Whether voice `v` plays `entry`, the clip of `page` in the run on screen.
+function playsEntry(v, page, entry) { return v.run === R.run && v.page === page && v.version === entry.version; }
+
 function bufferKey(page, version) { return R.run + '|' + page + '|' + version; }
 
 function readyEntry(page) {
@@ -186,7 +189,7 @@ function musicFor(page, turnAt, reason, from = null) {
   for (const v of R.voices) {
     // the stinger into this page plays out while the reader stays on it (a clip arriving, a new value)
     if (v.stinger && v.page === page && !R.ended && !move) continue;
-    if (entry && v.run === R.run && v.page === page && v.version === entry.version) keep = v;
+    if (entry && playsEntry(v, page, entry)) keep = v;
     else if (v.target !== 0 && !hold) fades.push(fadeVoice(R.ctx, v, 0, fade, 0, r));
     // a chosen transition owns the change: music still dissolving from an earlier turn is gone
     // within its fade too (a silence is silent, a cut is clean)
@@ -217,7 +220,7 @@ function musicFor(page, turnAt, reason, from = null) {
 // power) for anything else (a silence, a stinger, a voice already part-faded, two voices leaving).
 function alikeness(page, entry, plan) {
   if (plan.delay || plan.in !== plan.out) return 0;
-  if (R.voices.some((v) => v.run === R.run && v.page === page && v.version === entry.version)) return 0;
+  if (R.voices.some((v) => playsEntry(v, page, entry))) return 0;
   const now = R.ctx.currentTime;
   const sounding = R.voices.filter((v) => v.target !== 0);
   if (sounding.length !== 1 || sounding[0].stinger || gainAt(sounding[0], now) < 0.98) return 0;
@@ -237,18 +240,8 @@ function playStinger(page, move) {
     if (move.stinger) fetchStinger(move.stinger, move.stinger_fallback);
     return { url: move.stinger || null, start: at, seconds: move.seconds, played: false };
   }
-  const src = R.ctx.createBufferSource();
-  src.buffer = have.buffer;
-  src.loop = false;
-  const gain = R.ctx.createGain();
-  gain.gain.setValueAtTime(1, at);
-  src.connect(gain).connect(R.bus);
-  src.start(at);
-  const v = { id: ++R.voiceSeq, run: R.run, page, version: 'stinger', src, gain, curve: null, curveStart: 0,
-              curveDur: 0, hold: 1, target: 1, startedAt: performance.now(), stinger: true };
-  // once it has rung out it is silent and done: the next prune stops and disconnects it
-  src.onended = () => { v.hold = 0; v.curve = null; v.target = 0; v.curveStart = 0; v.curveDur = 0; pruneVoices(); };
-  R.voices.push(v);
+  R.voices.push(oneShotVoice(R.ctx, R.bus, have.buffer, { id: ++R.voiceSeq, run: R.run, page, version: 'stinger',
+                                                          startedAt: performance.now() }, pruneVoices));
   return { url: move.stinger, start: at, seconds: have.buffer.duration, played: true };
 }
 

@@ -166,16 +166,7 @@ async function playStinger(stingerToken, pageToken) {
     S.stingers.push({ token: stingerToken, played: false });
     return;
   }
-  const src = S.ctx.createBufferSource();
-  src.buffer = buffer;
-  const gain = S.ctx.createGain();
-  gain.gain.setValueAtTime(1, S.ctx.currentTime);
-  src.connect(gain).connect(S.bus);
-  src.start();
-  const v = { token: stingerToken, src, gain, curve: null, curveStart: 0, curveDur: 0, hold: 1, target: 1, stinger: true };
-  // once it has rung out it is silent and done: the next prune stops and disconnects it
-  src.onended = () => { v.hold = 0; v.curve = null; v.target = 0; v.curveStart = 0; v.curveDur = 0; };
-  S.voices.push(v);
+  S.voices.push(oneShotVoice(S.ctx, S.bus, buffer, { token: stingerToken }));
   S.stingers.push({ token: stingerToken, played: true, start: S.ctx.currentTime, seconds: buffer.duration });
 }
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from m2m.study import RatingsStore, load_study
+from m2m.study import RatingsStore, build_session, load_study
+from m2m.study.manifest import version_entries
 from tests.conftest import chromium, free_port
 
 from .conftest import ADMIN_TOKEN, make_study_dir
@@ -64,6 +65,15 @@ def wait_screen(page, screen: str) -> None:
 
 
 PHONE = {"width": 390, "height": 844}
+
+
+def session_of(folder: Path, store: RatingsStore, pid: str):
+    """The participant's session as the server builds it (which condition each label plays), for a
+    test to unblind what it heard; each version's transitions from its run folder, as served."""
+    study = load_study(folder / "study.json")
+    return build_session(study, folder, pid, store.participant(pid).number, store.server_secret(),
+                         lambda book, p: folder / "pages" / book / f"{p:03d}.png",
+                         lambda stimulus, condition: version_entries(folder, stimulus, condition))
 
 
 def open_study(browser, url: str, routes: tuple = (), viewport: dict | None = None) -> tuple:

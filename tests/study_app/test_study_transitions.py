@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from m2m.study import RatingsStore, build_session, load_study
-from m2m.study.manifest import version_entries
+from m2m.study import RatingsStore, load_study
 
 from .conftest import make_study_dir, write_cue_sheet
 from .test_study_browser import (
@@ -20,6 +19,7 @@ from .test_study_browser import (
     rate_and_submit,
     register,
     serve_study,
+    session_of,
     wait_screen,
 )
 
@@ -67,9 +67,7 @@ def test_each_version_s_turns_play_its_own_transitions(browser, served) -> None:
     try:
         register(page)
         pid = page.evaluate(STATE)["participant"]
-        session = build_session(study, folder, pid, store.participant(pid).number, store.server_secret(),
-                                lambda book, p: folder / "pages" / book / f"{p:03d}.png",
-                                lambda stimulus, condition: version_entries(folder, stimulus, condition))
+        session = session_of(folder, store, pid)
         seen = {}
         for rated in (1, 2, 3):
             label = page.evaluate(STATE)["label"]

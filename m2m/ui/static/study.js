@@ -18,7 +18,8 @@ const API = String(props.api_root || 'study/api').replace(/\/+$/, '');
 const S = {
   info: null, pid: null, session: null, rated: new Map(), screen: 'loading',
   si: 0, vi: 0, page: 0, listened: new Set(), drafts: {},
-  ctx: null, bus: null, voices: [], buffers: new Map(), fade: 1.5, hiddenPause: false,
+  // buffers: token -> the clip's decoding (a promise); decoded: token -> the AudioBuffer once it is
+  ctx: null, bus: null, voices: [], buffers: new Map(), decoded: new Map(), fade: 1.5, hiddenPause: false,
   errors: [], fades: [], stingers: [], submits: 0, retries: 0, recovered: 0,
   // Listening time per version key, in seconds of the audio clock, summed over "Listen again" visits;
   // `clock` is the open visit ({ k, since }) while a listening screen is up, else null.
@@ -109,28 +110,48 @@ function loadClip(token) {
       return res.arrayBuffer();
     };
     const ogg = await bytesOf(asset(token));  // an HTTP error is final
+    let buffer;
     try {
-      return await S.ctx.decodeAudioData(ogg);
+      buffer = await S.ctx.decodeAudioData(ogg);
     } catch (err) {
       // A browser without OGG Vorbis (older Safari): the same clip as lossless FLAC.
       S.errors.push('clip: ' + String(err && err.message || err) + '; trying FLAC');
-      return S.ctx.decodeAudioData(await bytesOf(asset(token) + '?format=flac'));
+      buffer = await S.ctx.decodeAudioData(await bytesOf(asset(token) + '?format=flac'));
     }
+    S.decoded.set(token, buffer);
+    return buffer;
   })();
   promise.catch((err) => { S.buffers.delete(token); S.errors.push(String(err && err.message || err)); });
   S.buffers.set(token, promise);
   return promise;
 }
 
-// Make `token` the only clip heading for full gain (null: silence), with equal-power fades; `move`:
-// the transition chosen into this page (the version's `enter`, on a turn from the page before),
-// played as the reader plays it (crossfade.js fadesOf): a crossfade of its length, a cut, a
-// silence, or the old scene's stinger before the new page enters.
+// The correlation law of a plain crossfade into `token`'s clip (crossfade.js fadeVoice), as the
+// reader has it: r of the one voice sounding at full gain, where it is now, against the new clip's
+// opening; 0 (equal power) for anything else: a clip not decoded yet (its fade-out cannot wait for
+// it), a voice of it still sounding, a stinger, a voice mid-fade, a silence or a stinger's move.
+function alikeness(token, plan) {
+  const buffer = S.decoded.get(token);
+  if (!buffer || plan.delay || plan.in !== plan.out) return 0;
+  if (S.voices.some((v) => v.token === token && !v.stinger)) return 0;
+  const now = S.ctx.currentTime, sounding = S.voices.filter((v) => v.target !== 0);
+  if (sounding.length !== 1 || sounding[0].stinger || gainAt(sounding[0], now) < 0.98) return 0;
+  const old = sounding[0];
+  if (!old.src.buffer || now < old.clipStart) return 0;
+  return correlationAt(old.src.buffer, (now - old.clipStart) % old.src.buffer.duration, buffer, 0, plan.in);
+}
+
+// Make `token` the only clip heading for full gain (null: silence), with equal-power fades (scaled
+// by the correlation law where the two clips are alike); `move`: the transition chosen into this
+// page (the version's `enter`, on a turn from the page before), played as the reader plays it
+// (crossfade.js fadesOf): a crossfade of its length, a cut, a silence, or the old scene's stinger
+// before the new page enters.
 async function playClip(token, reason, move = null) {
   if (!ensureContext()) return;
   const plan = fadesOf(move, S.fade), turnAt = S.ctx.currentTime;
+  const r = token ? alikeness(token, plan) : 0;
   const fades = [];
-  for (const v of S.voices) if (v.token !== token && v.target !== 0) fades.push({ token: v.token, ...fadeVoice(S.ctx, v, 0, plan.out) });
+  for (const v of S.voices) if (v.token !== token && v.target !== 0) fades.push({ token: v.token, ...fadeVoice(S.ctx, v, 0, plan.out, 0, r) });
   S.fades.push({ reason, token, at: performance.now(), ctxTime: turnAt, fades, move: move ? move.kind : null });
   if (!token) return;
   if (move && move.kind === 'stinger' && move.stinger) playStinger(move.stinger, token);
@@ -148,11 +169,12 @@ async function playClip(token, reason, move = null) {
     const gain = S.ctx.createGain();
     gain.gain.setValueAtTime(0, S.ctx.currentTime);
     src.connect(gain).connect(S.bus);
-    src.start(S.ctx.currentTime + delay);  // after a silence or a stinger, from the clip's beginning
-    v = { token, src, gain, curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0 };
+    const clipStart = S.ctx.currentTime + delay;
+    src.start(clipStart);  // after a silence or a stinger, from the clip's beginning
+    v = { token, src, gain, clipStart, curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0 };
     S.voices.push(v);
   }
-  if (v.target !== 1) S.fades.push({ reason, token, at: performance.now(), fades: [fadeVoice(S.ctx, v, 1, plan.in, delay)] });
+  if (v.target !== 1) S.fades.push({ reason, token, at: performance.now(), fades: [fadeVoice(S.ctx, v, 1, plan.in, delay, r)] });
 }
 
 // The old scene's closing cadence, once, from now at full gain (a voice of its own: the next turn

@@ -1,5 +1,5 @@
 """Music engine figures: the composer's real-time factor, a 16-page book from a cold start, the first
-page's latency, and a randomly initialised model with musicgen-small's architecture on a few pages.
+page's latency, the level ride's evenness and cost, and a randomly initialised model with musicgen-small's architecture on a few pages.
 
 Prints figures, asserts nothing about time. Wall time on a shared machine is noisy, so CPU time
 (this process, all threads) is printed beside it. Run: ``.venv/bin/python bench/music.py``.
@@ -37,6 +37,50 @@ def book_cues(pages: int = 16):
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def level_steps(loop, rate: int, step_seconds: float = 0.25):
+    """|loudness of the 3 s before t - loudness of the 3 s after t| (LU) at every ``step_seconds`` of a
+    looping clip, by the reference meter: how much a page turn at t would jump on the clip's own."""
+    import numpy as np
+
+    from m2m.loudness import loudness_lufs
+
+    n, window = loop.shape[1], 3 * rate
+
+    def level(start: int) -> float:
+        return loudness_lufs(loop[:, np.arange(start, start + window) % n], rate)
+
+    return np.array([abs(level(t - window) - level(t)) for t in range(0, n, int(step_seconds * rate))])
+
+
+def bench_ride(pages: int, clip_seconds: float, rate: int) -> None:
+    """The composer's level ride (m2m.loudness.ride_level) on the benchmark book's loops: how much
+    each loop's level moves from one 3 s to the next before and after it, how fast its gain moves,
+    and what it costs."""
+    import numpy as np
+
+    from m2m.loudness import ride_level
+    from m2m.music.base import RenderOptions
+    from m2m.music.composer import ComposerEngine
+
+    engine, before, after, fastest, seconds = ComposerEngine(), [], [], 0.0, 0.0
+    for cue in book_cues(pages).cues:
+        *_, loop = engine.unridden_loop(cue, RenderOptions(seconds=clip_seconds, sample_rate=rate))
+        c0 = time.process_time()
+        ridden = ride_level(loop, rate)
+        seconds += time.process_time() - c0
+        before.append(level_steps(loop, rate))
+        after.append(level_steps(ridden, rate))
+        sounding = np.abs(loop[0]) > 1e-3
+        gain_db = np.where(sounding, 20 * np.log10(np.abs(ridden[0]) / np.maximum(np.abs(loop[0]), 1e-9)), np.nan)
+        tenth = gain_db[::rate // 10]
+        fastest = max(fastest, float(np.nanmax(np.abs(np.diff(tenth)))))
+    before_all, after_all = np.concatenate(before), np.concatenate(after)
+    print(f"level ride, {pages} loops: 3 s-to-3 s level step LU mean / 90th pct / worst "
+          f"{before_all.mean():.3f} / {np.percentile(before_all, 90):.3f} / {before_all.max():.2f} unridden -> "
+          f"{after_all.mean():.3f} / {np.percentile(after_all, 90):.3f} / {after_all.max():.2f} ridden; "
+          f"gain moves at most {fastest:.2f} dB per 0.1 s; {seconds / pages:.2f} s CPU per loop")
 
 
 def bench_composer(pages: int, clip_seconds: float, rate: int, memory: bool = True) -> tuple[float, float]:
@@ -222,6 +266,7 @@ def main() -> None:
                         help=f"of the composer's clips and the soundtrack (default {DEFAULT_SAMPLE_RATE}, as m2m render)")
     args = parser.parse_args()
     composer_rtf, _ = bench_composer(args.pages, args.clip_seconds, args.sample_rate, memory=not args.skip_memory)
+    bench_ride(args.pages, args.clip_seconds, args.sample_rate)
     bench_example_cli(args.cli_runs, args.sample_rate)
     if not args.skip_musicgen:
         musicgen_rtf = bench_musicgen(args.musicgen_pages, args.musicgen_seconds, args.threads)

@@ -27,6 +27,7 @@ from m2m.music.arrangement import arrange
 from m2m.music.base import DEFAULT_SAMPLE_RATE, Audio, EngineInfo, Rendered, RenderOptions
 from m2m.music.cadence import compose_cadence, ring_out
 from m2m.music.composition import BEATS_PER_BAR, Note, Piece, compose
+from m2m.music.plans import ResolvedPlan
 from m2m.music.synth import (
     SOUNDFONT_CANDIDATES,
     SoundFont,
@@ -99,9 +100,10 @@ class ComposerEngine:
     holds no per-reader state; options come with each call."""
 
     name = "composer"
-    # in every clip's hash: a change to what the same cue sounds like (here: the tighter level ride)
-    # makes clips made before it render again instead of playing on beside new ones
-    version = "2"
+    # in every clip's hash: a change to what the same cue sounds like (here: the level ride fitted
+    # exactly, m2m.loudness.ride_level) makes clips made before it render again instead of playing
+    # on beside new ones
+    version = "3"
     continues = False
     options_type = ComposerOptions
 
@@ -121,7 +123,9 @@ class ComposerEngine:
         FluidR3 is about 0.2 s of CPU that would otherwise wait in front of the first page)."""
         self.soundfont_cache.preload(self.soundfont(options), self.workers)
 
-    def render(self, cue: Cue, options: RenderOptions) -> Rendered:
+    def unridden_loop(self, cue: Cue, options: RenderOptions) -> tuple[Piece, ResolvedPlan, SoundFont, np.ndarray]:
+        """The page's piece, its plan, the SoundFont and the piece synthesised and folded into a
+        ``[2, samples]`` loop at the options' rate, before its level is ridden."""
         soundfont = self.soundfont(options)  # fail before composing when there is none
         piece, resolved = compose(cue, options.seconds, options.seed)
         rate = options.sample_rate or self.sample_rate  # FluidSynth renders at any rate: none to resample
@@ -129,9 +133,13 @@ class ComposerEngine:
             raw = self.balanced_theme(piece, soundfont, rate)
         else:
             raw = render_midi(piece.midi, soundfont, rate, seconds=piece.seconds, cache=self.soundfont_cache)
-        loop_samples = int(round(piece.seconds * rate))
+        return piece, resolved, soundfont, fold_loop(raw, int(round(piece.seconds * rate)))
+
+    def render(self, cue: Cue, options: RenderOptions) -> Rendered:
+        piece, resolved, soundfont, loop = self.unridden_loop(cue, options)
+        rate = options.sample_rate or self.sample_rate
         # the page turn can catch the loop anywhere in its phrases: hold its level there (ride_level)
-        audio = ride_level(fold_loop(raw, loop_samples), rate)
+        audio = ride_level(loop, rate)
         warnings = list(resolved.warnings)
         if soundfont.fallback:
             warnings.append("soundfont: using the small TimGM6mb fallback; `apt-get install "

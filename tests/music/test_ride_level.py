@@ -93,17 +93,38 @@ def test_a_composed_page_sounds_at_its_own_level_wherever_the_turn_catches_it(na
     assert spread_lu(loop) < 0.8  # and anywhere else
 
 
-def test_the_gains_cancel_each_windows_error_and_a_steady_error_is_met_exactly():
-    from m2m.loudness import window_gain
+def test_the_riders_k_weighting_is_bs1770s():
+    from m2m.loudness import k_weighting
 
-    rng = np.random.default_rng(0)
-    error = rng.normal(0, 1.0, 40)
-    gain = window_gain(error, 6, steadiness=1e-6)
-    window = np.zeros(40)
-    window[(np.arange(6) - 3) % 40] = 1 / 6
-    averaged = np.real(np.fft.ifft(np.fft.fft(gain) * np.fft.fft(window)))
-    # nearly unpenalised, the gains' window averages reproduce the errors (where the window can see them)
-    assert np.corrcoef(averaged, error)[0, 1] > 0.9
-    assert np.allclose(window_gain(np.full(40, 1.5), 6), 1.5)  # a whole loop too quiet: turned up evenly
-    # steadier gains move less from point to point
-    assert np.abs(np.diff(window_gain(error, 6, 3.0))).max() < np.abs(np.diff(window_gain(error, 6, 0.01))).max()
+    # BS.1770's K-weighting lifts 997 Hz by 0.691 dB (the meter's -0.691 offset cancels it), the
+    # presence band by its ~4 dB shelf, and cuts the lowest octaves
+    assert 20 * np.log10(k_weighting(np.array([997.0]), 48_000)[0]) == pytest.approx(0.691, abs=0.01)
+    assert 20 * np.log10(k_weighting(np.array([10_000.0]), 48_000)[0]) == pytest.approx(4.0, abs=0.1)
+    assert 20 * np.log10(k_weighting(np.array([20.0]), 48_000)[0]) < -5.0
+
+
+@pytest.mark.parametrize("rate", [22_050, 32_000, 48_000])
+def test_the_riders_loudness_model_is_the_meters(rate):
+    """The rider measures its windows from the loop's K-weighted power; on a steady window that is
+    the BS.1770 meter's reading (``loudness``), at any sample rate."""
+    from m2m.loudness import k_weighted_power
+
+    rng = np.random.default_rng(rate)
+    t = np.arange(6 * rate) / rate
+    mono = (rng.normal(0, 0.05, t.size) + 0.1 * np.sin(2 * np.pi * 3_000 * t) + 0.2 * np.sin(2 * np.pi * 60 * t))
+    loop = np.stack([mono, 0.5 * mono]).astype(np.float32)
+    power = k_weighted_power(loop, rate)
+    window = slice(rate, 4 * rate)
+    assert -0.691 + 10 * np.log10(power[window].mean()) == pytest.approx(loudness_lufs(loop[:, window], rate), abs=0.05)
+
+
+def test_the_gain_moves_slowly():
+    """A fader, not a compressor: evening a 3 dB phrase, the gain moves by under 0.6 dB in any tenth
+    of a second (faster moves are heard as pumping; the fit without its steadiness term moves 0.8)."""
+    loop = phrased_noise(12.0, 3.0, seed=2)
+    gain_db = 20 * np.log10(np.abs(ride_level(loop, RATE)[0]) / np.maximum(np.abs(loop[0]), 1e-9))
+    sounding = np.abs(loop[0]) > 1e-3
+    tenth = RATE // 10
+    steps = [abs(gain_db[i + tenth] - gain_db[i]) for i in range(0, loop.shape[1] - tenth, tenth // 4)
+             if sounding[i] and sounding[i + tenth]]
+    assert max(steps) < 0.6

@@ -5,8 +5,8 @@ it was made before from the same inputs, else rendered, loudness-matched and wri
 ``audio/page-NNN.ogg``) and writes ``soundtrack.json`` as the pages land: the cue sheet a web reader
 loads, per page its file, start time at the chosen reading pace, length, loop flag, crossfade,
 engine, caption and scene. ``audio/soundtrack.ogg`` is the whole book at that pace, with
-crossfades between pages (equal power, moving towards equal gain as two pages' music is more
-alike: ``crossfade_gains``) and, at scene boundaries, the transition the director chose
+crossfades between pages (equal power, moving towards equal gain where two pages' music is more
+alike, moment by moment: ``crossfade_gains``) and, at scene boundaries, the transition the director chose
 (a crossfade, a silence, a cut, or a stinger: the old scene's closing cadence, ``m2m.stingers``,
 made after the old page's clip and written as ``audio/stinger-NNN.ogg``).
 
@@ -94,15 +94,33 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(np.dot(x, y) / norm, 0.0, 1.0)) if norm > 0 else 0.0
 
 
-def crossfade_gains(n: int, r: float) -> tuple[np.ndarray, np.ndarray]:
+# How long a stretch of a crossfade one correlation is measured over: alike pages are alike by the
+# moment (two downbeats on one chord add up, the bar after on another chord does not), so one r for
+# a whole 1.5 s crossfade swelled its first half and sank its second by up to 0.3 LU
+CORRELATION_SECONDS = 0.25
+
+
+def local_correlation(a: np.ndarray, b: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Per sample, the correlation (``correlation``) of two equally long ``[channels, samples]``
+    stretches over the ``CORRELATION_SECONDS`` around it: measured on consecutive stretches of about
+    that length and interpolated between their middles."""
+    n = a.shape[1]
+    count = max(1, int(round(n / (CORRELATION_SECONDS * sample_rate))))
+    edges = np.linspace(0, n, count + 1).astype(int)
+    measured = [correlation(a[:, lo:hi], b[:, lo:hi]) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    return np.interp(np.arange(n), (edges[:-1] + edges[1:]) / 2, measured)
+
+
+def crossfade_gains(n: int, r: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(fade-in, fade-out) gains over ``n`` samples that keep the sum's power steady for two
-    signals of correlation ``r``: equal power (sin, cos) scaled by 1 / sqrt(1 + 2 r sin cos), so
-    r = 0 is the equal-power law and r = 1 the equal-gain one (a + b = 1).
+    signals of correlation ``r`` (one for the whole fade, or one per sample): equal power (sin, cos)
+    scaled by 1 / sqrt(1 + 2 r sin cos), so r = 0 is the equal-power law and r = 1 the equal-gain
+    one (a + b = 1).
 
     Why: pages of one scene share key, tempo and often chords, so their crossfade is far from the
     uncorrelated sum the equal-power law assumes; at r = 0.6 its middle is 2 dB loud."""
     fade_in, fade_out = equal_power(n)
-    scale = 1.0 / np.sqrt(1.0 + 2.0 * min(max(r, 0.0), 1.0) * fade_in.astype(np.float64) * fade_out)
+    scale = 1.0 / np.sqrt(1.0 + 2.0 * np.clip(r, 0.0, 1.0) * fade_in.astype(np.float64) * fade_out)
     return (fade_in * scale).astype(np.float32), (fade_out * scale).astype(np.float32)
 
 
@@ -300,8 +318,9 @@ class PageMixer:
         segment = _looped(samples, end - begin, loop).copy()
         held, self.held = self.held, None
         if held is not None:
-            # a crossfade: the law follows how alike the two stretches are
-            gain_in, gain_out = crossfade_gains(fade_in, round(correlation(held[1], segment[:, :fade_in]), 3))
+            # a crossfade: the law follows how alike the two stretches are, moment by moment
+            gain_in, gain_out = crossfade_gains(fade_in, local_correlation(held[1], segment[:, :fade_in],
+                                                                           self.sample_rate))
             self._place(held[1] * gain_out, held[0])
             segment[:, :fade_in] *= gain_in
         elif fade_in > 0:
@@ -588,8 +607,9 @@ def _existing_cues(record: StageRecord[Soundtrack] | None) -> dict[int, Soundtra
 
 
 # How the pages are mixed into the whole book; a new law makes every whole-book file made by an older
-# one be mixed again. 2: crossfades follow the pages' correlation (crossfade_gains).
-MIX_LAW = "correlation-2"
+# one be mixed again. 2: crossfades follow the pages' correlation (crossfade_gains); 3: measured by the
+# quarter second (local_correlation).
+MIX_LAW = "correlation-3"
 
 
 def _whole_file_key(hashes: Mapping[int, str], transitions: TransitionSheet | None) -> str:

@@ -287,6 +287,25 @@ def test_alike_pages_crossfade_without_swelling_and_unlike_ones_keep_equal_power
     assert power[(t > 5.2) & (t < 6.8)].mean() == pytest.approx(power[(t > 2) & (t < 4)].mean(), rel=0.1)
 
 
+def test_the_law_follows_the_pages_alikeness_moment_by_moment():
+    """Pages alike for the first half of their crossfade (the same music: two downbeats on one chord)
+    and unrelated for the second: the level holds through both halves. One correlation for the whole
+    fade (about 0.5 here) would swell the first half by ~1 dB and sink the second by as much."""
+    sr, pace, fade = 8000, 6.0, 2.0
+    rng = np.random.default_rng(1)
+    first = (rng.standard_normal((2, 10 * sr)) * 0.1).astype(np.float32)
+    second = (rng.standard_normal((2, 10 * sr)) * 0.1).astype(np.float32)
+    enters = int((pace - fade / 2) * sr)  # the second page's clip starts 1 s before the turn
+    second[:, :sr] = first[:, enters:enters + sr]  # ... playing the first page's own music for 1 s
+    out = mix_pages([(first, True), (second, True)], [0.0, fade], pace, sr, end_fade_seconds=1.0)
+    def power(start: float, end: float) -> float:
+        return float(np.mean(out[:, int(start * sr):int(end * sr)].astype(np.float64) ** 2))
+
+    before = power(2.0, 4.0)  # the first page alone
+    assert power(pace - fade / 2, pace) == pytest.approx(before, rel=0.08)  # the alike half: no swell
+    assert power(pace, pace + fade / 2) == pytest.approx(before, rel=0.08)  # the unrelated half: no dip
+
+
 def test_the_crossfade_law_runs_from_equal_power_to_equal_gain():
     fade_in, fade_out = crossfade_gains(1001, 0.0)
     assert np.allclose(fade_in ** 2 + fade_out ** 2, 1.0, atol=1e-5)
@@ -296,6 +315,10 @@ def test_the_crossfade_law_runs_from_equal_power_to_equal_gain():
     assert np.allclose(half_in ** 2 + half_out ** 2 + 2 * 0.5 * half_in * half_out, 1.0, atol=1e-5)
     assert correlation(np.ones((2, 100)), -np.ones((2, 100))) == 0.0  # opposed: no law below equal power
     assert correlation(np.zeros((2, 100)), np.ones((2, 100))) == 0.0
+    # a law per sample: each sample's gains obey its own r
+    r = np.linspace(0.0, 1.0, 1001)
+    fade_in, fade_out = crossfade_gains(1001, r)
+    assert np.allclose(fade_in ** 2 + fade_out ** 2 + 2 * r * fade_in * fade_out, 1.0, atol=1e-5)
 
 
 def test_normalise_meets_loudness_and_true_peak():

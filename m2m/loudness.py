@@ -296,10 +296,6 @@ class _RideGrid:
         """[window, block]: the blocks of the window starting at each block, round the loop."""
         return (np.arange(self.segments)[:, None] + np.arange(self.blocks_per_window)[None, :]) % self.segments
 
-    def windows(self, block_power: np.ndarray) -> np.ndarray:
-        """[window, its blocks' powers] from one power per block."""
-        return block_power[self.window_index()]
-
 
 def _bounded_step(derivative: np.ndarray, error: np.ndarray, penalty: np.ndarray, points_db: np.ndarray,
                   max_db: float, rounds: int = 4) -> np.ndarray:
@@ -357,19 +353,19 @@ def ride_level(loop: np.ndarray, sample_rate: int, max_db: float = RIDE_MAX_DB,
     steps = np.eye(grid.points) - np.roll(np.eye(grid.points), 1, axis=1)  # a first difference round the loop
     penalty = RIDE_STEADINESS * steps.T @ steps
     points_db = np.zeros(grid.points)
+    windows, cells = grid.window_index(), grid.segments * grid.points
     for _ in range(RIDE_PASSES):
         ridden = power * 10.0 ** (grid.gain_db(points_db) / 10.0)
         # per segment, its power and each gain point's share of it (d power / d point dB, up to ln 10 / 10)
-        cells = grid.segments * grid.points
         shares = (np.bincount(grid.segment * grid.points + grid.left, ridden * (1 - grid.frac), cells)
                   + np.bincount(grid.segment * grid.points + grid.right, ridden * grid.frac, cells)
                   ).reshape(grid.segments, grid.points)
         blocks = grid.rolling(shares, grid.segments_per_block)  # [block, point]
-        window_blocks = grid.windows(blocks.sum(axis=1) / block)  # [window, its blocks' powers]
+        window_blocks = (blocks.sum(axis=1) / block)[windows]  # [window, its blocks' powers]
         levels, kept = _gated(window_blocks)
         kept_power = np.where(kept, window_blocks, 0.0).sum(axis=1) * block
         # d level / d point dB (in units of 10 / ln 10): the point's share of the power in the window's kept blocks
-        derivative = np.einsum("wb,wbp->wp", kept.astype(np.float64), blocks[grid.window_index()]) \
+        derivative = np.einsum("wb,wbp->wp", kept.astype(np.float64), blocks[windows]) \
             / np.maximum(kept_power, 1e-30)[:, None]
         error = np.where(np.isfinite(levels), target[0] - levels, 0.0)
         points_db = _bounded_step(derivative, error, penalty, points_db, max_db)

@@ -69,6 +69,18 @@ function correlationAt(a, offsetA, b, offsetB, seconds) {
   return xx > 0 && yy > 0 ? Math.min(1, Math.max(0, xy / Math.sqrt(xx * yy))) : 0;
 }
 
+// The r a plain crossfade of `plan` into `buffer` follows (fadeVoice): that of the one voice
+// sounding at full gain, where it is now in its looping clip, against `buffer`'s opening; 0 (equal
+// power) for a silence's or a stinger's move, a stinger, a voice mid-fade, or several sounding.
+function soleVoiceAlikeness(ctx, voices, buffer, plan) {
+  if (!buffer || plan.delay || plan.in !== plan.out) return 0;
+  const now = ctx.currentTime, sounding = voices.filter((v) => v.target !== 0);
+  if (sounding.length !== 1 || sounding[0].stinger || gainAt(sounding[0], now) < 0.98) return 0;
+  const old = sounding[0], clip = old.src.buffer;
+  if (!clip || now < old.clipStart) return 0;
+  return correlationAt(clip, (now - old.clipStart) % clip.duration, buffer, 0, plan.in);
+}
+
 // `delay`: seconds to hold the gain before the fade starts (a silence before a scene's music).
 // `r`: the correlation of the voice with the one fading the other way (correlationAt): the
 // equal-power law is scaled by 1 / sqrt(1 + 2 r sin cos) so two alike clips (a scene's pages share

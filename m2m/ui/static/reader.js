@@ -219,14 +219,8 @@ function musicFor(page, turnAt, reason, from = null) {
 // at full gain now, from where it plays, and the new clip from its start, over the fade; 0 (equal
 // power) for anything else (a silence, a stinger, a voice already part-faded, two voices leaving).
 function alikeness(page, entry, plan) {
-  if (plan.delay || plan.in !== plan.out) return 0;
   if (R.voices.some((v) => playsEntry(v, page, entry))) return 0;
-  const now = R.ctx.currentTime;
-  const sounding = R.voices.filter((v) => v.target !== 0);
-  if (sounding.length !== 1 || sounding[0].stinger || gainAt(sounding[0], now) < 0.98) return 0;
-  const old = sounding[0], buffer = old.src.buffer;
-  if (!buffer || now < old.clipStart) return 0;
-  return correlationAt(buffer, (now - old.clipStart) % buffer.duration, entry.buffer, 0, plan.in);
+  return soleVoiceAlikeness(R.ctx, R.voices, entry.buffer, plan);
 }
 
 // Play the stinger of `move` (the old scene's closing cadence) once, from now, at full gain: it

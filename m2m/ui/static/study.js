@@ -131,14 +131,8 @@ function loadClip(token) {
 // opening; 0 (equal power) for anything else: a clip not decoded yet (its fade-out cannot wait for
 // it), a voice of it still sounding, a stinger, a voice mid-fade, a silence or a stinger's move.
 function alikeness(token, plan) {
-  const buffer = S.decoded.get(token);
-  if (!buffer || plan.delay || plan.in !== plan.out) return 0;
   if (S.voices.some((v) => v.token === token && !v.stinger)) return 0;
-  const now = S.ctx.currentTime, sounding = S.voices.filter((v) => v.target !== 0);
-  if (sounding.length !== 1 || sounding[0].stinger || gainAt(sounding[0], now) < 0.98) return 0;
-  const old = sounding[0];
-  if (!old.src.buffer || now < old.clipStart) return 0;
-  return correlationAt(old.src.buffer, (now - old.clipStart) % old.src.buffer.duration, buffer, 0, plan.in);
+  return soleVoiceAlikeness(S.ctx, S.voices, S.decoded.get(token), plan);
 }
 
 // Make `token` the only clip heading for full gain (null: silence), with equal-power fades (scaled

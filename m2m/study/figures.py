@@ -236,8 +236,8 @@ def figures_markdown(study: Study, study_dir: str | os.PathLike[str], ratings: p
     lines += ["", f"Figures from {figures_path(study_dir)} (`m2m evaluate`): each version as the reader and "
               "the whole-book file play it, cut to each stimulus's pages; joins over the turns no condition's "
               "director played as a break (the same turns for every condition); the contrast / consistency ratio "
-              "is the whole run's. The study's player crossfades every turn, so a turn's figure is of the "
-              "version's music, not of the fade a listener heard.", "", "### Spearman correlation with the ratings",
+              "is the whole run's. The study's player plays each turn as the version's cue sheet says (its chosen "
+              "transitions, its crossfade lengths), so a turn's figure is of what a listener heard.", "", "### Spearman correlation with the ratings",
               ""]
     if ratings.empty:
         return "\n".join(lines + ["No ratings yet: the correlations appear once listeners have rated.", ""])

@@ -252,8 +252,9 @@ def audio_path(study_dir: str | os.PathLike[str], stimulus: Stimulus, condition:
 @dataclass(frozen=True)
 class PageEntry:
     """How one version's music enters a page, from its cue sheet: the transition its director
-    chose into a scene's first page (``kind``, the old music's ``fade``, the ``silence`` after it)
-    and, for a stinger, its length and clip (None while not made: the player waits out its length)."""
+    chose into a scene's first page (``kind``; "" for a plain crossfade), the old music's ``fade``,
+    the ``silence`` after it and, for a stinger, its length and clip (None while not made: the
+    player waits out its length)."""
 
     kind: str
     fade: float
@@ -263,8 +264,9 @@ class PageEntry:
 
 
 def version_entries(study_dir: str | os.PathLike[str], stimulus: Stimulus, condition: str) -> dict[int, PageEntry]:
-    """Page -> how the version's music enters it, for the pages of ``stimulus`` entered by a chosen
-    transition (the others crossfade). Read from the version's run folder's ``soundtrack.json``;
+    """Page -> how the version's music enters it, for every page of ``stimulus`` its cue sheet lists
+    (a plain crossfade too: its length is the cue sheet's, the scene crossfade where the version's
+    pages lie in different scenes, as the whole-book file plays it). Read from the version's run folder's ``soundtrack.json``;
     empty when the folder has none or is not laid out as ``runs/<book>/<condition>/`` (a study put
     together by hand). A broken cue sheet is a ValueError naming the file."""
     from m2m.runs import RunFolder
@@ -278,7 +280,7 @@ def version_entries(study_dir: str | os.PathLike[str], stimulus: Stimulus, condi
         return {}
     return {cue.page: PageEntry(cue.transition, cue.crossfade, cue.silence, cue.stinger_seconds,
                                 folder / cue.stinger if cue.stinger else None)
-            for cue in record.data.cues if cue.page in stimulus.pages and cue.transition}
+            for cue in record.data.cues if cue.page in stimulus.pages}
 
 
 def missing_files(study: Study, study_dir: str | os.PathLike[str]) -> tuple[Path, ...]:

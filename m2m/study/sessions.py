@@ -98,6 +98,9 @@ class PublicVersion:
     # per page, how the music moves into it on a turn from the page before, as the reader plays it
     # (m2m.cues.enter_json, a stinger's clip as a token); None: the study's crossfade
     enter: tuple[dict[str, object] | None, ...] = ()
+    # per page, the seconds a plain turn from the page before crossfades over (the cue sheet's; the
+    # scene crossfade at a scene change the director chose nothing for); None: the study's crossfade
+    fades: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,7 @@ def build_session(
         order = version_order(participant_number, study.stimulus_index(stimulus.id))
         for label, condition in zip(LABELS, order, strict=True):
             conditions[(stimulus.id, label)] = condition
-            audio_tokens, enters = [], []
+            audio_tokens, enters, fades = [], [], []
             moves = entries(stimulus, condition) if entries is not None else {}
             for index, page in enumerate(stimulus.pages):
                 # The condition is not part of the HMAC input, the label is: tokens reveal nothing
@@ -218,8 +221,9 @@ def build_session(
                     assets[stinger_token] = Asset("audio", move.stinger, stimulus.book_id, page)
                     enter["stinger"] = stinger_token
                 enters.append(enter)
+                fades.append(move.fade if move is not None and move.fade > 0 else None)
             versions.append(PublicVersion(stimulus.id, label, tuple(page_tokens), tuple(audio_tokens),
-                                          tuple(enters)))
+                                          tuple(enters), tuple(fades)))
         public_stimuli.append(PublicStimulus(stimulus.id, tuple(versions)))
     return Session(
         study_id=study.id,

@@ -38,15 +38,17 @@ def book_manifest(book: Book) -> dict[str, Any]:
 
 
 def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
-    """page -> {url, fallback, version, engine, seconds, enter?}; JSON object keys are strings.
+    """page -> {url, fallback, version, engine, seconds, fade, enter?}; JSON object keys are strings.
     ``fallback`` is the clip as FLAC, for a browser that cannot decode the OGG (``fallback_audio``).
+    ``fade`` is the cue sheet's crossfade into the page from the one before (the scene crossfade
+    where they lie in different scenes; 0 for the first page), which a plain turn from there plays.
     ``enter`` is the transition chosen into a scene's first page ({kind, fade, silence} in seconds;
     a stinger adds its ``seconds``, its clip's ``stinger`` URL and ``stinger_fallback``, the FLAC),
     which the reader plays on a turn from the page before."""
     out: dict[str, dict[str, Any]] = {}
     for page, c in sorted(clips.items()):
         entry = {"url": file_url(c.path, c.version), "fallback": fallback_url(c.path, c.version),
-                 "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3)}
+                 "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3), "fade": round(float(c.crossfade), 3)}
         enter = enter_json(getattr(c, "transition", ""), c.crossfade, c.silence, c.stinger_seconds)
         if enter is not None:
             entry["enter"] = enter

@@ -1,6 +1,8 @@
 """The listening study plays each version as the reader does: a forward turn into a page its cue
-sheet enters by a chosen transition plays that transition (a silence, a stinger, a cut), the other
-versions' turns crossfade. A between-scenes passage is heard as the reader would hear it."""
+sheet enters by a chosen transition plays that transition (a silence, a stinger, a cut), a plain
+turn crossfades over the cue sheet's length (the baseline's scene crossfade: each of its pages is a
+scene of its own), and a version without a cue sheet over the study's crossfade. A between-scenes
+passage is heard as the reader would hear it."""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ __all__ = ["browser"]  # the browser fixture, shared with the study's other brow
 
 FADE, SILENCE, STINGER = 0.5, 1.0, 1.0
 MOVES = {1: ("silence", FADE, SILENCE, 0.0), 2: ("stinger", FADE, 0.0, STINGER), 3: ("cut", 0.05, 0.0, 0.0)}
+SCENE_CROSSFADE = 2.5  # the baseline's plain crossfade at each of its scene changes (shorter than a turn's wait)
+PLAIN = {page: ("", SCENE_CROSSFADE, 0.0, 0.0) for page in (1, 2, 3)}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +39,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Rati
     folder = tmp_path_factory.mktemp("study-transitions")
     make_study_dir(folder, n_stimuli=1)
     write_cue_sheet(folder, "m2m", range(4), MOVES)
-    write_cue_sheet(folder, "baseline", range(4), {})
+    write_cue_sheet(folder, "baseline", range(4), PLAIN)
     yield from serve_study(folder)
 
 
@@ -91,8 +95,12 @@ def test_each_version_s_turns_play_its_own_transitions(browser, served) -> None:
                 assert entry["seconds"] == pytest.approx(0.05, abs=0.01)
                 assert entry["start"] - cut["ctxTime"] < 0.05
             else:
+                # the baseline's cue sheet crossfades each turn over its scene crossfade; random has no
+                # cue sheet in this study folder: the study's own 1.5 s
+                seconds = SCENE_CROSSFADE if condition == "baseline" else 1.5
                 for turn in turns:
-                    assert [f["seconds"] for f in turn["fades"]] == [pytest.approx(1.5, abs=0.05)]
+                    assert [f["seconds"] for f in turn["fades"]] == [pytest.approx(seconds, abs=0.05)]
+                    assert entry_of(all_fades, turn)["seconds"] == pytest.approx(seconds, abs=0.05)
             rate_and_submit(page, rated)
             if rated < 3:
                 wait_screen(page, "intro")

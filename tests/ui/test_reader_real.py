@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from m2m.music.render import SoundtrackSettings
 from tests.ui.conftest import EXAMPLES, Served, serve
 from tests.ui.test_reader_browser import STATE, check_upload, open_reader, settle, wait_decoded, wait_full
 
@@ -128,6 +129,17 @@ def test_condition_switch_plays_the_other_runs_clip(browser, served_real, artifa
         fade = next(f for f in reversed(state["fades"]) if f["hadBuffer"] and f["count"])
         step = next(s for s in fade["fades"] if s["to"] == 1)
         assert step["from"] == 0 and step["seconds"] == pytest.approx(state["crossfade"], rel=0.05)
+        # A plain turn plays the baseline's cue sheet: each of its pages is a scene of its own, so the
+        # turn crossfades over the scene crossfade, as its whole-book file does, not the reader's 1.5 s.
+        wait_decoded(page, [1], timeout_ms=MUSIC_TIMEOUT_MS)
+        page.keyboard.press("ArrowLeft")
+        state = settle(page, 0.2)
+        turn = state["turns"][-1]
+        fade = next(f for f in state["fades"] if f["turnAt"] == turn["at"])
+        scene_crossfade = SoundtrackSettings().scene_crossfade_seconds
+        assert scene_crossfade != pytest.approx(state["crossfade"], rel=0.05)
+        assert sorted(s["seconds"] for s in fade["fades"]) == [pytest.approx(scene_crossfade, rel=0.01)] * 2, fade
+        page.evaluate("window.m2mReader.go(0)")
 
         # The random condition builds its clip library on first use, and the page says so.
         switch_condition(page, "Random clips (lower bound)")

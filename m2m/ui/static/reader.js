@@ -158,6 +158,14 @@ function moveInto(page, from, reason) {
   return reason === 'turn' && clip && clip.enter && from === page - 1 ? clip.enter : null;
 }
 
+// The seconds a plain crossfade into `page` lasts: on a turn from the page before, the cue sheet's
+// (clip.fade: the scene crossfade where the two pages lie in different scenes and the director chose
+// nothing, as the whole-book file plays it); on any other move the reader's own crossfade.
+function plainFadeInto(page, from, reason) {
+  const clip = clipOf(page);
+  return reason === 'turn' && clip && from === page - 1 && clip.fade > 0 ? clip.fade : R.fade;
+}
+
 
 // Make the page's music the only one heading for full gain. `reason` is logged with the fade;
 // `from` is the page a turn came from.
@@ -167,7 +175,7 @@ function musicFor(page, turnAt, reason, from = null) {
   const entry = R.musicOn && !R.ended ? readyEntry(page) : null;
   const hold = !entry && !R.ended && R.musicOn && arriving(page) && R.heldFor !== page;
   const move = R.ended || !entry ? null : moveInto(page, from, reason);
-  const plan = fadesOf(move, R.fade);
+  const plan = fadesOf(move, entry ? plainFadeInto(page, from, reason) : R.fade);
   const fade = R.ended ? Math.max(END_FADE_S, R.fade) : plan.out;
   if (!hold) {
     clearTimeout(R.holdTimer);

@@ -139,10 +139,10 @@ function alikeness(token, plan) {
 // by the correlation law where the two clips are alike); `move`: the transition chosen into this
 // page (the version's `enter`, on a turn from the page before), played as the reader plays it
 // (crossfade.js fadesOf): a crossfade of its length, a cut, a silence, or the old scene's stinger
-// before the new page enters.
-async function playClip(token, reason, move = null) {
+// before the new page enters; `plain`: the seconds of a plain crossfade.
+async function playClip(token, reason, move = null, plain = S.fade) {
   if (!ensureContext()) return;
-  const plan = fadesOf(move, S.fade), turnAt = S.ctx.currentTime;
+  const plan = fadesOf(move, plain), turnAt = S.ctx.currentTime;
   const r = token ? alikeness(token, plan) : 0;
   const fades = [];
   for (const v of S.voices) if (v.token !== token && v.target !== 0) fades.push({ token: v.token, ...fadeVoice(S.ctx, v, 0, plan.out, 0, r) });
@@ -458,9 +458,12 @@ function listenScreen(page, from = null) {
   for (const token of v.pages) { const pre = new Image(); pre.src = asset(token); }
   for (const token of v.audio) loadClip(token);
   for (const e of v.enter || []) if (e && e.stinger) loadClip(e.stinger);
-  // a forward turn into a page the version enters by a chosen transition plays it; any other turn crossfades
-  const move = wasListening && from === S.page - 1 ? (v.enter || [])[S.page] || null : null;
-  playClip(v.audio[S.page], wasListening ? 'turn' : 'start', move);
+  // a forward turn plays how the version's cue sheet enters the page: the transition chosen there, or a
+  // crossfade of its length (the scene crossfade between two scenes); any other turn the study's crossfade
+  const forward = wasListening && from === S.page - 1;
+  const move = forward ? (v.enter || [])[S.page] || null : null;
+  const plain = forward ? Number((v.fades || [])[S.page]) || S.fade : S.fade;
+  playClip(v.audio[S.page], wasListening ? 'turn' : 'start', move, plain);
 }
 
 function turn(step) {

@@ -3,6 +3,7 @@
 Per run: transition smoothness at every page join of the book as played (transitions.py), scene
 consistency and contrast and plan adherence from per-clip features (features.py), loudness and
 peak sanity (levels.py), leitmotif recurrence against the m2m plan's themes (recurrence.py), and CLAP agreement and FAD when a CLAP model is cached (clap.py).
+Across runs of one book: each condition's joins paired with the m2m run's, tested (paired.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from m2m.evaluation.features import (
     scene_contrast,
 )
 from m2m.evaluation.levels import Levels, levels
+from m2m.evaluation.paired import PairedJoins, paired_with_reference
 from m2m.evaluation.recurrence import Recurrence, recurrence, reference_sheet
 from m2m.evaluation.sources import RunInput, clip_samples, find_runs, played_book, played_joins
 from m2m.evaluation.transitions import Transitions, measure_transitions
@@ -61,10 +63,12 @@ class RunEvaluation:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Every run evaluated together (the JSON file's content)."""
+    """Every run evaluated together (the JSON file's content); ``paired``: each other condition's
+    seamless joins against the m2m run's of the same book, per measure (paired.py)."""
 
     runs: tuple[RunEvaluation, ...]
     clap_model: str
+    paired: tuple[PairedJoins, ...] = ()
 
 
 def evaluate_run(run: RunInput, clap: ClapScorer | str, fad_reference: np.ndarray | str) -> RunEvaluation:
@@ -103,7 +107,8 @@ def evaluate(paths: Sequence[Path], *, clap_model: str = DEFAULT_CLAP_MODEL, cla
     for run in runs:
         progress(f"{run.book_id}/{run.condition}: {len(run.soundtrack.cues)} pages")
         results.append(evaluate_run(run, clap, reference))
-    return Evaluation(tuple(results), clap_model)
+    paired = paired_with_reference([(r.book_id, r.condition, r.transitions.joins) for r in results])
+    return Evaluation(tuple(results), clap_model, paired)
 
 
 def default_json_path(evaluation: Evaluation) -> Path:

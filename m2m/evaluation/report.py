@@ -13,6 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from m2m.evaluation.evaluate import Evaluation, RunEvaluation
+from m2m.evaluation.paired import MEASURES as PAIRED_MEASURES
+from m2m.evaluation.paired import REFERENCE
 from m2m.evaluation.recurrence import Recurrence
 from m2m.evaluation.transitions import CLICK_DB, Join, Spread
 from m2m.jsonio import to_jsonable, write_json_atomic
@@ -119,15 +121,42 @@ ROWS: tuple[tuple[str, Row | None], ...] = (
 )
 
 
+def paired_rows(evaluation: Evaluation) -> list[tuple[str, list[str]]]:
+    """The rows pairing each run's seamless joins with the m2m run's of its book (paired.py): per
+    measure, "m2m's mean / this run's, p (joins)"; the m2m run's own cell says it is the reference."""
+    if not evaluation.paired:
+        return []
+    found = {(p.book_id, p.other, p.measure): p for p in evaluation.paired}
+
+    def cell(r: RunEvaluation, measure: str) -> str:
+        if r.condition == REFERENCE:
+            return "reference"
+        p = found.get((r.book_id, r.condition, measure))
+        if p is None:
+            return ""
+        if p.p_value is None:
+            return "n/a"
+        digits = 3 if measure == "loudness_jump_lu" else 2
+        shown = "p < 0.001" if p.p_value < 0.001 else f"p {p.p_value:.3f}"
+        return f"{_n(p.mean, digits)} / {_n(p.other_mean, digits)}, {shown} ({p.joins})"
+
+    rows = [(f"  same joins as {REFERENCE} (Wilcoxon signed-rank)", [""] * len(evaluation.runs))]
+    rows += [(f"  {label}: {REFERENCE} / this, p (joins)", [cell(r, name) for r in evaluation.runs])
+             for name, label, _ in PAIRED_MEASURES]
+    return rows
+
+
 def table(evaluation: Evaluation) -> str:
     """The figures as a text table, one column per run, with the reasons for anything unavailable."""
     runs = evaluation.runs
     heads = [r.condition if len({x.book_id for x in runs}) == 1 else f"{r.book_id}/{r.condition}" for r in runs]
-    cells = [[row(r) if row else "" for r in runs] for _, row in ROWS]
-    first = max(len(label) for label, _ in ROWS)
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(heads)]
+    rows = [(label, [row(r) if row else "" for r in runs]) for label, row in ROWS]
+    after = next(i for i, (label, _) in enumerate(rows) if label.startswith("scenes:"))  # the transitions' section
+    rows[after:after] = paired_rows(evaluation)
+    first = max(len(label) for label, _ in rows)
+    widths = [max([len(h)] + [len(c[i]) for _, c in rows]) for i, h in enumerate(heads)]
     lines = ["  ".join([" " * first] + [h.rjust(w) for h, w in zip(heads, widths, strict=True)])]
-    for (label, _), row in zip(ROWS, cells, strict=True):
+    for label, row in rows:
         lines.append("  ".join([label.ljust(first)] + [c.rjust(w) for c, w in zip(row, widths, strict=True)]).rstrip())
     lines += _notes(evaluation)
     lines += character_lines(evaluation)
@@ -147,7 +176,12 @@ def _notes(evaluation: Evaluation) -> list[str]:
             if text:
                 notes.setdefault(text, []).append(r.condition)
     every = len(evaluation.runs)
-    return [f"{text}" if len(who) == every else f"{', '.join(who)}: {text}" for text, who in notes.items()]
+    lines = [f"{text}" if len(who) == every else f"{', '.join(who)}: {text}" for text, who in notes.items()]
+    if evaluation.paired:
+        lines.append(f"same joins: each run's seamless joins paired page by page with the {REFERENCE} run's; a p under "
+                     "0.05 says the two differ there by more than the joins' own spread explains, above it the means' "
+                     "difference is within that spread (no measurable difference)")
+    return lines
 
 
 def write_json(evaluation: Evaluation, path: Path) -> Path:

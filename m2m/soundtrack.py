@@ -75,6 +75,12 @@ class Soundtrack:
     file_hash: str = ""  # of ``file``: a whole-book file made from the same pages is kept, not redone
     stingers: tuple[StingerClip, ...] = ()  # the stinger clips played at scene changes (m2m/stingers.py)
 
+    def played_hash(self) -> str:
+        """What a listener hears from this cue sheet, as a hash: every page's clip (its content
+        hash), loop, start, crossfade and transition, the stingers and the settings. Figures measured
+        from one (``m2m evaluate``) are stale once it changes."""
+        return hash_inputs(self.cues, self.stingers, self.settings)
+
 
 # ---------------------------------------------------------------------------------------------
 # the whole book

@@ -44,7 +44,9 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class RunEvaluation:
-    """One run's figures. ``scene_source`` names the scenes it was judged against."""
+    """One run's figures. ``scene_source`` names the scenes it was judged against; ``played`` is
+    the cue sheet measured (``Soundtrack.played_hash``), so a study's report can tell figures of music
+    rendered again since."""
 
     run: str
     book_id: str
@@ -59,6 +61,7 @@ class RunEvaluation:
     levels: Levels
     clap: ClapScores
     leitmotifs: Recurrence
+    played: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ def evaluate_run(run: RunInput, clap: ClapScorer | str, fad_reference: np.ndarra
     reference = reference_sheet(run)
     plans = {c.page: c.plan for c in run.plan.cues} if run.plan is not None else {}
     return RunEvaluation(
-        run=str(run.folder.path), book_id=run.book_id, condition=run.condition, engine=soundtrack.settings.engine,
+        run=str(run.folder.path), played=soundtrack.played_hash(), book_id=run.book_id, condition=run.condition, engine=soundtrack.settings.engine,
         pages=len(cues), scene_source=run.scene_source, pace_seconds=soundtrack.settings.pace_seconds,
         transitions=transitions, scenes=scene_contrast(features, run.scenes),
         plan=plan_adherence([(c.page, plans.get(c.page)) for c in cues], features),

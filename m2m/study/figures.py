@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from m2m.study.manifest import Study, version_folder
+from m2m.study.manifest import Stimulus, Study, version_cue_sheet, version_folder
 from m2m.study.questionnaire import CRITERIA
 
 FIGURES_FILE = "evaluation.json"
@@ -128,18 +128,42 @@ def _run_for(runs: Sequence[Mapping[str, Any]], folder: Path, book_id: str, cond
     return matches[0] if len(matches) == 1 else None
 
 
-def stimulus_figures(study: Study, study_dir: str | os.PathLike[str], data: Mapping[str, Any]) -> list[StimulusFigures]:
-    """Every stimulus x condition of the study that the figures file has a run for."""
-    out = []
+def is_stale(run: Mapping[str, Any], study_dir: str | os.PathLike[str], stimulus: Stimulus, condition: str) -> bool:
+    """Whether the version's music changed since the figures were measured: its cue sheet now is
+    not the one ``m2m evaluate`` recorded (``played``). A figures file without the record (an
+    older ``m2m evaluate``) or a version without a cue sheet cannot tell, and is taken as it is."""
+    measured = run.get("played")
+    try:
+        sheet = version_cue_sheet(study_dir, stimulus, condition)
+    except ValueError:  # a broken cue sheet: whatever it plays now, it is not what was measured
+        return bool(measured)
+    return bool(measured) and sheet is not None and sheet.played_hash() != measured
+
+
+def study_figures(study: Study, study_dir: str | os.PathLike[str],
+                  data: Mapping[str, Any]) -> tuple[list[StimulusFigures], list[str]]:
+    """Every stimulus x condition of the study that the figures file has a run for, and the
+    "stimulus condition" versions left out because their music was rendered again since."""
+    out, stale = [], []
     for stimulus in study.stimuli:
         runs = {condition: _run_for(data["runs"], version_folder(study_dir, stimulus, condition), stimulus.book_id,
                                     condition) for condition in stimulus.versions}
+        for condition, run in runs.items():
+            if run is not None and is_stale(run, study_dir, stimulus, condition):
+                stale.append(f"{stimulus.id} {condition}")
+                runs[condition] = None
         found = {condition: run for condition, run in runs.items() if run is not None}
         # a turn any condition's director played as a break is left out for all of them
         breaks = set().union(*(deliberate_pairs(run) for run in found.values()))
         out += [StimulusFigures(stimulus.id, condition, cut_to_pages(run, stimulus.pages, breaks))
                 for condition, run in found.items()]
-    return out
+    return out, stale
+
+
+def stimulus_figures(study: Study, study_dir: str | os.PathLike[str], data: Mapping[str, Any]) -> list[StimulusFigures]:
+    """Every stimulus x condition of the study that the figures file has a run for (a version whose
+    music was rendered again since is left out: study_figures)."""
+    return study_figures(study, study_dir, data)[0]
 
 
 def mean_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -216,10 +240,13 @@ def figures_markdown(study: Study, study_dir: str | os.PathLike[str], ratings: p
     if isinstance(data, str):
         return "\n".join(lines + [data, ""])
     try:
-        figures = stimulus_figures(study, study_dir, data)
+        figures, stale = study_figures(study, study_dir, data)
     except (KeyError, TypeError, AttributeError) as e:  # an older or hand-edited file: say so, keep the report
         return "\n".join(lines + [f"{figures_path(study_dir)} is not a file this version of `m2m evaluate --json` "
                                   f"writes (missing or odd field: {e}); evaluate the study's runs again.", ""])
+    if stale:
+        lines += [f"Left out: {', '.join(stale)}: the music was rendered again after {figures_path(study_dir)} "
+                  "measured it; run `m2m evaluate` on the study's runs again.", ""]
     if not figures:
         return "\n".join(lines + [f"{figures_path(study_dir)} has no run of this study's versions; evaluate "
                                   "the study's own run folders.", ""])

@@ -15,10 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 # The paper's three conditions (section IV.A), as run folders name them: M2M-Gen, the page-description
 # baseline, and a random clip from a library of generated music (the lower bound).
 from m2m.runs import CONDITIONS
+
+if TYPE_CHECKING:
+    from m2m.soundtrack import Soundtrack
 
 # within-scene: the paper's first study; between-scenes: its follow-up across a scene boundary.
 DESIGNS: tuple[str, ...] = ("within-scene", "between-scenes")
@@ -269,18 +273,26 @@ def version_entries(study_dir: str | os.PathLike[str], stimulus: Stimulus, condi
     pages lie in different scenes, as the whole-book file plays it). Read from the version's run folder's ``soundtrack.json``;
     empty when the folder has none or is not laid out as ``runs/<book>/<condition>/`` (a study put
     together by hand). A broken cue sheet is a ValueError naming the file."""
+    folder = version_folder(study_dir, stimulus, condition)
+    sheet = version_cue_sheet(study_dir, stimulus, condition)
+    if sheet is None:
+        return {}
+    return {cue.page: PageEntry(cue.transition, cue.crossfade, cue.silence, cue.stinger_seconds,
+                                folder / cue.stinger if cue.stinger else None)
+            for cue in sheet.cues if cue.page in stimulus.pages}
+
+
+def version_cue_sheet(study_dir: str | os.PathLike[str], stimulus: Stimulus, condition: str) -> Soundtrack | None:
+    """The version's ``soundtrack.json``; None when the folder has none or is not laid out as
+    ``runs/<book>/<condition>/``. A broken cue sheet is a ValueError naming the file."""
     from m2m.runs import RunFolder
     from m2m.soundtrack import Soundtrack  # the cue sheet's schema; imported here: it pulls in numpy
 
     folder = version_folder(study_dir, stimulus, condition)
     if folder.name not in CONDITIONS:
-        return {}
+        return None
     record = RunFolder(folder.parent.parent, folder.parent.name, folder.name).read("soundtrack", Soundtrack)
-    if record is None:
-        return {}
-    return {cue.page: PageEntry(cue.transition, cue.crossfade, cue.silence, cue.stinger_seconds,
-                                folder / cue.stinger if cue.stinger else None)
-            for cue in record.data.cues if cue.page in stimulus.pages}
+    return record.data if record is not None else None
 
 
 def missing_files(study: Study, study_dir: str | os.PathLike[str]) -> tuple[Path, ...]:

@@ -11,6 +11,8 @@ import pytest
 from m2m.evaluation.clap import TransformersClap
 from m2m.evaluation.evaluate import default_json_path, evaluate
 from m2m.evaluation.report import chart, table, write_json
+from m2m.runs import RunFolder
+from m2m.soundtrack import Soundtrack
 
 from .conftest import make_run, tone
 
@@ -47,6 +49,9 @@ def test_a_book_folder_evaluates_every_condition_and_says_clap_is_unavailable(bo
     data = json.loads(path.read_text())
     assert data["runs"][0]["clap"]["available"] is False and data["runs"][0]["clap"]["note"].startswith("unavailable")
     assert data["runs"][0]["levels"]["clipped_samples"] == 0
+    # what was measured, so a study's report can tell figures of music rendered again since
+    sheet = RunFolder(tmp_path, "Book", "m2m").read("soundtrack", Soundtrack).data
+    assert data["runs"][0]["played"] == sheet.played_hash() != data["runs"][1]["played"]
     png = chart(evaluation, tmp_path / "chart.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

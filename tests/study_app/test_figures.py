@@ -154,3 +154,32 @@ def test_a_figures_file_from_another_version_is_a_message_not_a_broken_report(tm
     (tmp_path / FIGURES_FILE).write_text(json.dumps(data), encoding="utf-8")
     text = figures_markdown(study, tmp_path, pd.DataFrame())
     assert "is not a file this version of `m2m evaluate --json` writes" in text and "plan" in text
+
+
+def test_a_version_rendered_again_after_the_figures_is_left_out_and_said(tmp_path: Path) -> None:
+    """evaluation.json records the cue sheet it measured; a version whose music changed since is not
+    shown (nor correlated) with figures of the music it no longer plays, and the report says so."""
+    from m2m.runs import RunFolder
+    from m2m.soundtrack import Soundtrack
+    from m2m.study.figures import figures_markdown, study_figures
+
+    from .conftest import write_cue_sheet
+
+    study = make_study_dir(tmp_path)
+    for condition in CONDITIONS:
+        write_cue_sheet(tmp_path, condition, range(8), {})
+    write_figures(tmp_path)
+    data = json.loads((tmp_path / FIGURES_FILE).read_text(encoding="utf-8"))
+    for run in data["runs"]:
+        sheet = RunFolder(tmp_path / "runs", BOOK, run["condition"]).read("soundtrack", Soundtrack).data
+        run["played"] = sheet.played_hash()
+    (tmp_path / FIGURES_FILE).write_text(json.dumps(data), encoding="utf-8")
+    figures, stale = study_figures(study, tmp_path, read_figures(tmp_path))
+    assert len(figures) == 6 and stale == []
+    # the baseline is rendered again: a page's crossfade changes, so its music is not what was measured
+    write_cue_sheet(tmp_path, "baseline", range(8), {2: ("", 3.0, 0.0, 0.0)})
+    figures, stale = study_figures(study, tmp_path, read_figures(tmp_path))
+    assert stale == ["s1 baseline", "s2 baseline"] and {f.condition for f in figures} == {"m2m", "random"}
+    text = figures_markdown(study, tmp_path, pd.DataFrame())
+    assert "Left out: s1 baseline, s2 baseline: the music was rendered again" in text
+    assert "| s1 | baseline |" not in text and "| s1 | m2m |" in text

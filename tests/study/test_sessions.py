@@ -96,8 +96,8 @@ def test_public_view_hides_conditions_and_files() -> None:
         assert set(stimulus) == {"stimulus", "versions"}
         assert [v["label"] for v in stimulus["versions"]] == list(LABELS)
         for version in stimulus["versions"]:
-            assert set(version) == {"stimulus", "label", "pages", "audio", "enter"}
-            assert version["enter"] == [None] * 4, "without a cue sheet every turn crossfades"
+            assert set(version) == {"stimulus", "label", "pages", "audio", "enter", "fades"}
+            assert version["enter"] == version["fades"] == [None] * 4, "without a cue sheet: the study's crossfade"
             assert version["stimulus"] == stimulus["stimulus"]
             assert len(version["pages"]) == len(version["audio"]) == 4
             assert all(token.fullmatch(t) for t in version["pages"] + version["audio"])
@@ -142,11 +142,13 @@ def test_build_session_validates() -> None:
 def test_a_version_s_chosen_transitions_reach_the_browser_as_moves_and_tokens() -> None:
     """The m2m version's cue sheet enters page 1 by a silence and page 2 by a stinger (whose clip is
     served by a token like any other); the passage's first page has no turn into it, and the other
-    versions crossfade. Nothing in the moves names a condition or a file."""
+    versions crossfade (the baseline over its cue sheet's length). Nothing in the moves names a condition or a file."""
     study, stinger = make_study(), Path("/srv/runs/m2m/audio/stinger-002.ogg")
 
     def entries(stimulus, condition):
         first = stimulus.pages[0]
+        if condition == "baseline":  # plain crossfades of its scene crossfade (each page its own scene)
+            return {page: PageEntry("", 5.0, 0.0) for page in stimulus.pages}
         if condition != "m2m":
             return {}
         return {first: PageEntry("cut", 0.05, 0.0), first + 1: PageEntry("silence", 1.0, 1.5),
@@ -160,7 +162,9 @@ def test_a_version_s_chosen_transitions_reach_the_browser_as_moves_and_tokens() 
             condition = session.condition(public.stimulus, version.label)
             if condition != "m2m":
                 assert version.enter == (None,) * 4
+                assert version.fades == ((None, 5.0, 5.0, 5.0) if condition == "baseline" else (None,) * 4)
                 continue
+            assert version.fades == (None, 1.0, 1.0, None)  # the chosen moves' fades; page 4: no entry, the study's
             first, silence, stinger_move, last = version.enter
             assert first is None, "no turn into the passage's first page"
             assert silence == {"kind": "silence", "fade": 1.0, "silence": 1.5}

@@ -145,3 +145,54 @@ def test_a_transition_edited_to_a_crossfade_plays_a_crossfade_of_its_length(brow
         assert not errors, errors
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("target", [9, 5], ids=["silence", "stinger"])
+def test_a_turn_before_the_new_scene_s_clip_lands_still_plays_its_transition(browser, served_example, target):
+    """The reader turns into a new scene while its first page's clip is still on its way: the old
+    scene lets go at the turn as the chosen move asks (not held for the new clip; a stinger plays at
+    once), and the new page enters when its clip lands, over 0.3 s, at the turn + the silence's fade
+    and gap or the stinger's length: the wait counts from the turn, not from the clip's arrival."""
+    held = []
+    name = f"page-{target:03d}.ogg"
+    late_clip = (lambda url: name in url and "/m2m/flac" not in url, lambda route: held.append(route))
+    context, page, errors = open_reader(browser, served_example.url, routes=(late_clip,))
+    try:
+        wait_all_clips(page)
+        page.click(".m2m-start-btn")
+        enter = page.evaluate(STATE)["enters"][str(target)]
+        wait = enter["fade"] + enter["silence"] if enter["kind"] == "silence" else enter["seconds"]
+        page.evaluate(f"window.m2mReader.go({target - 1})")
+        wait_full(page, target - 1)
+        if enter["kind"] == "stinger":
+            page.wait_for_function("window.m2mReader.state().stingers.length === 1", timeout=10_000)
+        for _ in range(100):  # the clip is prefetched from the page before, and held on its way
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert held and target not in page.evaluate(STATE)["decoded"]
+        page.evaluate("window.m2mReader.next()")
+        page.wait_for_function(f"window.m2mReader.state().page === {target}")
+        turn = next(f for f in reversed(page.evaluate(STATE)["fades"]) if f["page"] == target and f["reason"] == "turn")
+        assert turn["move"] == enter["kind"] and not turn["hadBuffer"] and not turn["held"], turn
+        assert [f["to"] for f in turn["fades"]] == [0] and turn["fades"][0]["seconds"] == pytest.approx(enter["fade"],
+                                                                                                          abs=0.05)
+        assert (turn["stinger"] or {}).get("played", False) == (enter["kind"] == "stinger"), turn
+        page.wait_for_timeout(300)
+        for route in held:
+            route.continue_()
+        page.wait_for_function(f"window.m2mReader.state().fades.some(f => f.page === {target} && f.late !== null)",
+                               timeout=15_000)
+        landed = next(f for f in page.evaluate(STATE)["fades"] if f["page"] == target and f["late"] is not None)
+        assert landed["move"] == enter["kind"] and landed["hadBuffer"] and landed["stinger"] is None, landed
+        assert 0.3 <= landed["late"] < wait, landed  # it landed before the move's wait was over
+        (entering,) = [f for f in landed["fades"] if f["to"] == 1]
+        assert entering["start"] - turn["ctxTime"] == pytest.approx(wait, abs=0.05)
+        assert entering["seconds"] == pytest.approx(0.3, abs=0.01)
+        if enter["kind"] == "stinger":  # the stinger plays on through the clip's landing
+            assert any(v["stinger"] and v["gain"] > 0.5 for v in page.evaluate(STATE)["voices"])
+        page.wait_for_function(f"window.m2mReader.state().voices.some(v => v.page === {target} && v.gain > 0.999)",
+                               timeout=10_000)
+        assert not errors, errors
+    finally:
+        context.close()

@@ -52,6 +52,9 @@ const R = {
   prefetchLog: [], turns: [], fades: [], errors: [], notes: [],
   startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0, turnSeq: 0,
   holdTimer: null, holdPage: null, heldFor: null,
+  // a turn into a page whose clip had not landed yet: its move, played when the clip lands and timed
+  // from the turn (a silence or a stinger still waits from there). {page, run, move, plain, at: audio clock}
+  pendingTurn: null,
   // the server's versioned state (pull()): the newest value applied, the session's token, the pull loop
   version: 0, token: '', pullTimer: null, pulling: false, pullAgain: false, working: true, activeUntil: 0,
   lastTurnAt: -Infinity, lastGap: '', pulls: 0, resyncs: 0, stale: 0, pullLog: [],
@@ -173,9 +176,26 @@ function musicFor(page, turnAt, reason, from = null) {
   if (!R.ctx || !R.started) return;
   // Past the last page (R.ended) no page's music is wanted: every voice fades out, slowly.
   const entry = R.musicOn && !R.ended ? readyEntry(page) : null;
-  const hold = !entry && !R.ended && R.musicOn && arriving(page) && R.heldFor !== page;
-  const move = R.ended || !entry ? null : moveInto(page, from, reason);
-  const plan = fadesOf(move, entry ? plainFadeInto(page, from, reason) : R.fade);
+  const turned = reason === 'turn' && R.musicOn && !R.ended;
+  let move = turned ? moveInto(page, from, reason) : null;
+  let plain = turned ? plainFadeInto(page, from, reason) : R.fade;
+  // A turn whose clip is still on its way keeps its move for when the clip lands (`late`: the
+  // seconds since that turn), so the chosen transition is played, not a plain fade-in.
+  const pending = R.pendingTurn;
+  let late = null;
+  if (turned || (pending && (pending.page !== page || pending.run !== R.run))) R.pendingTurn = null;
+  if (turned && !entry && clipOf(page)) {
+    R.pendingTurn = { page, run: R.run, move, plain, at: R.ctx.currentTime };
+  } else if (!turned && entry && R.pendingTurn) {
+    ({ move, plain } = R.pendingTurn);
+    late = R.ctx.currentTime - R.pendingTurn.at;
+    R.pendingTurn = null;
+  }
+  // a cut, a silence or a stinger lets the old scene go at the turn, whether or not the new clip is here
+  const breaks = !!move && move.kind !== 'crossfade' && move.kind !== 'continue';
+  const hold = !entry && !R.ended && R.musicOn && arriving(page) && R.heldFor !== page && !breaks;
+  const plan = fadesOf(move, plain);
+  const delay = Math.max(0, plan.delay - (late || 0));  // a late clip waits out only what is left
   const fade = R.ended ? Math.max(END_FADE_S, R.fade) : plan.out;
   if (!hold) {
     clearTimeout(R.holdTimer);
@@ -196,19 +216,21 @@ function musicFor(page, turnAt, reason, from = null) {
   const r = entry ? alikeness(page, entry, plan) : 0;
   for (const v of R.voices) {
     // the stinger into this page plays out while the reader stays on it (a clip arriving, a new value)
-    if (v.stinger && v.page === page && !R.ended && !move) continue;
+    if (v.stinger && v.page === page && !R.ended && (!move || late !== null)) continue;
     if (entry && playsEntry(v, page, entry)) keep = v;
     else if (v.target !== 0 && !hold) fades.push(fadeVoice(R.ctx, v, 0, fade, 0, r));
     // a chosen transition owns the change: music still dissolving from an earlier turn is gone
     // within its fade too (a silence is silent, a cut is clean)
-    else if (move && v.curveStart + v.curveDur > R.ctx.currentTime + fade) fades.push(fadeVoice(R.ctx, v, 0, fade));
+    else if (move && late === null && v.curveStart + v.curveDur > R.ctx.currentTime + fade) {
+      fades.push(fadeVoice(R.ctx, v, 0, fade));
+    }
   }
   if (entry) {
-    if (!keep) keep = startVoice(entry, plan.delay);
-    if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, plan.in, plan.delay, r));
+    if (!keep) keep = startVoice(entry, delay);
+    if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, plan.in, delay, r));
     if (R.firstAudibleAt === null && R.ctx.state === 'running') R.firstAudibleAt = performance.now();
   }
-  const stinger = move && move.kind === 'stinger' ? playStinger(page, move) : null;
+  const stinger = move && move.kind === 'stinger' && late === null ? playStinger(page, move) : null;
   // Very fast turns: at most two voices keep fading out; older ones finish in 120 ms (from a gain
   // that is already low, so no click), which bounds the number of live sources at three.
   const leaving = R.voices.filter((v) => v.target === 0 && v !== keep);
@@ -218,7 +240,7 @@ function musicFor(page, turnAt, reason, from = null) {
   for (const f of fades) if (f.error) R.errors.push('fade (' + reason + '): ' + f.error);
   record(R.fades, { page, reason, turnAt, at: performance.now(), ctxTime: R.ctx.currentTime,
                     hadBuffer: !!entry, held: hold, count: fades.length, fades, move: move ? move.kind : null,
-                    stinger });
+                    stinger, late: late === null ? null : Number(late.toFixed(3)) });
   pruneVoices();
   updateChrome();
 }

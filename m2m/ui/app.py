@@ -13,6 +13,7 @@ import gradio as gr
 from m2m.cues import KINDS, MAX_SECONDS
 from m2m.emotions import available_emotion_backends
 from m2m.music import available_engines
+from m2m.music.render import SoundtrackSettings
 from m2m.ui.config import AppConfig
 from m2m.ui.fallback_audio import fallback_routes
 from m2m.ui.layout import CONDITIONS, DIRECTORS, ReaderApp
@@ -152,7 +153,10 @@ def _settings_panel() -> dict[str, Any]:
         emotion_backend = gr.Dropdown(list(available_emotion_backends()),
                                       value="dialogue", label="Emotion backend")
         engine = gr.Dropdown(list(available_engines()), value="composer", label="Music engine")
-        crossfade = gr.Slider(0.2, 6.0, value=1.5, step=0.1, label="Crossfade between pages (seconds)")
+        crossfade = gr.Slider(0.2, 6.0, value=1.5, step=0.1, label="Crossfade between pages (seconds)",
+                              info="Within a scene. At a scene change: the director's transition, or a "
+                                   f"{SoundtrackSettings.scene_crossfade_seconds:g} s crossfade where it chose "
+                                   "none (the baseline's every turn).")
         apply_btn = gr.Button("Apply settings", size="sm", variant="primary", elem_id="m2m-apply")
     return {"director": director, "api_key": api_key, "emotion_backend": emotion_backend, "engine": engine,
             "condition": condition, "crossfade": crossfade, "apply": apply_btn}

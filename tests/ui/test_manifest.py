@@ -107,8 +107,11 @@ def test_the_directive_panel_says_how_the_music_moves_into_the_scene(tmp_path):
         in panels(example, view, 8).directive  # its scene's
     assert "closes on a 3 s cadence" in panels(example, view, 8).directive
     assert "Into this scene" not in panels(example, view, 2).directive  # the first scene: nothing before it
-    assert reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True)["clips"]["9"]["enter"] == {
-        "kind": "silence", "fade": 1.0, "silence": 1.5}
+    clips = reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True)["clips"]
+    assert clips["9"]["enter"] == {"kind": "silence", "fade": 1.0, "silence": 1.5}
+    # every page carries the cue sheet's fade into it: the old music's under the silence, the page
+    # crossfade within a scene (a plain turn plays it)
+    assert clips["9"]["fade"] == 1.0 and clips["8"]["fade"] == 1.5 and "enter" not in clips["8"]
     # the stinger into scene 1 (page 5) is made with the scene's last page (4) and reaches the reader
     view = service.render_pages(example, settings, [4, 5])
     enter = reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True)["clips"]["5"]["enter"]

@@ -290,6 +290,7 @@ class ClipInfo:
     stinger_seconds: float = 0.0  # a stinger: its length, and its clip once made (path, version)
     stinger: Path | None = None
     stinger_version: str = ""
+    bar: float = 0.0  # seconds a bar of the clip lasts (SoundtrackCue.bar_seconds; 0: no bar grid)
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,7 @@ def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) ->
                 clips[cue.page] = ClipInfo(path, cue.seconds, cue.engine, cue.caption, cue.scene,
                                            cue.file_hash or cue.hash, entry.transition, entry.fade, entry.silence,
                                            entry.stinger, run.path / stinger.file if stinger else None,
-                                           stinger.file_hash if stinger else "")
+                                           stinger.file_hash if stinger else "", cue.bar_seconds())
     data = {stage: (r.data if r else None) for stage, r in records.items()}
     return RunView(data["scenes"], data["emotions"], data["directives"], data["captions"],
                    {stage: r.provenance for stage, r in records.items() if r}, clips,

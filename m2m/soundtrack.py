@@ -241,21 +241,30 @@ def page_entries(sheet: Sequence[Cue], settings: SoundtrackSettings,
 
 def mix_pages(clips: Sequence[tuple[np.ndarray, bool]], crossfades: Sequence[float | Join], pace_seconds: float,
               sample_rate: int, end_fade_seconds: float = 3.0,
-              stingers: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
+              stingers: Mapping[int, np.ndarray] | None = None, bars: Sequence[float] | None = None) -> np.ndarray:
     """The whole book: page k starts at ``k * pace_seconds``; the transition into it is
     ``crossfades[k]``: a ``Join``, or the seconds of an equal-power crossfade centred on that start
     (the first page fades in over 10 ms, the last fades out over ``end_fade_seconds``). Clips are
     ``([channels, samples], loop)`` at ``sample_rate``; looping clips repeat to fill their page.
     ``stingers[k]``: the ``[2, samples]`` stinger played into page k, where its join has one.
+    ``bars[k]``: the seconds a bar of clip k lasts (0: no bar grid; see PageMixer.add).
     Returns ``[2, samples]``."""
+    return mix_book(clips, crossfades, pace_seconds, sample_rate, end_fade_seconds, stingers, bars)[0]
+
+
+def mix_book(clips: Sequence[tuple[np.ndarray, bool]], crossfades: Sequence[float | Join], pace_seconds: float,
+             sample_rate: int, end_fade_seconds: float = 3.0, stingers: Mapping[int, np.ndarray] | None = None,
+             bars: Sequence[float] | None = None) -> tuple[np.ndarray, list[int]]:
+    """``mix_pages``, and the sample of each clip its page entered at (``PageMixer.offsets``)."""
     if len(clips) != len(crossfades):
         raise ValueError("crossfades: one per clip expected")
     pieces: list[np.ndarray] = []
     mixer = PageMixer(crossfades, pace_seconds, sample_rate, pieces.append, end_fade_seconds)
     stingers = stingers or {}
     for k, (samples, loop) in enumerate(clips):
-        mixer.add(samples, loop, stingers.get(k + 1))
-    return np.concatenate(pieces, axis=1) if pieces else np.zeros((2, 0), dtype=np.float32)
+        mixer.add(samples, loop, stingers.get(k + 1), bars[k] if bars is not None else 0.0)
+    book = np.concatenate(pieces, axis=1) if pieces else np.zeros((2, 0), dtype=np.float32)
+    return book, mixer.offsets
 
 
 class PageMixer:
@@ -290,6 +299,21 @@ class PageMixer:
         # the page before's last stretch, not yet faded, where it and the next page's fade-in
         # coincide (a crossfade): (where it starts, its samples)
         self.held: tuple[int, np.ndarray] | None = None
+        # per page added, the sample of its clip it entered at; and of the last page added: that
+        # sample, its clip's length and its bar in samples (0: no bar grid)
+        self.offsets: list[int] = []
+        self.entered: tuple[int, int, float] = (0, 1, 0.0)
+
+    def _entry_offset(self, k: int, length: int, bar: float) -> int:
+        """The sample of page k's clip (``length`` samples, bars of ``bar`` samples) it enters at in a
+        crossfade: where the page before's clip then is, within its bar, when the two have bars of one
+        length (a scene's pages share tempo and metre), so their beats fall together while they
+        overlap rather than a fraction of a beat apart; 0 (its beginning) otherwise."""
+        offset, before_length, before_bar = self.entered
+        if not bar or not before_bar or abs(bar - before_bar) > 1e-3 * self.sample_rate:
+            return 0
+        position = (offset + self.begins[k] - self.begins[k - 1]) % before_length
+        return int(round(position % bar)) % length
 
     def _samples(self, seconds: float) -> int:
         return int(round(seconds * self.sample_rate))
@@ -303,10 +327,11 @@ class PageMixer:
             self.buffer = grown
         self.buffer[:, begin - self.flushed:end - self.flushed] += segment
 
-    def add(self, samples: np.ndarray, loop: bool, stinger: np.ndarray | None = None) -> None:
+    def add(self, samples: np.ndarray, loop: bool, stinger: np.ndarray | None = None, bar: float = 0.0) -> None:
         """The next page's ``[2, samples]`` clip; ``stinger``: the ``[2, samples]`` stinger that
         closes its music into the next page, when that page's join has one (it plays from the
-        next page's start)."""
+        next page's start); ``bar``: the seconds a bar of the clip lasts (0: it has no bar grid). A
+        looping clip that crossfades in from one with bars as long enters on that one's bar grid."""
         k, n = self.next, len(self.begins)
         if k >= n:
             raise ValueError(f"clips: more than the {n} pages the crossfades were given for")
@@ -321,7 +346,11 @@ class PageMixer:
         else:
             end = (k + 1) * self.pace + self.out_ends[k + 1]
             fade_out = min(self.fade_outs[k + 1], end - begin)
-        segment = _looped(samples, end - begin, loop).copy()
+        bar_samples = bar * self.sample_rate if loop and samples.shape[1] else 0.0
+        offset = self._entry_offset(k, samples.shape[1], bar_samples) if self.held is not None else 0
+        self.offsets.append(offset)
+        self.entered = (offset, max(1, samples.shape[1]), bar_samples)
+        segment = _looped(np.roll(samples, -offset, axis=1) if offset else samples, end - begin, loop).copy()
         held, self.held = self.held, None
         if held is not None:
             # a crossfade: the law follows how alike the two stretches are, moment by moment
@@ -399,7 +428,8 @@ def build_soundtrack(book_id: str, condition: Condition, captions: CaptionSheet,
     # page is kept and the file was made from them with these settings, it is kept too.
     make_whole = settings.whole_file and complete
     kept = _kept_whole_file(record, run, hashes, settings, transitions) if make_whole and not pending else None
-    whole = _WholeFile(run, sheet, settings, {p: (run.path / c.file, c.loop) for p, c in done.items()}, transitions,
+    whole = _WholeFile(run, sheet, settings, {p: (run.path / c.file, c.loop, c.bar_seconds()) for p, c in done.items()},
+                       transitions,
                        {scene: run.path / c.file for scene, c in stingers.items()}) \
         if make_whole and kept is None else None
     try:
@@ -499,7 +529,7 @@ class _WholeFile:
     while pages arrive in any order; written to a temporary file and renamed when complete."""
 
     def __init__(self, run: RunFolder, sheet: Sequence[Cue], settings: SoundtrackSettings,
-                 on_disk: Mapping[int, tuple[Path, bool]], transitions: TransitionSheet | None,
+                 on_disk: Mapping[int, tuple[Path, bool, float]], transitions: TransitionSheet | None,
                  stingers_on_disk: Mapping[int, Path] | None = None) -> None:
         self.run, self.settings, self.transitions = run, settings, transitions
         self.pages = [c.page for c in sheet]
@@ -509,7 +539,7 @@ class _WholeFile:
                               if join.stinger > 0}
         self.on_disk = dict(on_disk)
         self.stingers_on_disk = dict(stingers_on_disk or {})
-        self.arrived: dict[int, tuple[np.ndarray, bool]] = {}
+        self.arrived: dict[int, tuple[np.ndarray, bool, float]] = {}
         self.arrived_stingers: dict[int, np.ndarray] = {}
         self.lock = threading.Lock()
         self.path = run.audio_dir / "soundtrack.ogg"
@@ -520,10 +550,11 @@ class _WholeFile:
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="m2m-whole")
         self.work: list[Future] = [self.worker.submit(self._advance)]  # pages kept from before
 
-    def add(self, page: int, samples: np.ndarray, loop: bool) -> None:
-        """A page's normalised ``[2, samples]`` clip at the settings' rate (any thread, any order)."""
+    def add(self, page: int, samples: np.ndarray, loop: bool, bar: float = 0.0) -> None:
+        """A page's normalised ``[2, samples]`` clip at the settings' rate, and the seconds a bar of it
+        lasts (0: no bar grid), from any thread, in any order."""
         with self.lock:
-            self.arrived[page] = (samples, loop)
+            self.arrived[page] = (samples, loop, bar)
             self.work.append(self.worker.submit(self._advance))
 
     def add_stinger(self, scene: int, samples: np.ndarray) -> None:
@@ -553,11 +584,12 @@ class _WholeFile:
             with self.lock:
                 item = self.arrived.pop(page, None)
             if item is None and page in self.on_disk:
-                path, loop = self.on_disk.pop(page)
-                item = (stereo_at(read_audio(path), self.settings.sample_rate), loop)
+                path, loop, bar = self.on_disk.pop(page)
+                item = (stereo_at(read_audio(path), self.settings.sample_rate), loop, bar)
             if item is None:
                 return
-            self.mixer.add(*item, stinger)
+            samples, loop, bar = item
+            self.mixer.add(samples, loop, stinger, bar)
 
     def _sink(self, samples: np.ndarray) -> None:
         if self.file is None:
@@ -614,8 +646,8 @@ def _existing_cues(record: StageRecord[Soundtrack] | None) -> dict[int, Soundtra
 
 # How the pages are mixed into the whole book; a new law makes every whole-book file made by an older
 # one be mixed again. 2: crossfades follow the pages' correlation (crossfade_gains); 3: measured by the
-# quarter second (local_correlation).
-MIX_LAW = "correlation-3"
+# quarter second (local_correlation); 4: a page crossfading in from one of its bar length enters on its grid.
+MIX_LAW = "bar-grid-4"
 
 
 def _whole_file_key(hashes: Mapping[int, str], transitions: TransitionSheet | None) -> str:

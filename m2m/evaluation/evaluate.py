@@ -36,7 +36,7 @@ from m2m.evaluation.features import (
 from m2m.evaluation.levels import Levels, levels
 from m2m.evaluation.paired import PairedJoins, paired_with_reference
 from m2m.evaluation.recurrence import Recurrence, recurrence, reference_sheet
-from m2m.evaluation.sources import RunInput, clip_samples, find_runs, played_book, played_joins
+from m2m.evaluation.sources import RunInput, clip_samples, find_runs, played_joins, played_mix
 from m2m.evaluation.transitions import Transitions, measure_transitions
 
 Progress = Callable[[str], None]
@@ -79,11 +79,11 @@ def evaluate_run(run: RunInput, clap: ClapScorer | str, fad_reference: np.ndarra
     soundtrack, rate = run.soundtrack, run.soundtrack.settings.sample_rate
     cues = soundtrack.cues
     clips = clip_samples(run)
-    book = played_book(run, clips)
+    book, offsets = played_mix(run, clips)
     transitions = measure_transitions(book, rate, [c.page for c in cues], run.scenes,
                                       played_joins(run), [c.transition for c in cues],
                                       [c.shape[1] for c in clips], [c.loop for c in cues],
-                                      soundtrack.settings.pace_seconds)
+                                      soundtrack.settings.pace_seconds, offsets)
     del book  # the whole book is the largest array here; the rest needs only the clips
     mono = [analysis_signal(c, rate) for c in clips]
     features = [clip_features(m) for m in mono]

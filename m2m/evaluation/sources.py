@@ -18,7 +18,7 @@ from m2m.conditions import condition_of
 from m2m.cues import CaptionSheet
 from m2m.music.render import stereo_at
 from m2m.runs import CONDITIONS, Condition, RunFolder
-from m2m.soundtrack import Join, Soundtrack, cue_join, mix_pages
+from m2m.soundtrack import Join, Soundtrack, cue_join, mix_book
 
 # The scenes a run is judged against are the m2m plan's when the book has one: the baseline's cue
 # sheet gives every page a scene of its own, so judged by its own scenes it would have no
@@ -125,9 +125,14 @@ def played_joins(run: RunInput) -> list[Join]:
 
 def played_book(run: RunInput, clips: Sequence[np.ndarray]) -> np.ndarray:
     """The whole book as ``audio/soundtrack.ogg`` plays it (before encoding): the same mix, from the
-    cue sheet's clips, loop flags, crossfades and pace, so a run made with ``--no-whole-file`` is
+    cue sheet's clips, loop flags, bars, crossfades and pace, so a run made with ``--no-whole-file`` is
     judged the same way (a silence or a stinger chosen at a scene change included)."""
-    settings = run.soundtrack.settings
-    return mix_pages([(c, cue.loop) for c, cue in zip(clips, run.soundtrack.cues, strict=True)],
-                     played_joins(run), settings.pace_seconds, settings.sample_rate,
-                     stingers=stinger_samples(run))
+    return played_mix(run, clips)[0]
+
+
+def played_mix(run: RunInput, clips: Sequence[np.ndarray]) -> tuple[np.ndarray, list[int]]:
+    """``played_book``, and the sample of each clip its page entered at (on the page before's bar grid)."""
+    settings, cues = run.soundtrack.settings, run.soundtrack.cues
+    return mix_book([(c, cue.loop) for c, cue in zip(clips, cues, strict=True)], played_joins(run),
+                    settings.pace_seconds, settings.sample_rate, stingers=stinger_samples(run),
+                    bars=[cue.bar_seconds() for cue in cues])

@@ -180,11 +180,13 @@ def measure_join(book: np.ndarray, sample_rate: int, at: int, join: PlayedJoin) 
 
 
 def loop_seams(clip_lengths: Sequence[int], loops: Sequence[bool], joins: Sequence[PlayedJoin], pace_seconds: float,
-               sample_rate: int, end_fade_seconds: float = END_FADE_SECONDS) -> list[tuple[int, int]]:
+               sample_rate: int, end_fade_seconds: float = END_FADE_SECONDS,
+               offsets: Sequence[int] | None = None) -> list[tuple[int, int]]:
     """(cue index, sample position) of every loop seam in the book as ``soundtrack.mix_pages``
     places the pages: page k plays from its entry (a crossfade's start, or after a silence) to
     where the next page's join lets it go (the last page through the book's closing fade),
-    repeating its clip when that is longer than the clip."""
+    repeating its clip when that is longer than the clip; ``offsets[k]``: the sample of its clip
+    it entered at (on the page before's bar grid; None: every clip from its beginning)."""
     pace, n, seams = int(round(pace_seconds * sample_rate)), len(clip_lengths), []
 
     def samples(seconds: float) -> int:
@@ -194,7 +196,8 @@ def loop_seams(clip_lengths: Sequence[int], loops: Sequence[bool], joins: Sequen
         begin = k * pace + (samples(joins[k].in_begin) if k else 0)
         end = (k + 1) * pace + (samples(joins[k + 1].out_end) if k + 1 < n else samples(end_fade_seconds))
         if loop and length > 0:
-            seams.extend((k, at) for at in range(begin + length, end, length))
+            first = begin + length - (offsets[k] if offsets is not None else 0)
+            seams.extend((k, at) for at in range(first, end, length))
     return seams
 
 
@@ -224,12 +227,13 @@ def is_deliberate(kind: str) -> bool:
 
 def measure_transitions(book: np.ndarray, sample_rate: int, pages: Sequence[int], scenes: Sequence[int],
                         joins: Sequence[PlayedJoin], kinds: Sequence[str], clip_lengths: Sequence[int],
-                        loops: Sequence[bool], pace_seconds: float) -> Transitions:
+                        loops: Sequence[bool], pace_seconds: float, offsets: Sequence[int] | None = None) -> Transitions:
     """Every join between consecutive pages and every loop seam of the played ``book`` (``[2, samples]``).
 
     ``pages``, ``scenes`` (reference), ``joins`` (how the mix entered each page:
     ``soundtrack.cue_join``), ``kinds`` (the transition chosen into each page, "" within a scene),
-    ``clip_lengths`` (samples) and ``loops`` are per cue in order, as the cue sheet gives them."""
+    ``clip_lengths`` (samples) and ``loops`` are per cue in order, as the cue sheet gives them;
+    ``offsets`` the sample of each clip its page entered at (``soundtrack.mix_book``)."""
     pace = int(round(pace_seconds * sample_rate))
     measured = []
     for k in range(1, len(pages)):
@@ -238,7 +242,7 @@ def measure_transitions(book: np.ndarray, sample_rate: int, pages: Sequence[int]
                              scenes[k] != scenes[k - 1], jump, distance, click, kinds[k], is_deliberate(kinds[k]),
                              round(joins[k].silence, 4)))
     seams = [Seam(pages[k], round(at / sample_rate, 3), click_db(book, sample_rate, [at]))
-             for k, at in loop_seams(clip_lengths, loops, joins, pace_seconds, sample_rate)]
+             for k, at in loop_seams(clip_lengths, loops, joins, pace_seconds, sample_rate, offsets=offsets)]
     smooth = [j for j in measured if not j.deliberate]
     breaks = [j for j in measured if j.deliberate]
     clicks = sum(j.click_db > CLICK_DB for j in measured) + sum(s.click_db > CLICK_DB for s in seams)

@@ -127,6 +127,19 @@ class SoundtrackCue:
     stinger: str = ""  # the stinger played before the page (m2m/stingers.py), relative to the run folder
     stinger_seconds: float = 0.0
 
+    def bar_seconds(self) -> float:
+        """A bar of the clip, in seconds (``bar_of``)."""
+        return bar_of(self.details, self.seconds, self.loop)
+
+
+def bar_of(details: Mapping[str, Any], seconds: float, loop: bool) -> float:
+    """A bar of a clip ``seconds`` long, in seconds, where its engine says it loops whole bars (the
+    composer's ``details["bars"]``); 0 when it does not say (MusicGen has no bar grid to keep)."""
+    bars = details.get("bars")
+    if not loop or isinstance(bars, bool) or not isinstance(bars, int) or bars <= 0:
+        return 0.0
+    return seconds / bars
+
 
 # ---------------------------------------------------------------------------------------------
 # getting ready
@@ -328,13 +341,14 @@ def continued_audio(run: RunFolder, pending: Sequence[Cue], after: Mapping[int, 
 
 
 def write_clip(run: RunFolder, cue: Cue, rendered: Rendered, settings: SoundtrackSettings, clip_hash: str,
-               on_samples: Callable[[int, np.ndarray, bool], None] | None = None) -> SoundtrackCue:
+               on_samples: Callable[[int, np.ndarray, bool, float], None] | None = None) -> SoundtrackCue:
     """Normalise ``rendered`` and write the page's files; its record, ``start`` and ``crossfade`` left
-    for the cue sheet. ``on_samples(page, [2, samples], loop)`` gets the normalised clip first (the
-    whole-book mix), before it is encoded."""
+    for the cue sheet. ``on_samples(page, [2, samples], loop, bar seconds)`` gets the normalised clip
+    first (the whole-book mix), before it is encoded."""
     samples, loudness = finish_clip(rendered, settings)
     if on_samples is not None:
-        on_samples(cue.page, samples, rendered.loop)
+        on_samples(cue.page, samples, rendered.loop,
+                   bar_of(rendered.info.details, samples.shape[1] / settings.sample_rate, rendered.loop))
     name = f"page-{cue.page:03d}"
     ogg = run.audio_dir / f"{name}.ogg"
     write_audio_atomic(ogg, samples, settings.sample_rate)

@@ -258,13 +258,14 @@ class PageEntry:
     """How one version's music enters a page, from its cue sheet: the transition its director
     chose into a scene's first page (``kind``; "" for a plain crossfade), the old music's ``fade``,
     the ``silence`` after it and, for a stinger, its length and clip (None while not made: the
-    player waits out its length)."""
+    player waits out its length); ``bar``: a bar of the page's clip, whose grid the next page keeps."""
 
     kind: str
     fade: float
     silence: float
     stinger_seconds: float = 0.0
     stinger: Path | None = None
+    bar: float = 0.0  # seconds a bar of the page's clip lasts (SoundtrackCue.bar_seconds; 0: no bar grid)
 
 
 def version_entries(study_dir: str | os.PathLike[str], stimulus: Stimulus, condition: str) -> dict[int, PageEntry]:
@@ -278,7 +279,7 @@ def version_entries(study_dir: str | os.PathLike[str], stimulus: Stimulus, condi
     if sheet is None:
         return {}
     return {cue.page: PageEntry(cue.transition, cue.crossfade, cue.silence, cue.stinger_seconds,
-                                folder / cue.stinger if cue.stinger else None)
+                                folder / cue.stinger if cue.stinger else None, cue.bar_seconds())
             for cue in sheet.cues if cue.page in stimulus.pages}
 
 

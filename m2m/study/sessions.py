@@ -101,6 +101,9 @@ class PublicVersion:
     # per page, the seconds a plain turn from the page before crossfades over (the cue sheet's; the
     # scene crossfade at a scene change the director chose nothing for); None: the study's crossfade
     fades: tuple[float | None, ...] = ()
+    # per page, the seconds a bar of its clip lasts (None: no bar grid): a crossfade between two of
+    # one bar length enters on the old clip's grid, as the reader does
+    bars: tuple[float | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,7 +208,7 @@ def build_session(
         order = version_order(participant_number, study.stimulus_index(stimulus.id))
         for label, condition in zip(LABELS, order, strict=True):
             conditions[(stimulus.id, label)] = condition
-            audio_tokens, enters, fades = [], [], []
+            audio_tokens, enters, fades, bars = [], [], [], []
             moves = entries(stimulus, condition) if entries is not None else {}
             for index, page in enumerate(stimulus.pages):
                 # The condition is not part of the HMAC input, the label is: tokens reveal nothing
@@ -222,8 +225,10 @@ def build_session(
                     enter["stinger"] = stinger_token
                 enters.append(enter)
                 fades.append(move.fade if move is not None and move.fade > 0 else None)
+                entry = moves.get(page)  # the first page's too: the next page enters on its grid
+                bars.append(round(entry.bar, 6) if entry is not None and entry.bar > 0 else None)
             versions.append(PublicVersion(stimulus.id, label, tuple(page_tokens), tuple(audio_tokens),
-                                          tuple(enters), tuple(fades)))
+                                          tuple(enters), tuple(fades), tuple(bars)))
         public_stimuli.append(PublicStimulus(stimulus.id, tuple(versions)))
     return Session(
         study_id=study.id,

@@ -42,13 +42,15 @@ def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
     ``fallback`` is the clip as FLAC, for a browser that cannot decode the OGG (``fallback_audio``).
     ``fade`` is the cue sheet's crossfade into the page from the one before (the scene crossfade
     where they lie in different scenes; 0 for the first page), which a plain turn from there plays.
+    ``bar`` is a bar of the clip in seconds (0: no bar grid): a crossfade between two clips of one bar
+    length enters on the old one's grid.
     ``enter`` is the transition chosen into a scene's first page ({kind, fade, silence} in seconds;
     a stinger adds its ``seconds``, its clip's ``stinger`` URL and ``stinger_fallback``, the FLAC),
     which the reader plays on a turn from the page before."""
     out: dict[str, dict[str, Any]] = {}
     for page, c in sorted(clips.items()):
         entry = {"url": file_url(c.path, c.version), "fallback": fallback_url(c.path, c.version),
-                 "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3), "fade": round(float(c.crossfade), 3)}
+                 "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3), "fade": round(float(c.crossfade), 3), "bar": round(float(getattr(c, "bar", 0.0)), 6)}
         enter = enter_json(getattr(c, "transition", ""), c.crossfade, c.silence, c.stinger_seconds)
         if enter is not None:
             entry["enter"] = enter

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from m2m.audio import read_audio
 from m2m.cues import CaptionSheet
+from m2m.evaluation.transitions import loop_seams
 from m2m.loudness import loudness_lufs, normalize, true_peak_db
 from m2m.music.base import RenderOptions
 from m2m.music.render import ENCODER_HEADROOM_DB, SoundtrackSettings
 from m2m.runs import RunFolder
-from m2m.soundtrack import Soundtrack, build_soundtrack, correlation, crossfade_gains, mix_pages
+from m2m.soundtrack import (
+    Join,
+    Soundtrack,
+    build_soundtrack,
+    correlation,
+    crossfade_gains,
+    mix_book,
+    mix_pages,
+)
 
 from .conftest import cue
 
@@ -76,6 +86,12 @@ def test_cue_sheet_is_complete_and_loadable(built):
         assert "FluidR3" in c["backend"] or "TimGM" in c["backend"]
     assert raw["data"]["file"] == "audio/soundtrack.ogg" and raw["data"]["complete"] is True
     assert ("music", 3, 3) in events and events[-1] == ("soundtrack", 1, 1)
+    # the composer loops whole bars: a bar is the clip over its bars (the reader keeps the grid)
+    for c in soundtrack.cues:
+        assert c.bar_seconds() == pytest.approx(c.seconds / c.details["bars"]) and c.details["bars"] >= 1
+        assert c.bar_seconds() == pytest.approx(4 * 60 / c.details["tempo"], rel=0.02)  # 4/4 at its tempo
+    assert replace(soundtrack.cues[0], details={}).bar_seconds() == 0.0  # MusicGen says no bars: no grid
+    assert replace(soundtrack.cues[0], loop=False).bar_seconds() == 0.0
     assert not list(run.audio_dir.glob(".*tmp*"))
 
 
@@ -407,3 +423,28 @@ def test_a_page_file_stays_under_the_true_peak_ceiling_as_decoded(tmp_path):
     assert clip.sample_rate == rate
     assert true_peak_db(audio.samples, rate) < settings.true_peak_db
     assert abs(loudness_lufs(audio.samples, rate) - settings.target_lufs) < 0.5
+
+
+def test_a_page_crossfading_in_from_one_of_its_bar_length_enters_on_its_bar_grid():
+    """Pages of a scene share tempo and metre: the new page's clip enters where the old one is
+    within its bar, so both put their downbeats on one grid while they overlap (entered from its
+    beginning, it would land 0.4 s, most of a bar, off). Clips of other bar lengths start as before."""
+    rate, bar = 8000, 0.5
+
+    def clicks(bars: int, level: float) -> np.ndarray:
+        x = np.zeros((2, int(bars * bar * rate)), dtype=np.float32)
+        x[:, ::int(bar * rate)] = level  # a click on every downbeat
+        return x
+
+    old, new = clicks(4, 1.0), clicks(3, 0.5)  # 2 s and 1.5 s loops of 0.5 s bars
+    pace, fade = 2.2, 0.6  # the new page begins at 1.9 s, 1.9 s into the old clip: 0.4 s into its bar
+    book, offsets = mix_book([(old, True), (new, True)], [0.0, fade], pace, rate, bars=[bar, bar])
+    assert offsets == [0, int(0.4 * rate)]
+    onsets = np.flatnonzero(np.abs(book[0]) > 1e-3)
+    assert onsets.size > 8 and np.all(onsets % int(bar * rate) == 0), onsets[onsets % int(bar * rate) != 0]
+    unaligned = mix_book([(old, True), (new, True)], [0.0, fade], pace, rate, bars=[bar, 0.4])[0]
+    assert np.any(np.flatnonzero(np.abs(unaligned[0]) > 1e-3) % int(bar * rate)), "other bar lengths: from the start"
+    # the evaluation's loop seams follow where the clip entered: the new clip's first seam is on the grid too
+    joins = [Join(0.0, 0.0, 0.0, 0.0), Join.crossfade(fade)]
+    seams = loop_seams([old.shape[1], new.shape[1]], [True, True], joins, pace, rate, 3.0, offsets)
+    assert [at for k, at in seams if k == 1][0] == int(3.0 * rate)

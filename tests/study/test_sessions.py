@@ -96,8 +96,9 @@ def test_public_view_hides_conditions_and_files() -> None:
         assert set(stimulus) == {"stimulus", "versions"}
         assert [v["label"] for v in stimulus["versions"]] == list(LABELS)
         for version in stimulus["versions"]:
-            assert set(version) == {"stimulus", "label", "pages", "audio", "enter", "fades"}
-            assert version["enter"] == version["fades"] == [None] * 4, "without a cue sheet: the study's crossfade"
+            assert set(version) == {"stimulus", "label", "pages", "audio", "enter", "fades", "bars"}
+            assert version["enter"] == version["fades"] == version["bars"] == [None] * 4, \
+                "without a cue sheet: the study's crossfade, from the clip's beginning"
             assert version["stimulus"] == stimulus["stimulus"]
             assert len(version["pages"]) == len(version["audio"]) == 4
             assert all(token.fullmatch(t) for t in version["pages"] + version["audio"])
@@ -148,7 +149,7 @@ def test_a_version_s_chosen_transitions_reach_the_browser_as_moves_and_tokens() 
     def entries(stimulus, condition):
         first = stimulus.pages[0]
         if condition == "baseline":  # plain crossfades of its scene crossfade (each page its own scene)
-            return {page: PageEntry("", 5.0, 0.0) for page in stimulus.pages}
+            return {page: PageEntry("", 5.0, 0.0, bar=2.5) for page in stimulus.pages}
         if condition != "m2m":
             return {}
         return {first: PageEntry("cut", 0.05, 0.0), first + 1: PageEntry("silence", 1.0, 1.5),
@@ -163,6 +164,7 @@ def test_a_version_s_chosen_transitions_reach_the_browser_as_moves_and_tokens() 
             if condition != "m2m":
                 assert version.enter == (None,) * 4
                 assert version.fades == ((None, 5.0, 5.0, 5.0) if condition == "baseline" else (None,) * 4)
+                assert version.bars == ((2.5,) * 4 if condition == "baseline" else (None,) * 4)
                 continue
             assert version.fades == (None, 1.0, 1.0, None)  # the chosen moves' fades; page 4: no entry, the study's
             first, silence, stinger_move, last = version.enter

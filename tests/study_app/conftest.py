@@ -60,10 +60,11 @@ def make_study_dir(folder: Path, n_stimuli: int = 2, pages: int = 4) -> Study:
     return study
 
 
-def write_cue_sheet(folder: Path, condition: str, pages: range, moves: dict[int, tuple[str, float, float, float]]) -> None:
+def write_cue_sheet(folder: Path, condition: str, pages: range, moves: dict[int, tuple[str, float, float, float]],
+                    seconds: float = 1.0, bars: int = 0) -> None:
     """The version's ``soundtrack.json`` as ``m2m render`` writes it, for ``pages``: ``moves`` maps a
     page to the transition chosen into it (kind, fade, silence, stinger seconds); a stinger's clip is
-    a tone of its length at 880 Hz."""
+    a tone of its length at 880 Hz. Each clip is ``seconds`` long, of ``bars`` bars (0: not said)."""
     from m2m.music.render import SoundtrackCue, SoundtrackSettings
     from m2m.runs import Provenance, RunFolder
     from m2m.soundtrack import Soundtrack
@@ -71,13 +72,14 @@ def write_cue_sheet(folder: Path, condition: str, pages: range, moves: dict[int,
     run = RunFolder(folder / "runs", BOOK, condition)
     cues = []
     for page in pages:
-        kind, fade, silence, seconds = moves.get(page, ("", 1.5, 0.0, 0.0))
+        kind, fade, silence, stinger_seconds = moves.get(page, ("", 1.5, 0.0, 0.0))
         stinger = f"audio/stinger-{page:03d}.ogg" if kind == "stinger" else ""
         if stinger:
-            write_tone(run.path / stinger, 880.0, seconds)
-        cues.append(SoundtrackCue(page=page, scene=0, file=f"audio/page-{page:03d}.ogg", start=0.0, seconds=1.0,
+            write_tone(run.path / stinger, 880.0, stinger_seconds)
+        cues.append(SoundtrackCue(page=page, scene=0, file=f"audio/page-{page:03d}.ogg", start=0.0, seconds=seconds,
                                   loop=True, crossfade=fade, engine="composer", caption="", hash=f"h{page}",
-                                  transition=kind, silence=silence, stinger=stinger, stinger_seconds=seconds))
+                                  details={"bars": bars} if bars else {}, transition=kind, silence=silence,
+                                  stinger=stinger, stinger_seconds=stinger_seconds))
     run.write("soundtrack", Soundtrack(BOOK, condition, tuple(cues), (), SoundtrackSettings()),
               Provenance("soundtrack", "composer", "test"))
 

@@ -19,7 +19,7 @@ import soundfile as sf
 
 from m2m.study import RatingsStore, load_study
 
-from .conftest import BOOK, SAMPLE_RATE, make_study_dir
+from .conftest import BOOK, SAMPLE_RATE, make_study_dir, write_cue_sheet
 from .test_study_browser import (
     STATE,
     browser,
@@ -48,26 +48,29 @@ def write_music(path: Path, sign: float) -> None:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, RatingsStore, Path]]:
     folder = tmp_path_factory.mktemp("study-crossfade-law")
     make_study_dir(folder, n_stimuli=1)
+    # the m2m version's cue sheet says its clips are four bars of a second: a turn enters on the grid
+    write_cue_sheet(folder, "m2m", PAGES, {}, seconds=4.0, bars=4)
     for page in PAGES:
         write_music(folder / "runs" / BOOK / "m2m" / "audio" / f"page-{page:03d}.ogg", 1.0)
         write_music(folder / "runs" / BOOK / "baseline" / "audio" / f"page-{page:03d}.ogg", (-1.0) ** page)
     yield from serve_study(folder)
 
 
-def one_turn(page) -> tuple[dict, dict, list[tuple[float, float]]]:
+def one_turn(page) -> tuple[dict, dict, list[tuple[float, float]], list[dict]]:
     """Play the version on screen, turn once, then on to its last page; (the first turn's fade-out record, the new page's fade-in
-    record, the (old, new) gains sampled while both sound)."""
+    record, the (old, new) gains sampled while both sound, the two voices then)."""
     began = page.evaluate("performance.now()")
     page.click("#st-play")
     wait_screen(page, "listen")
     page.wait_for_timeout(1_800)  # page 0 fully in, every clip of the version decoded
     page.click("#st-next")
     page.wait_for_function("window.studyPlayer.state().page === 1")
-    samples = []
+    samples, voices = [], []
     for _ in range(40):
         gains = [v["gain"] for v in page.evaluate(STATE)["voices"] if not v["stinger"]]
         if len(gains) == 2 and 0.05 < min(gains) < 0.95:
             samples.append((gains[0], gains[1]))
+            voices = [v for v in page.evaluate(STATE)["voices"] if not v["stinger"]]
         page.wait_for_timeout(40)
     fades = [f for f in page.evaluate(STATE)["fades"] if f["at"] > began and f["reason"] == "turn"]
     out = next(f for f in fades if "move" in f)
@@ -75,7 +78,7 @@ def one_turn(page) -> tuple[dict, dict, list[tuple[float, float]]]:
     for last in (2, 3):  # on to the last page, where the version can be rated
         page.click("#st-next")
         page.wait_for_function(f"window.studyPlayer.state().page === {last}")
-    return out["fades"][0], into["fades"][0], samples
+    return out["fades"][0], into["fades"][0], samples, voices
 
 
 def test_alike_pages_crossfade_without_a_swell_unrelated_ones_at_equal_power(browser, served) -> None:
@@ -89,8 +92,13 @@ def test_alike_pages_crossfade_without_a_swell_unrelated_ones_at_equal_power(bro
         seen = {}
         for rated in (1, 2, 3):
             condition = session.condition(study.stimuli[0].id, page.evaluate(STATE)["label"])
-            fade_out, fade_in, samples = one_turn(page)
+            fade_out, fade_in, samples, voices = one_turn(page)
             seen[condition] = (fade_out["r"], fade_in["r"])
+            if condition == "m2m":  # its cue sheet's bars: page 2 enters on page 1's grid, a whole bar apart
+                old, new = voices
+                assert old["bar"] == new["bar"] == pytest.approx(1.0)
+                bars_apart = new["clipStart"] - old["clipStart"]
+                assert bars_apart == pytest.approx(round(bars_apart), abs=0.005) and bars_apart > 0.5, voices
             if condition in ("m2m", "baseline"):
                 r = fade_in["r"]
                 assert fade_out["r"] == r  # both voices on one law

@@ -65,6 +65,13 @@ def test_cold_open_real_music_lands_then_turns_crossfade(browser, served_real, a
         prefetched = [p for p in before["prefetch"] if p["page"] == 1 and p["decodedAt"]]
         assert prefetched and prefetched[0]["decodedAt"] < turn["at"], "prefetched before the turn"
         assert {v["page"] for v in state["voices"]} == {0, 1}, "mid-crossfade both sound"
+        # the composer's pages of a scene share their bar: page 2's music enters on page 1's bar
+        # grid (its clip starts a bar line away from page 1's), so their beats fall together
+        old, new = sorted(state["voices"], key=lambda v: v["page"])
+        assert old["bar"] == pytest.approx(new["bar"], abs=1e-3) and old["bar"] > 0.5, state["voices"]
+        bars_apart = (new["clipStart"] - old["clipStart"]) / old["bar"]
+        assert bars_apart == pytest.approx(round(bars_apart), abs=0.005), (bars_apart, fade)
+        assert fade["grid"] and new["clipStart"] <= fade["ctxTime"] + 0.01, "it entered part-way into its bar"
         state = settle(page, state["crossfade"] + 0.4)
         assert state["audible"] == 1 and state["playingPage"] == 1
         assert state["voices"][0]["gain"] == pytest.approx(1, abs=1e-3)

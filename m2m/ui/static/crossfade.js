@@ -70,15 +70,34 @@ function correlationAt(a, offsetA, b, offsetB, seconds) {
 }
 
 // The r a plain crossfade of `plan` into `buffer` follows (fadeVoice): that of the one voice
-// sounding at full gain, where it is now in its looping clip, against `buffer`'s opening; 0 (equal
-// power) for a silence's or a stinger's move, a stinger, a voice mid-fade, or several sounding.
-function soleVoiceAlikeness(ctx, voices, buffer, plan) {
+// sounding at full gain, where it is now in its looping clip, against `buffer` from `offset` s (where
+// it enters); 0 (equal power) for a silence's or a stinger's move, a stinger, a voice mid-fade, or
+// several sounding.
+function soleVoiceAlikeness(ctx, voices, buffer, plan, offset = 0) {
   if (!buffer || plan.delay || plan.in !== plan.out) return 0;
   const now = ctx.currentTime, sounding = voices.filter((v) => v.target !== 0);
   if (sounding.length !== 1 || sounding[0].stinger || gainAt(sounding[0], now) < 0.98) return 0;
   const old = sounding[0], clip = old.src.buffer;
   if (!clip || now < old.clipStart) return 0;
-  return correlationAt(clip, (now - old.clipStart) % clip.duration, buffer, 0, plan.in);
+  return correlationAt(clip, (now - old.clipStart) % clip.duration, buffer, offset, plan.in);
+}
+
+// The bar grid a clip whose bars last `bar` s enters on in a plain crossfade of `plan`: that of the
+// voice heading for full gain now, when its clip's bars are as long (the pages of a scene share tempo
+// and metre), so while the two overlap their beats fall together rather than a fraction of a beat
+// apart; null (the clip from its beginning) otherwise. {origin: the audio clock time the old clip
+// started from its beginning, loop: its length, bar}, in seconds.
+function barGridOf(ctx, voices, bar, plan) {
+  if (!bar || plan.delay || plan.in !== plan.out) return null;
+  const old = voices.find((v) => v.target === 1 && !v.stinger);
+  if (!old || !old.bar || Math.abs(old.bar - bar) > 1e-3 || ctx.currentTime < old.clipStart) return null;
+  return { origin: old.clipStart, loop: old.src.buffer.duration, bar };
+}
+
+// Seconds into a clip of `duration` that puts it on `grid` at audio clock time `at`: where the old
+// clip is then, within its bar.
+function gridOffset(grid, at, duration) {
+  return Math.min(((at - grid.origin) % grid.loop) % grid.bar, duration - 1e-3);
 }
 
 // `delay`: seconds to hold the gain before the fade starts (a silence before a scene's music).

@@ -48,7 +48,8 @@ const R = {
   failed: new Map(),    // "run|page|version" -> why the clip could not be fetched or decoded (cleared on success)
   stingers: new Map(),  // stinger url -> {buffer, promise, error}: the old scenes' closing cadences
   voices: [],           // {id, run, page, version, src, gain, curve, curveStart, curveDur, hold, target, startedAt,
-                        //  clipStart: the audio clock time its clip starts from its beginning}
+                        //  clipStart: the audio clock time its clip starts from its beginning,
+                        //  bar: seconds a bar of its clip lasts, 0 for none}
   prefetchLog: [], turns: [], fades: [], errors: [], notes: [],
   startGestureAt: null, firstAudibleAt: null, anim: null, notifyTimer: null, voiceSeq: 0, turnSeq: 0,
   holdTimer: null, holdPage: null, heldFor: null,
@@ -98,7 +99,8 @@ function setBus() {
 
 // `delay`: seconds from now the clip starts from its beginning (after a stinger or a silence, as the
 // whole-book file plays it: the page's music begins when it enters, not that far into the clip).
-function startVoice(entry, delay = 0) {
+// `grid`: the bar grid it enters on (barGrid; null: from the clip's beginning).
+function startVoice(entry, delay = 0, grid = null) {
   const ctx = R.ctx;
   const src = ctx.createBufferSource();
   src.buffer = entry.buffer;
@@ -106,10 +108,13 @@ function startVoice(entry, delay = 0) {
   const gain = ctx.createGain();
   gain.gain.setValueAtTime(0, ctx.currentTime);
   src.connect(gain).connect(R.bus);
-  src.start(ctx.currentTime + Math.max(0, delay));
+  const at = ctx.currentTime + Math.max(0, delay);
+  const offset = grid ? gridOffset(grid, at, entry.buffer.duration) : 0;
+  src.start(at, offset);
+  const clip = clipOf(entry.page);
   const v = { id: ++R.voiceSeq, run: R.run, page: entry.page, version: entry.version, src, gain,
               curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0, startedAt: performance.now(),
-              clipStart: ctx.currentTime + Math.max(0, delay) };
+              clipStart: at - offset, bar: clip && entry.version === clip.version ? Number(clip.bar) || 0 : 0 };
   R.voices.push(v);
   return v;
 }
@@ -213,7 +218,8 @@ function musicFor(page, turnAt, reason, from = null) {
   }
   const fades = [];
   let keep = null;
-  const r = entry ? alikeness(page, entry, plan) : 0;
+  const grid = entry ? barGrid(page, entry, plan) : null;
+  const r = entry ? alikeness(page, entry, plan, grid ? gridOffset(grid, R.ctx.currentTime, entry.buffer.duration) : 0) : 0;
   for (const v of R.voices) {
     // the stinger into this page plays out while the reader stays on it (a clip arriving, a new value)
     if (v.stinger && v.page === page && !R.ended && (!move || late !== null)) continue;
@@ -226,7 +232,7 @@ function musicFor(page, turnAt, reason, from = null) {
     }
   }
   if (entry) {
-    if (!keep) keep = startVoice(entry, delay);
+    if (!keep) keep = startVoice(entry, delay, grid);
     if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, plan.in, delay, r));
     if (R.firstAudibleAt === null && R.ctx.state === 'running') R.firstAudibleAt = performance.now();
   }
@@ -240,7 +246,7 @@ function musicFor(page, turnAt, reason, from = null) {
   for (const f of fades) if (f.error) R.errors.push('fade (' + reason + '): ' + f.error);
   record(R.fades, { page, reason, turnAt, at: performance.now(), ctxTime: R.ctx.currentTime,
                     hadBuffer: !!entry, held: hold, count: fades.length, fades, move: move ? move.kind : null,
-                    stinger, late: late === null ? null : Number(late.toFixed(3)) });
+                    stinger, late: late === null ? null : Number(late.toFixed(3)), grid: !!grid });
   pruneVoices();
   updateChrome();
 }
@@ -248,9 +254,17 @@ function musicFor(page, turnAt, reason, from = null) {
 // The correlation law of a plain crossfade into `page` (crossfade.js fadeVoice): r of the one voice
 // at full gain now, from where it plays, and the new clip from its start, over the fade; 0 (equal
 // power) for anything else (a silence, a stinger, a voice already part-faded, two voices leaving).
-function alikeness(page, entry, plan) {
+function alikeness(page, entry, plan, offset) {
   if (R.voices.some((v) => playsEntry(v, page, entry))) return 0;
-  return soleVoiceAlikeness(R.ctx, R.voices, entry.buffer, plan);
+  return soleVoiceAlikeness(R.ctx, R.voices, entry.buffer, plan, offset);
+}
+
+// The bar grid `page`'s music enters on in a plain crossfade (crossfade.js barGridOf): the music
+// heading for full gain now, when `page`'s clip is not already one of the voices.
+function barGrid(page, entry, plan) {
+  const clip = clipOf(page);
+  if (!clip || R.voices.some((v) => playsEntry(v, page, entry))) return null;
+  return barGridOf(R.ctx, R.voices, Number(clip.bar) || 0, plan);
 }
 
 // Play the stinger of `move` (the old scene's closing cadence) once, from now, at full gain: it
@@ -847,7 +861,7 @@ function state() {
   const now = R.ctx ? R.ctx.currentTime : 0;
   const voices = R.voices.map((v) => ({ id: v.id, run: v.run, page: v.page, version: v.version,
     gain: Number(gainAt(v, now).toFixed(4)), target: v.target, stinger: !!v.stinger,
-    clipStart: v.clipStart === undefined ? null : Number(v.clipStart.toFixed(3)) }));
+    clipStart: v.clipStart === undefined ? null : Number(v.clipStart.toFixed(4)), bar: v.bar || 0 }));
   const audible = voices.filter((v) => v.gain > 0.001);
   const heading = voices.filter((v) => v.target === 1 && !v.stinger);
   return {

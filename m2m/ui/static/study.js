@@ -130,20 +130,23 @@ function loadClip(token) {
 // reader has it: r of the one voice sounding at full gain, where it is now, against the new clip's
 // opening; 0 (equal power) for anything else: a clip not decoded yet (its fade-out cannot wait for
 // it), a voice of it still sounding, a stinger, a voice mid-fade, a silence or a stinger's move.
-function alikeness(token, plan) {
+function alikeness(token, plan, grid) {
   if (S.voices.some((v) => v.token === token && !v.stinger)) return 0;
-  return soleVoiceAlikeness(S.ctx, S.voices, S.decoded.get(token), plan);
+  const buffer = S.decoded.get(token);
+  return soleVoiceAlikeness(S.ctx, S.voices, buffer, plan, grid && buffer ? gridOffset(grid, S.ctx.currentTime, buffer.duration) : 0);
 }
 
 // Make `token` the only clip heading for full gain (null: silence), with equal-power fades (scaled
 // by the correlation law where the two clips are alike); `move`: the transition chosen into this
 // page (the version's `enter`, on a turn from the page before), played as the reader plays it
 // (crossfade.js fadesOf): a crossfade of its length, a cut, a silence, or the old scene's stinger
-// before the new page enters; `plain`: the seconds of a plain crossfade.
-async function playClip(token, reason, move = null, plain = S.fade) {
+// before the new page enters; `plain`: the seconds of a plain crossfade; `bar`: seconds a bar of
+// the clip lasts (0: no bar grid), so it enters on the old clip's grid as in the reader.
+async function playClip(token, reason, move = null, plain = S.fade, bar = 0) {
   if (!ensureContext()) return;
   const plan = fadesOf(move, plain), turnAt = S.ctx.currentTime;
-  const r = token ? alikeness(token, plan) : 0;
+  const grid = token && !S.voices.some((v) => v.token === token && !v.stinger) ? barGridOf(S.ctx, S.voices, bar, plan) : null;
+  const r = token ? alikeness(token, plan, grid) : 0;
   const fades = [];
   for (const v of S.voices) if (v.token !== token && v.target !== 0) fades.push({ token: v.token, ...fadeVoice(S.ctx, v, 0, plan.out, 0, r) });
   S.fades.push({ reason, token, at: performance.now(), ctxTime: turnAt, fades, move: move ? move.kind : null });
@@ -163,9 +166,9 @@ async function playClip(token, reason, move = null, plain = S.fade) {
     const gain = S.ctx.createGain();
     gain.gain.setValueAtTime(0, S.ctx.currentTime);
     src.connect(gain).connect(S.bus);
-    const clipStart = S.ctx.currentTime + delay;
-    src.start(clipStart);  // after a silence or a stinger, from the clip's beginning
-    v = { token, src, gain, clipStart, curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0 };
+    const at = S.ctx.currentTime + delay, offset = grid ? gridOffset(grid, at, buffer.duration) : 0;
+    src.start(at, offset);  // after a silence or a stinger, from the clip's beginning
+    v = { token, src, gain, clipStart: at - offset, bar, curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0 };
     S.voices.push(v);
   }
   if (v.target !== 1) S.fades.push({ reason, token, at: performance.now(), fades: [fadeVoice(S.ctx, v, 1, plan.in, delay, r)] });
@@ -463,7 +466,7 @@ function listenScreen(page, from = null) {
   const forward = wasListening && from === S.page - 1;
   const move = forward ? (v.enter || [])[S.page] || null : null;
   const plain = forward ? Number((v.fades || [])[S.page]) || S.fade : S.fade;
-  playClip(v.audio[S.page], wasListening ? 'turn' : 'start', move, plain);
+  playClip(v.audio[S.page], wasListening ? 'turn' : 'start', move, plain, Number((v.bars || [])[S.page]) || 0);
 }
 
 function turn(step) {
@@ -598,7 +601,8 @@ window.studyPlayer = {
       screen: S.screen, participant: S.pid, stimulus: S.session ? stimulus().stimulus : null,
       label: S.session ? version().label : null, page: S.page, rated: S.rated.size,
       total: S.session ? totalVersions() : 0, ctxState: S.ctx ? S.ctx.state : 'none',
-      voices: S.voices.map((v) => ({ gain: Number(gainAt(v, now).toFixed(4)), target: v.target, stinger: !!v.stinger })),
+      voices: S.voices.map((v) => ({ gain: Number(gainAt(v, now).toFixed(4)), target: v.target, stinger: !!v.stinger,
+                                     clipStart: v.clipStart === undefined ? null : Number(v.clipStart.toFixed(4)), bar: v.bar || 0 })),
       fades: S.fades.slice(-50), stingers: S.stingers.slice(), errors: S.errors.slice(), submits: S.submits, retries: S.retries, recovered: S.recovered,
       heard: Object.fromEntries([...S.heard].map(([k, s]) => [k, Number(s.toFixed(3))])),
     };

@@ -77,9 +77,15 @@ class Soundtrack:
 
     def played_hash(self) -> str:
         """What a listener hears from this cue sheet, as a hash: every page's clip (its content
-        hash), loop, start, crossfade and transition, the stingers and the settings. Figures measured
-        from one (``m2m evaluate``) are stale once it changes."""
-        return hash_inputs(self.cues, self.stingers, self.settings)
+        hash), loop, bars, start and how it is entered, the stingers' clips, and the pace, crossfades
+        and levels; not what only files or labels change (a whole-book file made or not, an MP3 copy,
+        a caption's words). Figures measured from one (``m2m evaluate``) are stale once it changes."""
+        s = self.settings
+        return hash_inputs([(c.page, c.scene, c.file_hash or c.hash, c.loop, c.bar_seconds(), c.start, c.crossfade,
+                             c.transition, c.silence, c.stinger, c.stinger_seconds) for c in self.cues],
+                           [(st.scene, st.file_hash) for st in self.stingers],
+                           (s.pace_seconds, s.crossfade_seconds, s.scene_crossfade_seconds, s.target_lufs,
+                            s.true_peak_db, s.sample_rate))
 
 
 # ---------------------------------------------------------------------------------------------

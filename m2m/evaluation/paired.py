@@ -3,8 +3,8 @@
 The conditions of one book turn at the same pages, so their joins pair up: the m2m run's join into
 page k against the baseline's join into page k. Over the joins both played seamless (a deliberate
 break, a cut or a silence, is meant to be heard and is left out of both), each measure's paired
-differences are tested with the Wilcoxon signed-rank test (two-sided; exact for the few joins a book
-has). Why: a book has a dozen joins, and a mean that differs by a few hundredths of an LU, well
+differences are tested with the Wilcoxon signed-rank test (two-sided; scipy's exact distribution
+where it can use it, its normal approximation where joins tie or do not differ). Why: a book has a dozen joins, and a mean that differs by a few hundredths of an LU, well
 inside the music's own movement from one 3 s to the next, says nothing by itself; the p-value says
 whether the difference stands out of the joins' spread.
 """
@@ -60,7 +60,7 @@ def pair_measure(book_id: str, other: str, reference: Sequence[Join], joins: Seq
         return PairedJoins(book_id, other, measure, 0, None, None, None, "no seamless join both runs share")
     a, b = [value(x) for x, _ in pairs], [value(y) for _, y in pairs]
     return PairedJoins(book_id, other, measure, len(pairs), round(sum(a) / len(a), 3), round(sum(b) / len(b), 3),
-                       round(signed_rank_p(a, b), 4))
+                       signed_rank_p(a, b))
 
 
 def paired_with_reference(runs: Sequence[tuple[str, str, Sequence[Join]]]) -> tuple[PairedJoins, ...]:

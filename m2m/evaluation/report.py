@@ -178,9 +178,11 @@ def _notes(evaluation: Evaluation) -> list[str]:
     every = len(evaluation.runs)
     lines = [f"{text}" if len(who) == every else f"{', '.join(who)}: {text}" for text, who in notes.items()]
     if evaluation.paired:
+        tests = len(evaluation.paired)
         lines.append(f"same joins: each run's seamless joins paired page by page with the {REFERENCE} run's; a p under "
-                     "0.05 says the two differ there by more than the joins' own spread explains, above it the means' "
-                     "difference is within that spread (no measurable difference)")
+                     "0.05 says the two differ there by more than the joins' own spread explains; above it the means' "
+                     "difference cannot be told from that spread at this many joins (which is not the same as no "
+                     f"difference); {tests} test{'s' if tests != 1 else ''} in all, each at its own p")
     return lines
 
 

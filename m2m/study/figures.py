@@ -148,13 +148,14 @@ def study_figures(study: Study, study_dir: str | os.PathLike[str],
     for stimulus in study.stimuli:
         runs = {condition: _run_for(data["runs"], version_folder(study_dir, stimulus, condition), stimulus.book_id,
                                     condition) for condition in stimulus.versions}
+        # a turn any condition's director played as a break is left out for all of them (a stale
+        # version's too: its breaks are still the turns the others are scored without)
+        breaks = set().union(*(deliberate_pairs(run) for run in runs.values() if run is not None))
         for condition, run in runs.items():
             if run is not None and is_stale(run, study_dir, stimulus, condition):
                 stale.append(f"{stimulus.id} {condition}")
                 runs[condition] = None
         found = {condition: run for condition, run in runs.items() if run is not None}
-        # a turn any condition's director played as a break is left out for all of them
-        breaks = set().union(*(deliberate_pairs(run) for run in found.values()))
         out += [StimulusFigures(stimulus.id, condition, cut_to_pages(run, stimulus.pages, breaks))
                 for condition, run in found.items()]
     return out, stale

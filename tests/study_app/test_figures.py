@@ -183,3 +183,26 @@ def test_a_version_rendered_again_after_the_figures_is_left_out_and_said(tmp_pat
     text = figures_markdown(study, tmp_path, pd.DataFrame())
     assert "Left out: s1 baseline, s2 baseline: the music was rendered again" in text
     assert "| s1 | baseline |" not in text and "| s1 | m2m |" in text
+
+
+def test_the_played_hash_follows_the_music_not_the_files_around_it(tmp_path: Path) -> None:
+    """A reader opening a study's run rewrites its cue sheet without the whole-book file; that, an MP3
+    copy or a caption's words do not make its figures stale; a crossfade or a clip's content does."""
+    from dataclasses import replace
+
+    from m2m.runs import RunFolder
+    from m2m.soundtrack import Soundtrack
+
+    from .conftest import write_cue_sheet
+
+    make_study_dir(tmp_path)
+    write_cue_sheet(tmp_path, "m2m", range(4), {}, seconds=4.0, bars=4)
+    sheet = RunFolder(tmp_path / "runs", BOOK, "m2m").read("soundtrack", Soundtrack).data
+    first = sheet.cues[0]
+    same = [replace(sheet, settings=replace(sheet.settings, whole_file=False, mp3=True), file="", complete=False),
+            replace(sheet, cues=(replace(first, caption="other words", warnings=("w",)), *sheet.cues[1:]))]
+    assert {s.played_hash() for s in same} == {sheet.played_hash()}
+    changed = [replace(sheet, cues=(replace(first, file_hash="other"), *sheet.cues[1:])),
+               replace(sheet, cues=(*sheet.cues[:2], replace(sheet.cues[2], crossfade=3.0), *sheet.cues[3:])),
+               replace(sheet, settings=replace(sheet.settings, pace_seconds=30.0))]
+    assert len({s.played_hash() for s in changed} | {sheet.played_hash()}) == 4

@@ -196,3 +196,48 @@ def test_a_turn_before_the_new_scene_s_clip_lands_still_plays_its_transition(bro
         assert not errors, errors
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("moving_on", ["back", "music off"])
+def test_a_pending_turn_is_dropped_once_the_reader_moves_on(browser, served_example, moving_on):
+    """The transition into page 9 waits for its clip only while the reader stays there with music on:
+    turned back, or with the music switched off and on again, before the clip lands, nothing of the
+    silence plays later (the music comes back by the reader's own crossfade)."""
+    held = []
+    late_clip = (lambda url: "page-009.ogg" in url and "/m2m/flac" not in url, lambda route: held.append(route))
+    context, page, errors = open_reader(browser, served_example.url, routes=(late_clip,))
+    try:
+        wait_all_clips(page)
+        page.click(".m2m-start-btn")
+        page.evaluate("window.m2mReader.go(8)")
+        wait_full(page, 8)
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(100)
+        page.evaluate("window.m2mReader.next()")
+        page.wait_for_function("window.m2mReader.state().page === 9")
+        assert page.evaluate(STATE)["pendingTurn"] == {"page": 9, "move": "silence"}
+        if moving_on == "back":
+            page.evaluate("window.m2mReader.prev()")
+            page.wait_for_function("window.m2mReader.state().page === 8")
+        else:
+            page.click(".m2m-music")
+            page.wait_for_function("!window.m2mReader.state().musicOn")
+        assert page.evaluate(STATE)["pendingTurn"] is None
+        for route in held:
+            route.continue_()
+        page.wait_for_function("window.m2mReader.state().decoded.includes(9)", timeout=15_000)
+        if moving_on == "music off":
+            page.click(".m2m-music")
+            page.wait_for_function("window.m2mReader.state().playingPage === 9")
+        settle(page, 0.3)
+        state = page.evaluate(STATE)
+        assert not [f for f in state["fades"] if f["page"] == 9 and f["late"] is not None], state["fades"][-3:]
+        assert state["playingPage"] == (8 if moving_on == "back" else 9)
+        if moving_on == "music off":  # back by the reader's crossfade, not the silence's 0.3 s entry
+            back = next(f for f in reversed(state["fades"]) if f["page"] == 9 and f["reason"] == "music-on")
+            assert [f["seconds"] for f in back["fades"] if f["to"] == 1] == [pytest.approx(state["crossfade"], abs=0.01)]
+        assert not errors, errors
+    finally:
+        context.close()

@@ -185,13 +185,17 @@ function musicFor(page, turnAt, reason, from = null) {
   let move = turned ? moveInto(page, from, reason) : null;
   let plain = turned ? plainFadeInto(page, from, reason) : R.fade;
   // A turn whose clip is still on its way keeps its move for when the clip lands (`late`: the
-  // seconds since that turn), so the chosen transition is played, not a plain fade-in.
+  // seconds since that turn), so the chosen transition is played, not a plain fade-in. Only that
+  // clip's landing plays it: anything else in between (music off, the end, another page, book or run,
+  // the clip failing) drops it, and the music comes back by the reader's own crossfade.
   const pending = R.pendingTurn;
   let late = null;
-  if (turned || (pending && (pending.page !== page || pending.run !== R.run))) R.pendingTurn = null;
+  const keeps = pending && pending.page === page && pending.run === R.run && R.musicOn && !R.ended &&
+    (reason === 'clip-ready' || (!entry && (reason === 'update' || reason === 'hold-expired')));
+  if (!keeps) R.pendingTurn = null;
   if (turned && !entry && clipOf(page)) {
     R.pendingTurn = { page, run: R.run, move, plain, at: R.ctx.currentTime };
-  } else if (!turned && entry && R.pendingTurn) {
+  } else if (reason === 'clip-ready' && entry && R.pendingTurn) {
     ({ move, plain } = R.pendingTurn);
     late = R.ctx.currentTime - R.pendingTurn.at;
     R.pendingTurn = null;
@@ -873,6 +877,7 @@ function state() {
     voices, audible: audible.length, playingPage: heading.length ? heading[0].page : null,
     stingers: [...R.stingers.entries()].filter(([, e]) => e.buffer).map(([url]) => url),
     stingersFromFlac: [...R.stingers.entries()].filter(([, e]) => e.buffer && e.fallback).map(([url]) => url),
+    pendingTurn: R.pendingTurn ? { page: R.pendingTurn.page, move: R.pendingTurn.move ? R.pendingTurn.move.kind : null } : null,
     decoded: [...R.buffers.values()].filter((e) => e.buffer && e.run === R.run).map((e) => e.page).sort((a, b) => a - b),
     clips: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).map(([k, c]) => [k, c.version])) : {},
     enters: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).filter(([, c]) => c.enter).map(([k, c]) => [k, c.enter])) : {},

@@ -90,8 +90,8 @@ def evaluate_run(run: RunInput, clap: ClapScorer | str, fad_reference: np.ndarra
     reference = reference_sheet(run)
     plans = {c.page: c.plan for c in run.plan.cues} if run.plan is not None else {}
     return RunEvaluation(
-        run=str(run.folder.path), played=soundtrack.played_hash(), book_id=run.book_id, condition=run.condition, engine=soundtrack.settings.engine,
-        pages=len(cues), scene_source=run.scene_source, pace_seconds=soundtrack.settings.pace_seconds,
+        run=str(run.folder.path), book_id=run.book_id, condition=run.condition, engine=soundtrack.settings.engine,
+        played=soundtrack.played_hash(), pages=len(cues), scene_source=run.scene_source, pace_seconds=soundtrack.settings.pace_seconds,
         transitions=transitions, scenes=scene_contrast(features, run.scenes),
         plan=plan_adherence([(c.page, plans.get(c.page)) for c in cues], features),
         levels=levels([c.page for c in cues], clips, rate),

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from m2m.evaluation.sources import REFERENCE_CONDITION
 from m2m.evaluation.transitions import Join
 
-REFERENCE = "m2m"  # the condition every other one is paired with
+REFERENCE = REFERENCE_CONDITION  # the condition every other one is paired with: the one judged by its own plan
 # the measures paired: (JSON name, what the table calls it, the join's value)
 MEASURES: tuple[tuple[str, str, Callable[[Join], float]], ...] = (
     ("loudness_jump_lu", "loudness jump LU", lambda j: j.loudness_jump_lu),

@@ -50,7 +50,8 @@ def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for page, c in sorted(clips.items()):
         entry = {"url": file_url(c.path, c.version), "fallback": fallback_url(c.path, c.version),
-                 "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3), "fade": round(float(c.crossfade), 3), "bar": round(float(getattr(c, "bar", 0.0)), 6)}
+                 "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3),
+                 "fade": round(float(c.crossfade), 3), "bar": round(float(getattr(c, "bar", 0.0)), 6)}
         enter = enter_json(getattr(c, "transition", ""), c.crossfade, c.silence, c.stinger_seconds)
         if enter is not None:
             entry["enter"] = enter

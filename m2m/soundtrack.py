@@ -5,8 +5,8 @@ it was made before from the same inputs, else rendered, loudness-matched and wri
 ``audio/page-NNN.ogg``) and writes ``soundtrack.json`` as the pages land: the cue sheet a web reader
 loads, per page its file, start time at the chosen reading pace, length, loop flag, crossfade,
 engine, caption and scene. ``audio/soundtrack.ogg`` is the whole book at that pace, with
-crossfades between pages (equal power, moving towards equal gain where two pages' music is more
-alike, moment by moment: ``crossfade_gains``) and, at scene boundaries, the transition the director chose
+crossfades between pages (equal power, scaled moment by moment so the sum is as loud as two
+unrelated pages' would be, however alike or opposed the two pages' music is: ``steady_crossfade_gains``) and, at scene boundaries, the transition the director chose
 (a crossfade, a silence, a cut, or a stinger: the old scene's closing cadence, ``m2m.stingers``,
 made after the old page's clip and written as ``audio/stinger-NNN.ogg``).
 
@@ -106,21 +106,53 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(np.dot(x, y) / norm, 0.0, 1.0)) if norm > 0 else 0.0
 
 
-# How long a stretch of a crossfade one correlation is measured over: alike pages are alike by the
+# How long a stretch of a crossfade its powers are measured over: alike pages are alike by the
 # moment (two downbeats on one chord add up, the bar after on another chord does not), so one r for
 # a whole 1.5 s crossfade swelled its first half and sank its second by up to 0.3 LU
 CORRELATION_SECONDS = 0.25
+# The most the steady law turns a crossfade's moment up or down: where the two nearly cancel (the
+# same music in opposite phase) no gain could bring back what is not there
+STEADY_MAX_DB = 6.0
 
 
-def local_correlation(a: np.ndarray, b: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Per sample, the correlation (``correlation``) of two equally long ``[channels, samples]``
-    stretches over the ``CORRELATION_SECONDS`` around it: measured on consecutive stretches of about
-    that length and interpolated between their middles."""
+def local_powers(a: np.ndarray, b: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sample, (power of ``a``, power of ``b``, their cross power) over the ``CORRELATION_SECONDS``
+    around it, of two equally long ``[channels, samples]`` stretches: mean squares and mean product
+    of consecutive stretches of about that length, interpolated between their middles."""
     n = a.shape[1]
     count = max(1, int(round(n / (CORRELATION_SECONDS * sample_rate))))
     edges = np.linspace(0, n, count + 1).astype(int)
-    measured = [correlation(a[:, lo:hi], b[:, lo:hi]) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-    return np.interp(np.arange(n), (edges[:-1] + edges[1:]) / 2, measured)
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    measured = np.array([[float(np.mean(x[:, lo:hi] ** 2)), float(np.mean(y[:, lo:hi] ** 2)),
+                          float(np.mean(x[:, lo:hi] * y[:, lo:hi]))] for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
+    middles, at = (edges[:-1] + edges[1:]) / 2, np.arange(n)
+    return np.interp(at, middles, measured[:, 0]), np.interp(at, middles, measured[:, 1]), np.interp(at, middles, measured[:, 2])
+
+
+def steady_crossfade_gains(old: np.ndarray, new: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fade-in of ``new``, fade-out of ``old``) over their overlap (two equally long ``[channels,
+    samples]`` stretches) that make the sum as loud, moment by moment, as the equal-power fade of two
+    unrelated signals would be: cos^2 P_old + sin^2 P_new, the straight path from one level to the
+    other. Equal power (sin, cos) scaled by sqrt of that over the sum's power with the two's cross
+    power 2 sin cos C (measured by the quarter second, ``local_powers``), within ``STEADY_MAX_DB``.
+
+    Why: crossfade_gains assumes the two are as loud as each other at every moment, and that they
+    never work against each other (r below 0 is taken as 0). The pages of a scene, on one bar grid,
+    are neither: one page's downbeat against the other's rest, the same chord voiced in opposite
+    phase. On the example book's whole-book file that law moved the within-scene joins' loudness by
+    0.087 LU on average, this one by 0.065; at a 5 s crossfade by 0.128 against 0.072. Where the two
+    are equally loud and r is at least 0 it is crossfade_gains exactly."""
+    n = old.shape[1]
+    fade_in, fade_out = equal_power(n)
+    p_old, p_new, cross = local_powers(old, new, sample_rate)
+    i, o = fade_in.astype(np.float64), fade_out.astype(np.float64)
+    unrelated = o * o * p_old + i * i * p_new
+    summed = unrelated + 2.0 * i * o * cross
+    limit = 10.0 ** (STEADY_MAX_DB / 20.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(summed > 0, np.sqrt(unrelated / summed), 1.0)
+    scale = np.clip(np.nan_to_num(scale, nan=1.0), 1.0 / limit, limit)
+    return (fade_in * scale).astype(np.float32), (fade_out * scale).astype(np.float32)
 
 
 def crossfade_gains(n: int, r: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -359,9 +391,8 @@ class PageMixer:
         segment = _looped(np.roll(samples, -offset, axis=1) if offset else samples, end - begin, loop).copy()
         held, self.held = self.held, None
         if held is not None:
-            # a crossfade: the law follows how alike the two stretches are, moment by moment
-            gain_in, gain_out = crossfade_gains(fade_in, local_correlation(held[1], segment[:, :fade_in],
-                                                                           self.sample_rate))
+            # a crossfade: the law holds the sum's loudness on the path between the two, moment by moment
+            gain_in, gain_out = steady_crossfade_gains(held[1], segment[:, :fade_in], self.sample_rate)
             self._place(held[1] * gain_out, held[0])
             segment[:, :fade_in] *= gain_in
         elif fade_in > 0:
@@ -652,8 +683,9 @@ def _existing_cues(record: StageRecord[Soundtrack] | None) -> dict[int, Soundtra
 
 # How the pages are mixed into the whole book; a new law makes every whole-book file made by an older
 # one be mixed again. 2: crossfades follow the pages' correlation (crossfade_gains); 3: measured by the
-# quarter second (local_correlation); 4: a page crossfading in from one of its bar length enters on its grid.
-MIX_LAW = "bar-grid-4"
+# quarter second (local_correlation); 4: a page crossfading in from one of its bar length enters on its grid;
+# 5: the sum held on the path between the two pages' own powers (steady_crossfade_gains).
+MIX_LAW = "steady-5"
 
 
 def _whole_file_key(hashes: Mapping[int, str], transitions: TransitionSheet | None) -> str:

@@ -322,6 +322,43 @@ def test_the_law_follows_the_pages_alikeness_moment_by_moment():
     assert power(pace, pace + fade / 2) == pytest.approx(before, rel=0.08)  # the unrelated half: no dip
 
 
+def _crossfade_power(first: np.ndarray, second: np.ndarray, sr: int, pace: float, fade: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two pages mixed at ``pace`` with a ``fade`` s crossfade: per quarter second of the crossfade,
+    (the mix's power, the power an equal-power fade of two unrelated pages as loud as these gives)."""
+    out = mix_pages([(first, True), (second, True)], [0.0, fade], pace, sr, end_fade_seconds=1.0)
+    begin, quarter = int((pace - fade / 2) * sr), sr // 4
+    got, path = [], []
+    for k in range(int(fade * 4)):
+        lo, hi = begin + k * quarter, begin + (k + 1) * quarter
+        mid = (k + 0.5) / (fade * 4)  # where in the fade, 0 to 1
+        fade_out, fade_in = np.cos(0.5 * np.pi * mid), np.sin(0.5 * np.pi * mid)
+        p_first = np.mean(first[:, lo % first.shape[1]:][:, :quarter].astype(np.float64) ** 2)
+        p_second = np.mean(second[:, lo - begin:hi - begin].astype(np.float64) ** 2)
+        got.append(np.mean(out[:, lo:hi].astype(np.float64) ** 2))
+        path.append(fade_out ** 2 * p_first + fade_in ** 2 * p_second)
+    return np.array(got), np.array(path)
+
+
+@pytest.mark.parametrize("relation", ["quieter", "opposed"])
+def test_a_crossfade_holds_the_sum_on_the_path_between_the_two_pages(relation):
+    """The next page plays the same music at half the level (quieter), or half of it in opposite
+    phase over noise of its own (opposed: r about -0.45): each quarter second of the crossfade is as
+    loud as an equal-power fade of unrelated pages that loud, within 0.5 dB. The law of one r in
+    [0, 1] on equally loud pages (crossfade_gains) is 0.9 and 2.6 dB off: equal gain for the first,
+    which sinks its middle towards the quieter page, equal power for the second, where the two cancel."""
+    sr, pace, fade = 8000, 6.0, 2.0
+    rng = np.random.default_rng(3)
+    first = (rng.standard_normal((2, 10 * sr)) * 0.1).astype(np.float32)
+    enters = int((pace - fade / 2) * sr)
+    music = np.roll(first, -enters, axis=1)  # the first page's music from where the second enters
+    if relation == "quieter":
+        second = 0.5 * music
+    else:
+        second = (-0.5 * music + rng.standard_normal((2, 10 * sr)).astype(np.float32) * 0.1).astype(np.float32)
+    got, path = _crossfade_power(first, second.astype(np.float32), sr, pace, fade)
+    assert np.max(np.abs(10 * np.log10(got / path))) < 0.5
+
+
 def test_the_crossfade_law_runs_from_equal_power_to_equal_gain():
     fade_in, fade_out = crossfade_gains(1001, 0.0)
     assert np.allclose(fade_in ** 2 + fade_out ** 2, 1.0, atol=1e-5)

@@ -6,8 +6,8 @@ it was made before from the same inputs, else rendered, loudness-matched and wri
 loads, per page its file, start time at the chosen reading pace, length, loop flag, crossfade,
 engine, caption and scene. ``audio/soundtrack.ogg`` is the whole book at that pace, with
 crossfades between pages (equal power, scaled moment by moment so the sum is as loud as two
-unrelated pages' would be, however alike or opposed the two pages' music is: ``steady_crossfade_gains``) and, at scene boundaries, the transition the director chose
-(a crossfade, a silence, a cut, or a stinger: the old scene's closing cadence, ``m2m.stingers``,
+unrelated pages' would be, however alike or opposed the two pages' music is:
+``steady_crossfade_gains``) and, at scene boundaries, the transition the director chose (a crossfade, a silence, a cut, or a stinger: the old scene's closing cadence, ``m2m.stingers``,
 made after the old page's clip and written as ``audio/stinger-NNN.ogg``).
 
 Work overlaps so the pages land early and the book finishes sooner: the engine renders on its own
@@ -98,14 +98,6 @@ def equal_power(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sin(0.5 * np.pi * t).astype(np.float32), np.cos(0.5 * np.pi * t).astype(np.float32)
 
 
-def correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Normalised correlation of two equally long ``[channels, samples]`` stretches, clipped to [0, 1]
-    (0 for silence): how much of their sum adds up in amplitude rather than in power."""
-    x, y = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    norm = float(np.sqrt(np.dot(x, x) * np.dot(y, y)))
-    return float(np.clip(np.dot(x, y) / norm, 0.0, 1.0)) if norm > 0 else 0.0
-
-
 # How long a stretch of a crossfade its powers are measured over: alike pages are alike by the
 # moment (two downbeats on one chord add up, the bar after on another chord does not), so one r for
 # a whole 1.5 s crossfade swelled its first half and sank its second by up to 0.3 LU
@@ -123,10 +115,11 @@ def local_powers(a: np.ndarray, b: np.ndarray, sample_rate: int) -> tuple[np.nda
     count = max(1, int(round(n / (CORRELATION_SECONDS * sample_rate))))
     edges = np.linspace(0, n, count + 1).astype(int)
     x, y = a.astype(np.float64), b.astype(np.float64)
-    measured = np.array([[float(np.mean(x[:, lo:hi] ** 2)), float(np.mean(y[:, lo:hi] ** 2)),
-                          float(np.mean(x[:, lo:hi] * y[:, lo:hi]))] for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
+    measured = np.array([(np.mean(x[:, lo:hi] ** 2), np.mean(y[:, lo:hi] ** 2), np.mean(x[:, lo:hi] * y[:, lo:hi]))
+                         for lo, hi in zip(edges[:-1], edges[1:], strict=True)])
     middles, at = (edges[:-1] + edges[1:]) / 2, np.arange(n)
-    return np.interp(at, middles, measured[:, 0]), np.interp(at, middles, measured[:, 1]), np.interp(at, middles, measured[:, 2])
+    p_a, p_b, cross = (np.interp(at, middles, column) for column in measured.T)
+    return p_a, p_b, cross
 
 
 def steady_crossfade_gains(old: np.ndarray, new: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,12 +129,15 @@ def steady_crossfade_gains(old: np.ndarray, new: np.ndarray, sample_rate: int) -
     other. Equal power (sin, cos) scaled by sqrt of that over the sum's power with the two's cross
     power 2 sin cos C (measured by the quarter second, ``local_powers``), within ``STEADY_MAX_DB``.
 
-    Why: crossfade_gains assumes the two are as loud as each other at every moment, and that they
-    never work against each other (r below 0 is taken as 0). The pages of a scene, on one bar grid,
-    are neither: one page's downbeat against the other's rest, the same chord voiced in opposite
-    phase. On the example book's whole-book file that law moved the within-scene joins' loudness by
-    0.087 LU on average, this one by 0.065; at a 5 s crossfade by 0.128 against 0.072. Where the two
-    are equally loud and r is at least 0 it is crossfade_gains exactly."""
+    Where the two are equally loud, of correlation r, this is the equal-power law scaled by
+    1 / sqrt(1 + 2 r sin cos): equal power at r = 0, equal gain (a + b = 1) at r = 1.
+
+    Why: the law it replaced was that one, with one r per quarter second clipped to [0, 1] (as the
+    reader's crossfade.js still does, with one r per crossfade): it assumed the two as loud as each
+    other at every moment and never working against each other. The pages of a scene, on one bar
+    grid, are neither: one page's downbeat against the other's rest, the same chord voiced in
+    opposite phase. On the example book's whole-book file that law moved the within-scene joins'
+    loudness by 0.087 LU on average, this one by 0.065; at a 5 s crossfade by 0.128 against 0.072."""
     n = old.shape[1]
     fade_in, fade_out = equal_power(n)
     p_old, p_new, cross = local_powers(old, new, sample_rate)
@@ -149,22 +145,10 @@ def steady_crossfade_gains(old: np.ndarray, new: np.ndarray, sample_rate: int) -
     unrelated = o * o * p_old + i * i * p_new
     summed = unrelated + 2.0 * i * o * cross
     limit = 10.0 ** (STEADY_MAX_DB / 20.0)
+    # the sum is never below zero (the cross power is at most the powers' geometric mean); silence of
+    # both keeps its gains
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(summed > 0, np.sqrt(unrelated / summed), 1.0)
-    scale = np.clip(np.nan_to_num(scale, nan=1.0), 1.0 / limit, limit)
-    return (fade_in * scale).astype(np.float32), (fade_out * scale).astype(np.float32)
-
-
-def crossfade_gains(n: int, r: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(fade-in, fade-out) gains over ``n`` samples that keep the sum's power steady for two
-    signals of correlation ``r`` (one for the whole fade, or one per sample): equal power (sin, cos)
-    scaled by 1 / sqrt(1 + 2 r sin cos), so r = 0 is the equal-power law and r = 1 the equal-gain
-    one (a + b = 1).
-
-    Why: pages of one scene share key, tempo and often chords, so their crossfade is far from the
-    uncorrelated sum the equal-power law assumes; at r = 0.6 its middle is 2 dB loud."""
-    fade_in, fade_out = equal_power(n)
-    scale = 1.0 / np.sqrt(1.0 + 2.0 * np.clip(r, 0.0, 1.0) * fade_in.astype(np.float64) * fade_out)
+        scale = np.clip(np.where(summed > 0, np.sqrt(unrelated / summed), 1.0), 1.0 / limit, limit)
     return (fade_in * scale).astype(np.float32), (fade_out * scale).astype(np.float32)
 
 
@@ -682,8 +666,8 @@ def _existing_cues(record: StageRecord[Soundtrack] | None) -> dict[int, Soundtra
 
 
 # How the pages are mixed into the whole book; a new law makes every whole-book file made by an older
-# one be mixed again. 2: crossfades follow the pages' correlation (crossfade_gains); 3: measured by the
-# quarter second (local_correlation); 4: a page crossfading in from one of its bar length enters on its grid;
+# one be mixed again. 2: crossfades follow the pages' correlation; 3: measured by the
+# quarter second; 4: a page crossfading in from one of its bar length enters on its grid;
 # 5: the sum held on the path between the two pages' own powers (steady_crossfade_gains).
 MIX_LAW = "steady-5"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -19,10 +20,9 @@ from m2m.soundtrack import (
     Join,
     Soundtrack,
     build_soundtrack,
-    correlation,
-    crossfade_gains,
     mix_book,
     mix_pages,
+    steady_crossfade_gains,
 )
 
 from .conftest import cue
@@ -359,19 +359,34 @@ def test_a_crossfade_holds_the_sum_on_the_path_between_the_two_pages(relation):
     assert np.max(np.abs(10 * np.log10(got / path))) < 0.5
 
 
+def _stretches_of_correlation(r: Sequence[float], sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two equally loud ``[2, samples]`` stretches whose correlation is exactly ``r[k]`` over the
+    k-th quarter second: a sine against r of it plus sqrt(1 - r^2) of the cosine (whole periods in
+    every quarter second, so the two are orthogonal there)."""
+    t = np.arange(len(r) * sr // 4) / sr
+    sine, cosine = np.sin(2 * np.pi * 8 * t), np.cos(2 * np.pi * 8 * t)
+    r_t = np.repeat(np.asarray(r, dtype=np.float64), sr // 4)
+    other = r_t * sine + np.sqrt(1 - r_t ** 2) * cosine
+    return np.stack([sine, sine]).astype(np.float32), np.stack([other, other]).astype(np.float32)
+
+
 def test_the_crossfade_law_runs_from_equal_power_to_equal_gain():
-    fade_in, fade_out = crossfade_gains(1001, 0.0)
-    assert np.allclose(fade_in ** 2 + fade_out ** 2, 1.0, atol=1e-5)
-    fade_in, fade_out = crossfade_gains(1001, 1.0)
-    assert np.allclose(fade_in + fade_out, 1.0, atol=1e-5)
-    half_in, half_out = crossfade_gains(1001, 0.5)
-    assert np.allclose(half_in ** 2 + half_out ** 2 + 2 * 0.5 * half_in * half_out, 1.0, atol=1e-5)
-    assert correlation(np.ones((2, 100)), -np.ones((2, 100))) == 0.0  # opposed: no law below equal power
-    assert correlation(np.zeros((2, 100)), np.ones((2, 100))) == 0.0
-    # a law per sample: each sample's gains obey its own r
-    r = np.linspace(0.0, 1.0, 1001)
-    fade_in, fade_out = crossfade_gains(1001, r)
-    assert np.allclose(fade_in ** 2 + fade_out ** 2 + 2 * r * fade_in * fade_out, 1.0, atol=1e-5)
+    """Between equally loud stretches the steady law is the correlation law: equal power where they
+    are unrelated, equal gain where they are the same music, 1 / sqrt(1 + 2 r sin cos) between, and
+    moment by moment (each quarter second its own r, interpolated between their middles)."""
+    sr = 8000
+    for r in (0.0, 1.0, 0.5):
+        old, new = _stretches_of_correlation([r] * 4, sr)
+        fade_in, fade_out = steady_crossfade_gains(old, new, sr)
+        assert np.allclose(fade_in ** 2 + fade_out ** 2 + 2 * r * fade_in * fade_out, 1.0, atol=1e-4)
+    assert not np.allclose(fade_in + fade_out, 1.0, atol=1e-4)  # r = 0.5 is neither law's end
+    old, new = _stretches_of_correlation([1.0, 1.0, 0.0, 0.0], sr)
+    fade_in, fade_out = steady_crossfade_gains(old, new, sr)
+    assert np.allclose((fade_in + fade_out)[:sr // 8], 1.0, atol=1e-4)  # the same music: equal gain
+    assert np.allclose((fade_in ** 2 + fade_out ** 2)[-sr // 8:], 1.0, atol=1e-4)  # unrelated: equal power
+    quarter = sr // 4
+    r_t = np.interp(np.arange(4 * quarter), (np.arange(4) + 0.5) * quarter, [1.0, 1.0, 0.0, 0.0])
+    assert np.allclose(fade_in ** 2 + fade_out ** 2 + 2 * r_t * fade_in * fade_out, 1.0, atol=1e-4)
 
 
 def test_normalise_meets_loudness_and_true_peak():

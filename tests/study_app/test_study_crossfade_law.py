@@ -1,5 +1,5 @@
 """The listening study crossfades as the reader does: by the correlation law (crossfade.js
-fadeVoice's ``r``, the whole-book mixer's crossfade_gains), so a participant hears a turn between
+fadeVoice's ``r``; the whole-book mixer's steady_crossfade_gains where the clips are equally loud), so a participant hears a turn between
 two alike pages without the 2-3 dB swell an equal-power crossfade gives them, and rates what the
 reader plays.
 

@@ -103,8 +103,10 @@ function gridOffset(grid, at, duration) {
 // `delay`: seconds to hold the gain before the fade starts (a silence before a scene's music).
 // `r`: the correlation of the voice with the one fading the other way (correlationAt): the
 // equal-power law is scaled by 1 / sqrt(1 + 2 r sin cos) so two alike clips (a scene's pages share
-// key, tempo, chords) do not swell by up to 3 dB in the middle of their crossfade; the whole-book
-// file's mixer does the same (m2m/soundtrack.py crossfade_gains).
+// key, tempo, chords) do not swell by up to 3 dB in the middle of their crossfade. The whole-book
+// file's mixer holds the sum more closely (m2m/soundtrack.py steady_crossfade_gains: both powers
+// and their cross power by the quarter second, opposed music included); between equally loud
+// clips of r >= 0 the two laws agree.
 // Never throws: a page turn's bookkeeping (which voice is wanted, the fade log) goes on whatever
 // the browser's automation timeline refuses; the returned record says so in `error`.
 function fadeVoice(ctx, v, to, seconds, delay = 0, r = 0) {

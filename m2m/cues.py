@@ -82,7 +82,9 @@ class Theme:
     middle moves from its voice's usual range; ``articulation``: a name from that table;
     ``mood``: the mood family it was orchestrated for; ``manner``: how the caption says it
     ("accented, low, tense"). ``edited``: a person set this page's voice or motif, which is kept
-    when the page's caption is written again (a new directive) and over the mood's choice."""
+    when the page's caption is written again (a new directive); ``voice_chosen``: the voice was
+    theirs, kept over the mood's choice (a motif-only edit leaves the voice to the scene's mood;
+    None, files from before: an edit kept both)."""
 
     character: str  # the character's id in the book
     name: str
@@ -94,6 +96,12 @@ class Theme:
     mood: str = ""
     manner: str = ""
     edited: bool = False
+    voice_chosen: bool | None = None
+
+    @property
+    def keeps_voice(self) -> bool:
+        """A person chose this page's voice, so no scene's mood replaces it."""
+        return self.edited and bool(self.voice) and self.voice_chosen is not False
 
     @property
     def played_by(self) -> str:

@@ -72,7 +72,7 @@ def orchestrate(theme: Theme, mood: str) -> Theme:
     person chose (``edited``) is kept: the mood still shapes its register and articulation."""
     entry = voice_table(mood)
     voices = entry["voices"]
-    if theme.edited and theme.voice:
+    if theme.keeps_voice:
         voice = theme.voice
     elif not voices or theme.instrument in voices:
         voice = theme.instrument
@@ -164,6 +164,7 @@ def with_steps(motif: Motif, steps: Sequence[int]) -> Motif:
 def edited_theme(theme: Theme, voice: str, steps: str) -> Theme:
     """The theme with a person's voice (a General MIDI name or an alias such as "horn"; "" keeps it)
     and motif ("" keeps it); a ValueError says what is wrong."""
+    chosen = bool(voice.strip()) or theme.keeps_voice
     if voice.strip():
         try:
             resolved = resolve_instrument(voice)
@@ -175,4 +176,4 @@ def edited_theme(theme: Theme, voice: str, steps: str) -> Theme:
     else:
         played = theme.played_by
     motif = with_steps(theme.motif, parse_steps(steps)) if steps.strip() else theme.motif
-    return replace(theme, voice=played, motif=motif, edited=True)
+    return replace(theme, voice=played, motif=motif, edited=True, voice_chosen=chosen)

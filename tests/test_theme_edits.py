@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 import m2m
-from m2m.cues import CaptionSheet, TransitionSheet
+from m2m.cues import CaptionSheet, Theme, TransitionSheet
+from m2m.jsonio import from_jsonable
+from m2m.leitmotifs import orchestrate
 from m2m.pipeline import (
     Settings,
     edit_directive,
@@ -22,6 +24,7 @@ from m2m.pipeline import (
     run_folder,
 )
 from m2m.soundtrack import Soundtrack
+from m2m.ui.panels import theme_html
 from tests.ui.chord_engine import ChordEngine
 
 from .conftest import EXAMPLES
@@ -84,6 +87,43 @@ def test_a_theme_edit_is_saved_renders_its_page_only_and_survives_a_new_directiv
     assert "ヒナ's theme on a cello" in captions.cue(5).caption
     assert captions.cue(5).caption.count("'s theme on") == 1
     assert captions.cue(6).theme is not None and not captions.cue(6).theme.edited  # the others follow the mood
+
+
+def test_a_motif_only_edit_leaves_the_voice_to_the_scenes_mood(book, tmp_path: Path) -> None:
+    settings = Settings(runs_root=tmp_path)
+    plan = plan_book(book, settings)
+    planned = plan.captions.cue(5).theme
+    assert planned is not None and planned.mood == "tense"
+
+    edit_theme(book, settings, 5, "", "0 -1 -3 -1 0")
+    theme = run_folder(book, settings).read("captions", CaptionSheet).data.cue(5).theme
+    assert theme.edited and not theme.keeps_voice and theme.voice == planned.voice, "the mood's voice, not frozen"
+    assert "the figure is yours" in theme_html(run_folder(book, settings).read("captions", CaptionSheet).data.cue(5))
+
+    # a scene turned happy gives the theme the character's own flute (the French horn was the tense
+    # scene's pick, not the person's); the person's figure stays
+    happy = orchestrate(theme, "happy")
+    assert (happy.voice, happy.steps) == ("Flute", "0 -1 -3 -1 0") != (theme.voice, planned.steps)
+    # a new directive writes the scene's captions again: the person's figure stands there too
+    edit_directive(book, settings, 1, "A gentle, warm reunion: soft strings, slow and tender.")
+    kept = run_folder(book, settings).read("captions", CaptionSheet).data.cue(5).theme
+    assert kept.steps == "0 -1 -3 -1 0" and kept.edited and not kept.keeps_voice
+
+
+def test_a_voice_edit_stands_when_a_motif_edit_follows(book, tmp_path: Path) -> None:
+    settings = Settings(runs_root=tmp_path)
+    plan_book(book, settings)
+    edit_theme(book, settings, 5, "cello", "")
+    edit_theme(book, settings, 5, "", "0 +1 0")
+    theme = run_folder(book, settings).read("captions", CaptionSheet).data.cue(5).theme
+    assert theme.keeps_voice and theme.voice == "Cello" and theme.steps == "0 +1 0"
+
+
+def test_a_theme_edited_before_voice_choices_were_recorded_keeps_its_voice() -> None:
+    legacy = from_jsonable(Theme, {"character": "c1", "name": "Aki", "instrument": "Flute", "voice": "Cello",
+                                   "motif": [[0.0, 1.0, 0]], "edited": True})
+    assert legacy.voice_chosen is None and legacy.keeps_voice
+    assert orchestrate(legacy, "happy").voice == "Cello"
 
 
 @pytest.mark.parametrize(("page", "voice", "steps", "said"), [

@@ -223,12 +223,13 @@ function musicFor(page, turnAt, reason, from = null) {
   const fades = [];
   let keep = null;
   const grid = entry ? barGrid(page, entry, plan) : null;
-  const r = entry ? alikeness(page, entry, plan, grid ? gridOffset(grid, R.ctx.currentTime, entry.buffer.duration) : 0) : 0;
+  const enters = grid ? gridOffset(grid, R.ctx.currentTime, entry.buffer.duration) : 0;
+  const scale = entry ? steadyScaleInto(page, entry, plan, enters) : null;
   for (const v of R.voices) {
     // the stinger into this page plays out while the reader stays on it (a clip arriving, a new value)
     if (v.stinger && v.page === page && !R.ended && (!move || late !== null)) continue;
     if (entry && playsEntry(v, page, entry)) keep = v;
-    else if (v.target !== 0 && !hold) fades.push(fadeVoice(R.ctx, v, 0, fade, 0, r));
+    else if (v.target !== 0 && !hold) fades.push(fadeVoice(R.ctx, v, 0, fade, 0, scale));
     // a chosen transition owns the change: music still dissolving from an earlier turn is gone
     // within its fade too (a silence is silent, a cut is clean)
     else if (move && late === null && v.curveStart + v.curveDur > R.ctx.currentTime + fade) {
@@ -237,7 +238,7 @@ function musicFor(page, turnAt, reason, from = null) {
   }
   if (entry) {
     if (!keep) keep = startVoice(entry, delay, grid);
-    if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, plan.in, delay, r));
+    if (keep.target !== 1) fades.push(fadeVoice(R.ctx, keep, 1, plan.in, delay, scale));
     if (R.firstAudibleAt === null && R.ctx.state === 'running') R.firstAudibleAt = performance.now();
   }
   const stinger = move && move.kind === 'stinger' && late === null ? playStinger(page, move) : null;
@@ -255,12 +256,13 @@ function musicFor(page, turnAt, reason, from = null) {
   updateChrome();
 }
 
-// The correlation law of a plain crossfade into `page` (crossfade.js fadeVoice): r of the one voice
-// at full gain now, from where it plays, and the new clip from its start, over the fade; 0 (equal
-// power) for anything else (a silence, a stinger, a voice already part-faded, two voices leaving).
-function alikeness(page, entry, plan, offset) {
-  if (R.voices.some((v) => playsEntry(v, page, entry))) return 0;
-  return soleVoiceAlikeness(R.ctx, R.voices, entry.buffer, plan, offset);
+// The steady law's scale of a plain crossfade into `page` (crossfade.js soleVoiceSteadyScale, the
+// whole-book file's law): from the one voice at full gain now, from where it plays, into the new clip
+// from where it enters, over the fade; null (equal power) for anything else (a silence, a stinger, a
+// voice already part-faded, two voices leaving, the page's clip already sounding).
+function steadyScaleInto(page, entry, plan, offset) {
+  if (R.voices.some((v) => playsEntry(v, page, entry))) return null;
+  return soleVoiceSteadyScale(R.ctx, R.voices, entry.buffer, plan, offset);
 }
 
 // The bar grid `page`'s music enters on in a plain crossfade (crossfade.js barGridOf): the music

@@ -126,19 +126,20 @@ function loadClip(token) {
   return promise;
 }
 
-// The correlation law of a plain crossfade into `token`'s clip (crossfade.js fadeVoice), as the
-// reader has it: r of the one voice sounding at full gain, where it is now, against the new clip's
-// opening; 0 (equal power) for anything else: a clip not decoded yet (its fade-out cannot wait for
-// it), a voice of it still sounding, a stinger, a voice mid-fade, a silence or a stinger's move.
-function alikeness(token, plan, grid) {
-  if (S.voices.some((v) => v.token === token && !v.stinger)) return 0;
+// The steady law's scale of a plain crossfade into `token`'s clip (crossfade.js
+// soleVoiceSteadyScale), as the reader and the whole-book file have it: from the one voice sounding
+// at full gain, where it is now, into the new clip from where it enters; null (equal power) for
+// anything else: a clip not decoded yet (its fade-out cannot wait for it), a voice of it still
+// sounding, a stinger, a voice mid-fade, a silence or a stinger's move.
+function steadyScaleOf(token, plan, grid) {
+  if (S.voices.some((v) => v.token === token && !v.stinger)) return null;
   const buffer = S.decoded.get(token);
-  return soleVoiceAlikeness(S.ctx, S.voices, buffer, plan, grid && buffer ? gridOffset(grid, S.ctx.currentTime, buffer.duration) : 0);
+  return soleVoiceSteadyScale(S.ctx, S.voices, buffer, plan, grid && buffer ? gridOffset(grid, S.ctx.currentTime, buffer.duration) : 0);
 }
 
 // Make `token` the only clip heading for full gain (null: silence), with equal-power fades (scaled
-// by the correlation law where the two clips are alike); `move`: the transition chosen into this
-// page (the version's `enter`, on a turn from the page before), played as the reader plays it
+// by the steady law, crossfade.js steadyScale, between two clips); `move`: the transition chosen
+// into this page (the version's `enter`, on a turn from the page before), played as the reader plays it
 // (crossfade.js fadesOf): a crossfade of its length, a cut, a silence, or the old scene's stinger
 // before the new page enters; `plain`: the seconds of a plain crossfade; `bar`: seconds a bar of
 // the clip lasts (0: no bar grid), so it enters on the old clip's grid as in the reader.
@@ -146,9 +147,9 @@ async function playClip(token, reason, move = null, plain = S.fade, bar = 0) {
   if (!ensureContext()) return;
   const plan = fadesOf(move, plain), turnAt = S.ctx.currentTime;
   const grid = token && !S.voices.some((v) => v.token === token && !v.stinger) ? barGridOf(S.ctx, S.voices, bar, plan) : null;
-  const r = token ? alikeness(token, plan, grid) : 0;
+  const scale = token ? steadyScaleOf(token, plan, grid) : null;
   const fades = [];
-  for (const v of S.voices) if (v.token !== token && v.target !== 0) fades.push({ token: v.token, ...fadeVoice(S.ctx, v, 0, plan.out, 0, r) });
+  for (const v of S.voices) if (v.token !== token && v.target !== 0) fades.push({ token: v.token, ...fadeVoice(S.ctx, v, 0, plan.out, 0, scale) });
   S.fades.push({ reason, token, at: performance.now(), ctxTime: turnAt, fades, move: move ? move.kind : null });
   if (!token) return;
   if (move && move.kind === 'stinger' && move.stinger) playStinger(move.stinger, token);
@@ -171,7 +172,7 @@ async function playClip(token, reason, move = null, plain = S.fade, bar = 0) {
     v = { token, src, gain, clipStart: at - offset, bar, curve: null, curveStart: 0, curveDur: 0, hold: 0, target: 0 };
     S.voices.push(v);
   }
-  if (v.target !== 1) S.fades.push({ reason, token, at: performance.now(), fades: [fadeVoice(S.ctx, v, 1, plan.in, delay, r)] });
+  if (v.target !== 1) S.fades.push({ reason, token, at: performance.now(), fades: [fadeVoice(S.ctx, v, 1, plan.in, delay, scale)] });
 }
 
 // The old scene's closing cadence, once, from now at full gain (a voice of its own: the next turn

@@ -132,8 +132,8 @@ def steady_crossfade_gains(old: np.ndarray, new: np.ndarray, sample_rate: int) -
     Where the two are equally loud, of correlation r, this is the equal-power law scaled by
     1 / sqrt(1 + 2 r sin cos): equal power at r = 0, equal gain (a + b = 1) at r = 1.
 
-    Why: the law it replaced was that one, with one r per quarter second clipped to [0, 1] (as the
-    reader's crossfade.js still does, with one r per crossfade): it assumed the two as loud as each
+    Why: the law it replaced was that one, with one r per quarter second clipped to [0, 1] (the
+    reader's crossfade.js had one r per crossfade; it now follows this law, steadyScale): it assumed the two as loud as each
     other at every moment and never working against each other. The pages of a scene, on one bar
     grid, are neither: one page's downbeat against the other's rest, the same chord voiced in
     opposite phase. On the example book's whole-book file that law moved the within-scene joins'

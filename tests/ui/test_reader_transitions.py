@@ -100,7 +100,11 @@ def test_each_scene_change_plays_its_transition(browser, served_example, artifac
                                timeout=10_000)
 
         fade = turn_into(page, 13)
-        assert fade["move"] == "cut" and all(f["seconds"] == pytest.approx(0.05, abs=0.01) for f in fade["fades"])
+        # the old scene's voice and the new one switch over 50 ms; a voice still fading out from an
+        # earlier move (at a tenth of its gain) finishes sooner, at its own rate
+        switching = [f for f in fade["fades"] if f["to"] == 1 or f["from"] > 0.5]
+        assert fade["move"] == "cut" and len(switching) == 2, fade["fades"]
+        assert all(f["seconds"] == pytest.approx(0.05, abs=0.01) for f in switching), fade["fades"]
 
         page.evaluate("window.m2mReader.go(3)")
         page.evaluate("window.m2mReader.next()")  # within a scene: the reader's own crossfade

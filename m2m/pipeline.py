@@ -272,11 +272,25 @@ def transitions_played(settings: Settings, plan: PlanResult) -> TransitionSheet 
 
 
 @dataclass(frozen=True)
+class Entrance:
+    """How the music enters a page from the one before, as the cue sheet has it: the kind chosen at
+    a scene change ("" within a scene), the old page's ``crossfade`` (its fade-out) and the
+    ``silence`` between; a stinger is played first for ``stinger_seconds``, from its clip at
+    ``stinger`` (None while it is not made). Known from the plan, before the page's clip is made, so
+    a reader who turns there early still plays the chosen move when the clip lands."""
+
+    transition: str = ""
+    crossfade: float = 0.0
+    silence: float = 0.0
+    stinger_seconds: float = 0.0
+    stinger: Path | None = None
+    stinger_version: str = ""
+
+
+@dataclass(frozen=True)
 class ClipInfo:
-    """A page's clip as a reader plays it; ``version`` changes whenever the music does.
-    ``transition``/``crossfade``/``silence``: how the music enters the page from the one before
-    (the cue sheet's: the kind chosen at a scene change, "" within a scene); a stinger is played
-    first for ``stinger_seconds``, from its clip at ``stinger`` (None while it is not made)."""
+    """A page's clip as a reader plays it; ``version`` changes whenever the music does (how the
+    music enters the page is the run's ``entrances``)."""
 
     path: Path
     seconds: float
@@ -284,12 +298,6 @@ class ClipInfo:
     caption: str
     scene: int
     version: str
-    transition: str = ""
-    crossfade: float = 0.0
-    silence: float = 0.0
-    stinger_seconds: float = 0.0  # a stinger: its length, and its clip once made (path, version)
-    stinger: Path | None = None
-    stinger_version: str = ""
     bar: float = 0.0  # seconds a bar of the clip lasts (SoundtrackCue.bar_seconds; 0: no bar grid)
 
 
@@ -305,6 +313,7 @@ class RunView:
     provenance: dict[str, Provenance]
     clips: dict[int, ClipInfo]
     transitions: TransitionSheet | None = None
+    entrances: dict[int, Entrance] = field(default_factory=dict)  # every planned page's, clip made or not
 
 
 def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) -> RunView:
@@ -319,31 +328,37 @@ def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) ->
         plan = condition.plan_folder(settings.runs_root, book.id)
         records |= {stage: plan.read(stage, kinds[stage]) for stage in ("scenes", "emotions", "captions")}
     clips: dict[int, ClipInfo] = {}
+    entrances: dict[int, Entrance] = {}
     sheet, captions = records["soundtrack"], records["captions"]
+    if captions is not None:
+        moves = records["transitions"].data if records["transitions"] and condition.plan_from is None else None
+        # how each page's music enters, from the transitions as they are now (an edit shows at once)
+        cues = sorted(captions.data.cues, key=lambda c: c.page)
+        entries = page_entries(cues, soundtrack_settings(settings), moves)
+        made = sheet.data.stingers if sheet is not None else ()
+        stingers = reused_stingers(run, current_stingers(book.id, captions.data, engine_for(settings),
+                                                         soundtrack_settings(settings), render_options(settings, engine),
+                                                         engine, moves), made) if made else {}
+        for cue in cues:
+            entry = entries[cue.page]
+            stinger = stingers.get(cue.scene) if entry.stinger > 0 else None
+            entrances[cue.page] = Entrance(entry.transition, entry.fade, entry.silence, entry.stinger,
+                                           run.path / stinger.file if stinger else None,
+                                           stinger.file_hash if stinger else "")
     if sheet is not None and captions is not None:
         # Only clips made from this plan with these settings are this reader's music: a clip from
         # another engine, an older plan or an earlier upload of the book renders again.
-        moves = records["transitions"].data if records["transitions"] and condition.plan_from is None else None
         current = clip_hashes(book.id, captions.data, engine_for(settings), soundtrack_settings(settings),
                               render_options(settings, engine), engine, moves)
-        # how each page's music enters, from the transitions as they are now (an edit shows at once)
-        entries = page_entries(sorted(captions.data.cues, key=lambda c: c.page), soundtrack_settings(settings), moves)
-        stingers = reused_stingers(run, current_stingers(book.id, captions.data, engine_for(settings),
-                                                         soundtrack_settings(settings), render_options(settings, engine),
-                                                         engine, moves), sheet.data.stingers)
         for cue in sheet.data.cues:
             path = run.path / cue.file
-            entry = entries.get(cue.page)
-            if path.is_file() and cue.hash == current.get(cue.page) and entry is not None:
-                stinger = stingers.get(cue.scene) if entry.stinger > 0 else None
+            if path.is_file() and cue.hash == current.get(cue.page) and cue.page in entrances:
                 clips[cue.page] = ClipInfo(path, cue.seconds, cue.engine, cue.caption, cue.scene,
-                                           cue.file_hash or cue.hash, entry.transition, entry.fade, entry.silence,
-                                           entry.stinger, run.path / stinger.file if stinger else None,
-                                           stinger.file_hash if stinger else "", cue.bar_seconds())
+                                           cue.file_hash or cue.hash, cue.bar_seconds())
     data = {stage: (r.data if r else None) for stage, r in records.items()}
     return RunView(data["scenes"], data["emotions"], data["directives"], data["captions"],
                    {stage: r.provenance for stage, r in records.items() if r}, clips,
-                   data["transitions"] if condition.plan_from is None else None)
+                   data["transitions"] if condition.plan_from is None else None, entrances)
 
 
 def render_options(settings: Settings, engine: Engine | None = None) -> RenderOptions:

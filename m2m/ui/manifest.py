@@ -38,35 +38,42 @@ def book_manifest(book: Book) -> dict[str, Any]:
 
 
 def clips_manifest(clips: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
-    """page -> {url, fallback, version, engine, seconds, fade, enter?}; JSON object keys are strings.
+    """page -> {url, fallback, version, engine, seconds, bar}; JSON object keys are strings.
     ``fallback`` is the clip as FLAC, for a browser that cannot decode the OGG (``fallback_audio``).
-    ``fade`` is the cue sheet's crossfade into the page from the one before (the scene crossfade
-    where they lie in different scenes; 0 for the first page), which a plain turn from there plays.
     ``bar`` is a bar of the clip in seconds (0: no bar grid): a crossfade between two clips of one bar
-    length enters on the old one's grid.
+    length enters on the old one's grid."""
+    return {str(page): {"url": file_url(c.path, c.version), "fallback": fallback_url(c.path, c.version),
+                        "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3),
+                        "bar": round(float(getattr(c, "bar", 0.0)), 6)}
+            for page, c in sorted(clips.items())}
+
+
+def entrances_manifest(entrances: Mapping[int, Any]) -> dict[str, dict[str, Any]]:
+    """page -> {fade, enter?}: how the music enters each planned page from the one before, whether or
+    not its clip is made yet (a turn there before it lands keeps the move for when it does).
+    ``fade`` is the cue sheet's crossfade into the page (the scene crossfade where the two lie in
+    different scenes; 0 for the first page), which a plain turn from there plays.
     ``enter`` is the transition chosen into a scene's first page ({kind, fade, silence} in seconds;
     a stinger adds its ``seconds``, its clip's ``stinger`` URL and ``stinger_fallback``, the FLAC),
     which the reader plays on a turn from the page before."""
     out: dict[str, dict[str, Any]] = {}
-    for page, c in sorted(clips.items()):
-        entry = {"url": file_url(c.path, c.version), "fallback": fallback_url(c.path, c.version),
-                 "version": c.version, "engine": c.engine, "seconds": round(float(c.seconds), 3),
-                 "fade": round(float(c.crossfade), 3), "bar": round(float(getattr(c, "bar", 0.0)), 6)}
-        enter = enter_json(getattr(c, "transition", ""), c.crossfade, c.silence, c.stinger_seconds)
+    for page, e in sorted(entrances.items()):
+        entry: dict[str, Any] = {"fade": round(float(e.crossfade), 3)}
+        enter = enter_json(e.transition, e.crossfade, e.silence, e.stinger_seconds)
         if enter is not None:
             entry["enter"] = enter
         # the old scene's closing cadence, played on the turn before this page's music enters
         # (no url while it is not made yet: the reader then waits out its length)
-        if enter is not None and enter["kind"] == "stinger" and c.stinger is not None:
-            enter["stinger"] = file_url(c.stinger, c.stinger_version)
-            enter["stinger_fallback"] = fallback_url(c.stinger, c.stinger_version)
+        if enter is not None and enter["kind"] == "stinger" and e.stinger is not None:
+            enter["stinger"] = file_url(e.stinger, e.stinger_version)
+            enter["stinger_fallback"] = fallback_url(e.stinger, e.stinger_version)
         out[str(page)] = entry
     return out
 
 
 def reader_value(book: Book, run_key: str, clips: Mapping[int, Any], *, crossfade_s: float,
                  planned: bool, message: str = "", start_page: int = 0, stopped: bool = False,
-                 version: int = 0, token: str = "") -> dict[str, Any]:
+                 version: int = 0, token: str = "", entrances: Mapping[int, Any] | None = None) -> dict[str, Any]:
     """Everything the reader shows. ``run_key`` names the run (book and condition): when it changes,
     the reader drops its decoded clips and fetches the new run's. ``stopped``: generation failed and
     will not go on by itself (``message`` says why). ``version`` orders the values of one session
@@ -77,6 +84,7 @@ def reader_value(book: Book, run_key: str, clips: Mapping[int, Any], *, crossfad
         "book": book_manifest(book),
         "run": run_key,
         "clips": clips_manifest(clips),
+        "entrances": entrances_manifest(entrances or {}),
         "crossfade_s": crossfade_s,
         "status": {"planned": planned, "ready": len(clips), "total": len(book.pages), "message": message,
                    "stopped": stopped},

@@ -5,6 +5,7 @@ caption gives a new clip and a new version, in a few milliseconds instead of a s
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -44,6 +45,20 @@ class ChordEngine:
         return out
 
 
-def chord_service() -> PipelineAdapter:
+class GatedChordEngine(ChordEngine):
+    """The chord engine, whose clip of each page in ``gates`` waits for that event: a page whose
+    music is still being made when the reader reaches it (the clip is not in the reader's value yet)."""
+
+    def __init__(self, gates: Mapping[int, threading.Event]) -> None:
+        self.gates = gates
+
+    def render(self, cue: Cue, options: RenderOptions) -> Rendered:
+        gate = self.gates.get(cue.page)
+        if gate is not None and not gate.wait(timeout=60):
+            raise TimeoutError(f"page {cue.page}: the test never let its clip be made")
+        return super().render(cue, options)
+
+
+def chord_service(engine: ChordEngine | None = None) -> PipelineAdapter:
     """The reader's real service (m2m.ui.adapter over m2m.pipeline) with the chord engine's clips."""
-    return PipelineAdapter(engine=ChordEngine())
+    return PipelineAdapter(engine=engine or ChordEngine())

@@ -107,17 +107,24 @@ def test_the_directive_panel_says_how_the_music_moves_into_the_scene(tmp_path):
         in panels(example, view, 8).directive  # its scene's
     assert "closes on a 3 s cadence" in panels(example, view, 8).directive
     assert "Into this scene" not in panels(example, view, 2).directive  # the first scene: nothing before it
-    clips = reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True)["clips"]
-    assert clips["9"]["enter"] == {"kind": "silence", "fade": 1.0, "silence": 1.5}
+    value = reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True, entrances=view.entrances)
+    entrances = value["entrances"]
+    assert entrances["9"]["enter"] == {"kind": "silence", "fade": 1.0, "silence": 1.5}
     # every page carries the cue sheet's fade into it: the old music's under the silence, the page
     # crossfade within a scene (a plain turn plays it)
-    assert clips["9"]["fade"] == 1.0 and clips["8"]["fade"] == 1.5 and "enter" not in clips["8"]
+    assert entrances["9"]["fade"] == 1.0 and entrances["8"]["fade"] == 1.5 and "enter" not in entrances["8"]
+    # every planned page's entrance, its clip made or not (only 8 and 9 are): a turn into page 13
+    # before its music is made still knows it is a cut
+    assert set(value["clips"]) == {"8", "9"} and len(entrances) == len(example.pages)
+    assert entrances["13"]["enter"]["kind"] == "cut" and entrances["0"] == {"fade": 0.0}
+    assert "stinger" not in entrances["5"]["enter"]  # not made yet: the reader waits out its length
     # the stinger into scene 1 (page 5) is made with the scene's last page (4) and reaches the reader
     view = service.render_pages(example, settings, [4, 5])
-    enter = reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True)["clips"]["5"]["enter"]
+    enter = reader_value(example, "x", view.clips, crossfade_s=1.5, planned=True,
+                         entrances=view.entrances)["entrances"]["5"]["enter"]
     assert {k: enter[k] for k in ("kind", "fade", "silence", "seconds")} == {
         "kind": "stinger", "fade": 1.0, "silence": 0.0, "seconds": 3.0}
-    assert "stinger-001.ogg" in enter["stinger"] and view.clips[5].stinger.is_file()
+    assert "stinger-001.ogg" in enter["stinger"] and view.entrances[5].stinger.is_file()
     assert enter["stinger_fallback"].startswith("m2m/flac?") and "stinger-001.ogg" in enter["stinger_fallback"]
 
 

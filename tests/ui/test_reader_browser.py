@@ -56,9 +56,13 @@ def wait_decoded(page, pages: list[int], timeout_ms: int = 15_000) -> None:
 
 
 def wait_full(page, p: int) -> None:
-    """Until the page's voice has faded all the way in."""
-    page.wait_for_function(f"window.m2mReader.state().voices.some(v => v.page === {p} && !v.stinger && v.gain > 0.999)",
-                           timeout=10_000)
+    """Until the page's voice has faded all the way in and every other voice's fade is over. A gain
+    of 1 alone is not the end: the steady law can lift the entering voice past 1 mid-fade."""
+    page.wait_for_function(f"""(() => {{
+        const vs = window.m2mReader.state().voices.filter(v => !v.stinger);
+        return vs.some(v => v.page === {p} && v.target === 1 && !v.fading && v.gain > 0.999)
+            && vs.every(v => !v.fading);
+    }})()""", timeout=10_000)
 
 
 def wait_or_explain(page, condition: str, timeout_ms: int, what: str) -> None:

@@ -7,13 +7,14 @@ edited by hand in 04-transitions.json to a crossfade, a crossfade of the edited 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from m2m.cues import Transition, TransitionSheet
 from m2m.manga109 import load_manga109
-from tests.ui.chord_engine import chord_service
+from tests.ui.chord_engine import GatedChordEngine, chord_service
 from tests.ui.conftest import EXAMPLES, Served, serve
 from tests.ui.test_reader_browser import BROKEN_OGG, STATE, open_reader, settle, wait_all_clips, wait_full
 
@@ -23,6 +24,17 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def served_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     yield from serve(EXAMPLES, tmp_path_factory.mktemp("transitions"), chord_service())
+
+
+@pytest.fixture(scope="module")
+def served_unmade(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, threading.Event]]:
+    """The example whose page 9 (the silence into scene 2) is made only when the test says so."""
+    gate = threading.Event()
+    try:
+        for served in serve(EXAMPLES, tmp_path_factory.mktemp("unmade"), chord_service(GatedChordEngine({9: gate}))):
+            yield served, gate
+    finally:
+        gate.set()
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +112,9 @@ def test_each_scene_change_plays_its_transition(browser, served_example, artifac
                                timeout=10_000)
 
         fade = turn_into(page, 13)
-        # the old scene's voice and the new one switch over 50 ms; a voice still fading out from an
-        # earlier move (at a tenth of its gain) finishes sooner, at its own rate
-        switching = [f for f in fade["fades"] if f["to"] == 1 or f["from"] > 0.5]
-        assert fade["move"] == "cut" and len(switching) == 2, fade["fades"]
-        assert all(f["seconds"] == pytest.approx(0.05, abs=0.01) for f in switching), fade["fades"]
+        # the old scene's voice and the new one switch over 50 ms (turn_into let every earlier fade end)
+        assert fade["move"] == "cut" and len(fade["fades"]) == 2, fade["fades"]
+        assert all(f["seconds"] == pytest.approx(0.05, abs=0.01) for f in fade["fades"]), fade["fades"]
 
         page.evaluate("window.m2mReader.go(3)")
         page.evaluate("window.m2mReader.next()")  # within a scene: the reader's own crossfade
@@ -242,6 +252,42 @@ def test_a_pending_turn_is_dropped_once_the_reader_moves_on(browser, served_exam
         if moving_on == "music off":  # back by the reader's crossfade, not the silence's 0.3 s entry
             back = next(f for f in reversed(state["fades"]) if f["page"] == 9 and f["reason"] == "music-on")
             assert [f["seconds"] for f in back["fades"] if f["to"] == 1] == [pytest.approx(state["crossfade"], abs=0.01)]
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_a_turn_into_a_page_whose_music_is_not_made_yet_plays_its_transition_when_it_is(browser, served_unmade):
+    """Page 9's clip is not in the reader's value when the reader turns there (it is still being
+    made): the move chosen into scene 2 is known from the plan, so the old scene lets go at the turn
+    as the silence asks, and when the clip is made the page enters by the silence's 0.3 s, not by
+    a plain fade-in."""
+    served, gate = served_unmade
+    context, page, errors = open_reader(browser, served.url)
+    try:
+        page.wait_for_function("(() => { const c = window.m2mReader.state().clips; "
+                               "return [0, 1, 2, 3, 4, 5, 6, 7, 8].every(p => String(p) in c); })()", timeout=60_000)
+        page.click(".m2m-start-btn")
+        state = page.evaluate(STATE)
+        assert "9" not in state["clips"] and state["enters"]["9"]["kind"] == "silence", state["clips"]
+        page.evaluate("window.m2mReader.go(8)")
+        wait_full(page, 8)
+        page.evaluate("window.m2mReader.next()")
+        page.wait_for_function("window.m2mReader.state().page === 9")
+        state = page.evaluate(STATE)
+        turn = next(f for f in reversed(state["fades"]) if f["page"] == 9 and f["reason"] == "turn")
+        assert turn["move"] == "silence" and not turn["hadBuffer"], turn
+        assert state["pendingTurn"] == {"page": 9, "move": "silence"}
+        gate.set()
+        page.wait_for_function("window.m2mReader.state().fades.some(f => f.page === 9 && f.late !== null)",
+                               timeout=30_000)
+        landed = next(f for f in page.evaluate(STATE)["fades"] if f["page"] == 9 and f["late"] is not None)
+        assert landed["move"] == "silence" and landed["hadBuffer"], landed
+        (entering,) = [f for f in landed["fades"] if f["to"] == 1]
+        assert entering["seconds"] == pytest.approx(0.3, abs=0.01), landed
+        # it waits out what is left of the old scene's fade and the silence, counted from the turn
+        wait = state["enters"]["9"]["fade"] + state["enters"]["9"]["silence"]
+        assert entering["start"] >= turn["ctxTime"] + wait - 0.05, (entering, turn)
         assert not errors, errors
     finally:
         context.close()

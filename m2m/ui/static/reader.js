@@ -139,6 +139,13 @@ function clipOf(page) {
   return clips[String(page)] || null;
 }
 
+// How the music enters a planned page from the one before ({fade, enter?}), known from the plan
+// before the page's clip is made.
+function entranceOf(page) {
+  const entrances = (R.value && R.value.entrances) || {};
+  return entrances[String(page)] || null;
+}
+
 // Whether voice `v` plays `entry`, the clip of `page` in the run on screen.
 function playsEntry(v, page, entry) { return v.run === R.run && v.page === page && v.version === entry.version; }
 
@@ -159,19 +166,19 @@ function arriving(page) {
 }
 
 // How the music moves into `page` on a turn from `from`: the transition the director chose into
-// a scene's first page (clip.enter: continue, crossfade, stinger, silence, cut) when the reader turns there
-// from the page before, as the whole-book file plays it; null: the reader's own crossfade.
+// a scene's first page (its entrance's enter: continue, crossfade, stinger, silence, cut) when the
+// reader turns there from the page before, as the whole-book file plays it; null: the reader's own crossfade.
 function moveInto(page, from, reason) {
-  const clip = clipOf(page);
-  return reason === 'turn' && clip && clip.enter && from === page - 1 ? clip.enter : null;
+  const e = entranceOf(page);
+  return reason === 'turn' && e && e.enter && from === page - 1 ? e.enter : null;
 }
 
 // The seconds a plain crossfade into `page` lasts: on a turn from the page before, the cue sheet's
-// (clip.fade: the scene crossfade where the two pages lie in different scenes and the director chose
-// nothing, as the whole-book file plays it); on any other move the reader's own crossfade.
+// (its entrance's fade: the scene crossfade where the two pages lie in different scenes and the
+// director chose nothing, as the whole-book file plays it); on any other move the reader's own crossfade.
 function plainFadeInto(page, from, reason) {
-  const clip = clipOf(page);
-  return reason === 'turn' && clip && from === page - 1 && clip.fade > 0 ? clip.fade : R.fade;
+  const e = entranceOf(page);
+  return reason === 'turn' && e && from === page - 1 && e.fade > 0 ? e.fade : R.fade;
 }
 
 
@@ -193,7 +200,8 @@ function musicFor(page, turnAt, reason, from = null) {
   const keeps = pending && pending.page === page && pending.run === R.run && R.musicOn && !R.ended &&
     (reason === 'clip-ready' || (!entry && (reason === 'update' || reason === 'hold-expired')));
   if (!keeps) R.pendingTurn = null;
-  if (turned && !entry && clipOf(page)) {
+  // (a page whose clip is not made yet keeps its planned move too, for when it is)
+  if (turned && !entry && (clipOf(page) || entranceOf(page))) {
     R.pendingTurn = { page, run: R.run, move, plain, at: R.ctx.currentTime };
   } else if (reason === 'clip-ready' && entry && R.pendingTurn) {
     ({ move, plain } = R.pendingTurn);
@@ -388,8 +396,8 @@ function prefetchAround(page) {
   if (!R.ctx) return;
   for (const p of neighbours(page)) fetchClip(p);
   // the stinger played on a turn into the next pages (it is a few seconds: small to keep)
-  const wanted = new Map(neighbours(page).map((p) => clipOf(p)).filter((c) => c && c.enter && c.enter.stinger)
-    .map((c) => [c.enter.stinger, c.enter.stinger_fallback]));
+  const wanted = new Map(neighbours(page).map((p) => entranceOf(p)).filter((e) => e && e.enter && e.enter.stinger)
+    .map((e) => [e.enter.stinger, e.enter.stinger_fallback]));
   for (const [url, fallback] of wanted) fetchStinger(url, fallback);
   for (const [url, e] of R.stingers) if (!wanted.has(url) && e.buffer) R.stingers.delete(url);
   // Drop decoded clips far from the page on screen (a 20 s stereo clip is ~7 MB decoded).
@@ -867,7 +875,9 @@ function state() {
   const now = R.ctx ? R.ctx.currentTime : 0;
   const voices = R.voices.map((v) => ({ id: v.id, run: v.run, page: v.page, version: v.version,
     gain: Number(gainAt(v, now).toFixed(4)), target: v.target, stinger: !!v.stinger,
-    clipStart: v.clipStart === undefined ? null : Number(v.clipStart.toFixed(4)), bar: v.bar || 0 }));
+    clipStart: v.clipStart === undefined ? null : Number(v.clipStart.toFixed(4)), bar: v.bar || 0,
+    // still on its fade's curve: the steady law can take a voice past 1 before its fade ends
+    fading: !!v.curve && now < v.curveStart + v.curveDur }));
   const audible = voices.filter((v) => v.gain > 0.001);
   const heading = voices.filter((v) => v.target === 1 && !v.stinger);
   return {
@@ -882,7 +892,7 @@ function state() {
     pendingTurn: R.pendingTurn ? { page: R.pendingTurn.page, move: R.pendingTurn.move ? R.pendingTurn.move.kind : null } : null,
     decoded: [...R.buffers.values()].filter((e) => e.buffer && e.run === R.run).map((e) => e.page).sort((a, b) => a - b),
     clips: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).map(([k, c]) => [k, c.version])) : {},
-    enters: R.value ? Object.fromEntries(Object.entries(R.value.clips || {}).filter(([, c]) => c.enter).map(([k, c]) => [k, c.enter])) : {},
+    enters: R.value ? Object.fromEntries(Object.entries(R.value.entrances || {}).filter(([, e]) => e.enter).map(([k, e]) => [k, e.enter])) : {},
     status: R.value ? R.value.status : null,
     prefetch: R.prefetchLog.slice(), turns: R.turns.slice(), fades: R.fades.slice(), errors: R.errors.slice(),
     notes: R.notes.slice(),

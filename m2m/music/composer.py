@@ -39,6 +39,7 @@ from m2m.music.synth import (
 )
 
 MIN_THEME_GAIN = 0.25  # -12 dB: the most a theme is turned down to sit in its page
+MAX_THEME_GAIN = 2.0  # +6 dB: the most a theme is turned up to fill the bars the melody leaves it
 THEME_TRACK = "theme:"  # how composition.py names the leitmotif's track
 
 
@@ -53,7 +54,8 @@ def split_theme(midi: pretty_midi.PrettyMIDI) -> tuple[pretty_midi.PrettyMIDI, p
 def theme_gain(accompaniment: np.ndarray, solo: np.ndarray, rate: int, themed_bars: Sequence[int], bar: int,
                bars: int) -> float:
     """The gain for ``solo`` (``[2, samples]``, like ``accompaniment``) that makes the ``themed_bars``
-    (bar index; ``bar`` samples each, ``bars`` in the piece) as loud as the other bars."""
+    (bar index; ``bar`` samples each, ``bars`` in the piece) as loud as the other bars, within
+    ``MIN_THEME_GAIN``..``MAX_THEME_GAIN``; 1 where there is nothing to match."""
     others = [b for b in range(bars) if b not in themed_bars]
     if not themed_bars or not others:
         return 1.0
@@ -67,15 +69,18 @@ def theme_gain(accompaniment: np.ndarray, solo: np.ndarray, rate: int, themed_ba
     def level(gain: float) -> float:
         return loudness_lufs(band + np.float32(gain) * voice, rate)
 
-    if not np.isfinite(target) or level(1.0) <= target:
+    if not np.isfinite(target) or not np.isfinite(level(1.0)):
         return 1.0
     if level(MIN_THEME_GAIN) >= target:
         return MIN_THEME_GAIN
-    low, high = MIN_THEME_GAIN, 1.0
-    for _ in range(10):  # the level rises with the gain: halve the bracket to within 0.1%
+    if level(MAX_THEME_GAIN) <= target:
+        return MAX_THEME_GAIN
+    # the level rises with the gain: halve the bracket (in dB, the gain's own scale) to within 0.1%
+    low, high = np.log2(MIN_THEME_GAIN), np.log2(MAX_THEME_GAIN)
+    for _ in range(14):
         middle = (low + high) / 2
-        low, high = (middle, high) if level(middle) < target else (low, middle)
-    return round((low + high) / 2, 4)
+        low, high = (middle, high) if level(2.0 ** middle) < target else (low, middle)
+    return round(float(2.0 ** ((low + high) / 2)), 4)
 
 
 # the names this module had before the piece was written elsewhere, so importers need not change
@@ -177,10 +182,11 @@ class ComposerEngine:
     def balanced_theme(self, piece: Piece, soundfont: SoundFont, rate: int) -> np.ndarray:
         """The piece with its leitmotif as loud as the music around it: the band and the theme are
         rendered apart (FluidSynth's output is linear, so their sum is the piece) and the theme is
-        turned down until the bars it plays in sound no louder (BS.1770) than the bars it does not.
-        A solo wind sustains where the melody it stands in for decays, so at the melody's velocity it
-        still lifts its bars by 3-5 LU, and the page opening with it starts louder than the page
-        before it ends. Never turned up, nor down by more than ``MIN_THEME_GAIN``."""
+        set so the bars it plays in sound as loud (BS.1770) as the bars it does not. A solo wind
+        sustains where the melody it stands in for decays, so at the melody's velocity it can lift
+        its bars by 3-5 LU; a soft voice (a clarinet under strings) over the arpeggio that rests for
+        it can leave them 1-3 LU down. Either way the page opening with it would start louder or
+        quieter than the page before it ends, and its first bar would stand apart from the rest."""
         band, theme = split_theme(piece.midi)
         render = partial(render_midi, soundfont=soundfont, sample_rate=rate, seconds=piece.seconds,
                          cache=self.soundfont_cache, headroom=False)

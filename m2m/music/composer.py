@@ -105,10 +105,10 @@ class ComposerEngine:
     holds no per-reader state; options come with each call."""
 
     name = "composer"
-    # in every clip's hash: a change to what the same cue sounds like (here: the level ride fitted
-    # exactly, m2m.loudness.ride_level) makes clips made before it render again instead of playing
+    # in every clip's hash: a change to what the same cue sounds like (here: a soft leitmotif turned
+    # up to its page's level, theme_gain) makes clips made before it render again instead of playing
     # on beside new ones
-    version = "3"
+    version = "4"
     continues = False
     options_type = ComposerOptions
 

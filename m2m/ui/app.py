@@ -125,7 +125,9 @@ def _side_panels(reader: Reader, status: gr.HTML) -> dict[str, Any]:
             # the kinds the soundtrack can play, read from where they are defined
             transition_kind = gr.Dropdown(list(KINDS), label="Into this scene", scale=2,
                                           elem_id="m2m-transition-kind")
-            transition_seconds = gr.Number(label="Seconds", minimum=0.0, maximum=MAX_SECONDS, step=0.1, scale=1,
+            # no minimum/maximum: Gradio refuses an out-of-range number before the handler runs and
+            # marks every output of the event as failed; the save says what is wrong in the status line
+            transition_seconds = gr.Number(label=f"Seconds (0–{MAX_SECONDS:g})", step=0.1, scale=1,
                                            elem_id="m2m-transition-seconds")
         transition_why = gr.Textbox(label="Why", lines=2, max_lines=4, elem_id="m2m-transition-why")
         transition_btn = gr.Button("Save transition & rebuild the scene change", size="sm",

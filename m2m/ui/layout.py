@@ -386,10 +386,18 @@ class ReaderApp:
             self.service.edit_transition(book, settings, scene_of(self.view_of(session)).index, kind or "",
                                          seconds, why or "")
 
-        yield from self._edit(session, page, save, lambda view: [scene_of(view).pages[0]])
+        def saved(todo: list[int]) -> str:
+            first = todo[0] + 1
+            return (f"Saved to the run file; the scene change into page {first} is rebuilt, and a turn into it "
+                    f"from page {first - 1} plays it.")
+
+        yield from self._edit(session, page, save, lambda view: [scene_of(view).pages[0]], saved)
 
     def _edit(self, session: Session, page: int, save: Callable[[Book, Any], Any],
-              pages: Callable[[Any], list[int]]) -> Iterator[tuple[Any, ...]]:
+              pages: Callable[[Any], list[int]],
+              saved: Callable[[list[int]], str] | None = None) -> Iterator[tuple[Any, ...]]:
+        """Save an edit and render the ``pages`` it changes; ``saved`` words the status line once
+        they are in (default: the new music for those pages)."""
         if session.book is None:
             gr.Warning("Open a book first.")
             yield tuple(gr.skip() for _ in range(2 + PANELS))
@@ -402,7 +410,7 @@ class ReaderApp:
             return
         try:
             with session.live.working():
-                yield from self._save_and_render(session, page, save, pages)
+                yield from self._save_and_render(session, page, save, pages, saved)
         except ValueError as e:
             gr.Warning(str(e))
             yield (gr.skip(), self.say(session, f"The edit was not applied: {e}", "error"), *(gr.skip() for _ in range(PANELS)))
@@ -412,7 +420,8 @@ class ReaderApp:
                    *(gr.skip() for _ in range(PANELS)))
 
     def _save_and_render(self, session: Session, page: int, save: Callable[[Book, Any], Any],
-                         pages: Callable[[Any], list[int]]) -> Iterator[tuple[Any, ...]]:
+                         pages: Callable[[Any], list[int]],
+                         saved: Callable[[list[int]], str] | None = None) -> Iterator[tuple[Any, ...]]:
         """Save the edit, then render its pages, the reader getting each clip as it lands."""
         assert session.book is not None
         book, settings = session.book, session.settings
@@ -426,8 +435,9 @@ class ReaderApp:
             yield (self.value_for(session, view, now, note),
                    self.say(session, note or self.progress_message(session, view, now)), *values)
         # In the status line under the reader, not a toast: a toast covers the side panel's top.
-        yield (gr.skip(), self.say(session, f"Saved to the run file; the new music for {pages_label(todo)} is in "
-                                   "and plays as soon as it is loaded."), *(gr.skip() for _ in range(PANELS)))
+        said = saved(todo) if saved is not None and todo else (
+            f"Saved to the run file; the new music for {pages_label(todo)} is in and plays as soon as it is loaded.")
+        yield (gr.skip(), self.say(session, said), *(gr.skip() for _ in range(PANELS)))
 
 
 def _quiet(message: str, done: int, total: int) -> None:

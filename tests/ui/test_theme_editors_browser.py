@@ -70,9 +70,20 @@ def test_the_theme_and_transition_editors_save_and_the_music_follows(browser, se
 
         go(page, 9)
         assert page.evaluate(STATE)["enters"]["9"]["kind"] == "silence"
+        # a negative length: refused in the status line; nothing else on the page is marked failed
+        seconds = page.locator("#m2m-transition-seconds input")
+        seconds.fill("-5")
+        page.click("#m2m-transition-save")
+        wait_or_explain(page, "document.querySelector('.m2m-status-box').innerText.includes('-5.0 s is outside 0..12 s')",
+                        10_000, "the refusal of a negative length")
+        assert "not applied" in status(page), status(page)
+        page.wait_for_timeout(500)
+        failed = page.evaluate("[...document.querySelectorAll('.gradio-container *')].filter(e => "
+                               "e.childElementCount === 0 && e.textContent.trim() === 'Error' && e.offsetParent).length")
+        assert failed == 0, f"{failed} components show Gradio's error badge"
+        assert page.evaluate(STATE)["enters"]["9"]["kind"] == "silence"
         page.locator("#m2m-transition-kind input").click()
         page.get_by_role("option", name="crossfade").click()
-        seconds = page.locator("#m2m-transition-seconds input")
         seconds.fill("3")
         page.locator("#m2m-transition-why textarea").fill("A slow dissolve into the quiet scene.")
         page.locator(".m2m-side").screenshot(path=str(artifacts / "side-panel-theme-transition.png"))
@@ -84,6 +95,8 @@ def test_the_theme_and_transition_editors_save_and_the_music_follows(browser, se
         assert run.read("transitions", TransitionSheet).data.into(2).kind == "crossfade"
         page.wait_for_function("document.querySelector('#m2m-transition-info').innerText.includes('a crossfade (3 s)')",
                                timeout=10_000)
+        wait_or_explain(page, "document.querySelector('.m2m-status-box').innerText.includes('scene change into page 10')",
+                        10_000, "the status line to say the scene change is rebuilt")
         assert not errors, errors
     finally:
         context.close()

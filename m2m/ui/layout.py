@@ -376,8 +376,10 @@ class ReaderApp:
         page of the scene: an engine that continues from the scene before renders it again; the cue
         sheet and the reader play the new transition)."""
         def scene_of(view: Any) -> Any:
-            from m2m.ui.panels import scene_for
+            from m2m.ui.panels import NO_SCENES, planned_without_scenes, scene_for
             scene = scene_for(view, page)
+            if scene is None and planned_without_scenes(view):
+                raise ValueError(f"{NO_SCENES}; only M2M-Gen's scenes have transitions to edit")
             if scene is None:
                 raise ValueError("this page has no scene yet; wait for the plan to finish")
             return scene

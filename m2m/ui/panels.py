@@ -68,12 +68,22 @@ def scene_for(view: Any, page: int) -> Scene | None:
     return None
 
 
+def planned_without_scenes(view: Any) -> bool:
+    """Whether the run is planned but has no scenes: the baseline, which describes each page on its
+    own (so no scene changes to choose, no leitmotifs to recur), as against a plan not run yet."""
+    return view is not None and getattr(view, "captions", None) is not None and getattr(view, "scenes", None) is None
+
+
+NO_SCENES = "This run plans no scenes: the baseline describes each page on its own"
+
+
 def scene_panel(book: Book, view: Any, page: int) -> str:
     """The scene's pages and its dialogue with speakers (Japanese, with the English gloss under it)."""
     scene = scene_for(view, page)
     pages = [page_of(book, p) for p in scene.pages] if scene else [page_of(book, page)]
     head = (f'<div class="m2m-kv"><b>Scene {scene.index + 1}</b> · pages '
             f'{escape(_page_range(scene.pages))}</div>' if scene else
+            f'<div class="m2m-kv">{NO_SCENES}; this page\'s dialogue:</div>' if planned_without_scenes(view) else
             '<div class="m2m-kv">Scenes are not planned yet; this page\'s dialogue:</div>')
     summary = f'<p class="m2m-summary">{escape(scene.summary)}</p>' if scene and scene.summary else ""
     rows: list[str] = []
@@ -167,6 +177,8 @@ def transition_into(view: Any, scene: Scene | None) -> Any | None:
 
 def transition_editor_html(view: Any, scene: Scene | None) -> str:
     """What the transition editor below edits, or why there is nothing to edit."""
+    if scene is None and planned_without_scenes(view):
+        return _empty(f"{NO_SCENES}, so there is no scene change to edit (only M2M-Gen chooses transitions).")
     if scene is None:
         return _empty("No scenes yet: the plan has not run.")
     if transition_into(view, scene) is None:
@@ -291,6 +303,8 @@ def panels(book: Book, view: Any, page: int) -> PanelTexts:
         provenance=provenance_panel(view, page),
         scene_index=scene.index if scene else None,
         theme=(theme_html(cue) if theme is not None else
+               _empty(f"{NO_SCENES}, so no character has a theme that recurs across scenes (only M2M-Gen "
+                      "gives them leitmotifs).") if planned_without_scenes(view) else
                _empty("No leitmotif on this page: none of the characters who recur across scenes speaks most here.")),
         theme_voice=theme.played_by if theme is not None else "",
         theme_steps=theme.steps if theme is not None else "",

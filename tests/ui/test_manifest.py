@@ -164,3 +164,20 @@ def test_the_transition_editor_shows_the_scene_s_incoming_transition(tmp_path):
     assert "Scene 3 begins on page 10" in shown.transition and "a silence (1.5 s)" in shown.transition
     first = panels(example, view, 1)
     assert first.transition_kind is None and "the music starts here" in first.transition
+
+
+def test_the_baseline_s_panels_say_it_plans_no_scenes_rather_than_that_the_plan_has_not_run(tmp_path):
+    from tests.ui.conftest import EXAMPLES
+
+    example = load_book(EXAMPLES)
+    service = chord_service()
+    settings = service.Settings(runs_root=tmp_path, condition="baseline")
+    service.plan_book(example, settings)
+    view = service.open_run(example, settings)
+    assert view.captions is not None and view.scenes is None
+    p = panels(example, view, 2)
+    for text in (p.scene, p.transition, p.theme):
+        assert "This run plans no scenes" in text and "not planned yet" not in text and "has not run" not in text
+    assert "only M2M-Gen chooses transitions" in p.transition and "only M2M-Gen" in p.theme
+    # before any plan, the panels still say it has not run
+    assert "not planned yet" in panels(example, None, 2).scene

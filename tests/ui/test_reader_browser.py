@@ -422,6 +422,48 @@ def test_edit_caption_plays_new_clip(browser, served, artifacts):
         context.close()
 
 
+@pytest.fixture(scope="module")
+def served_slow_remake(example_root, tmp_path_factory):
+    """The app whose page 1 is made at once the first time and, after the test clears the gate,
+    waits for it: an edit whose new music takes a while (MusicGen's, or the composer's second)."""
+    import threading
+
+    from tests.ui.chord_engine import GatedChordEngine, chord_service
+    from tests.ui.conftest import serve
+    gate = threading.Event()
+    gate.set()
+    try:
+        for served_app in serve(example_root, tmp_path_factory.mktemp("remake"), chord_service(GatedChordEngine({0: gate}))):
+            yield served_app, gate
+    finally:
+        gate.set()
+
+
+def test_an_edited_page_s_old_music_plays_on_until_the_new_crossfades_in(browser, served_slow_remake):
+    """While the edited page's music is made again its earlier version goes on (held, as for a clip
+    on its way), and the new one crossfades from it, not from silence after a gap."""
+    served_app, gate = served_slow_remake
+    context, page, errors = open_reader(browser, served_app.url)
+    try:
+        old = start_and_edit_caption(page, "a tense, dark string ostinato in D minor, 120 BPM",
+                                     lambda: (wait_full(page, 0), gate.clear()))
+        wait_or_explain(page, "!('0' in window.m2mReader.state().clips)", 15_000, "page 1's clip to be remade")
+        state = settle(page, 1.0)
+        (playing,) = [v for v in state["voices"] if v["page"] == 0]
+        assert playing["version"] == old and playing["target"] == 1 and playing["gain"] > 0.999, \
+            (state["voices"], state["fades"][-3:])
+        assert any(f["held"] for f in state["fades"] if f["reason"] == "update"), state["fades"][-3:]
+        gate.set()
+        wait_or_explain(page, f"window.m2mReader.state().voices.some(v => v.page === 0 && v.version !== '{old}' "
+                              "&& v.target === 1)", 20_000, "the edited page's new clip to play")
+        change = next(f for f in reversed(page.evaluate(STATE)["fades"]) if f["hadBuffer"] and f["page"] == 0)
+        out = [f for f in change["fades"] if f["to"] == 0]
+        assert len(out) == 1 and out[0]["from"] > 0.999, change  # from the old music at full gain
+        assert not errors, errors
+    finally:
+        context.close()
+
+
 def test_a_turn_past_the_last_page_ends_the_book_and_its_music(browser, served, artifacts):
     """Past the last page a card says the book has ended and the music fades out slowly, instead of
     the last page's loop playing on for ever; turning back brings it back, "read again" goes to page 1."""

@@ -165,6 +165,15 @@ function arriving(page) {
   return !!clip && !R.failed.has(bufferKey(page, clip.version));
 }
 
+// Whether the page's music is being made again (an edit): no clip of it in the value yet, while a
+// voice of its earlier version plays on. That voice is held like one waiting for a clip on its way
+// (up to HOLD_MS), so the new version crossfades from it rather than entering from silence.
+function remaking(page) {
+  const status = (R.value && R.value.status) || {};
+  return !clipOf(page) && !!entranceOf(page) && !status.stopped &&
+    R.voices.some((v) => v.run === R.run && v.page === page && !v.stinger && v.target === 1);
+}
+
 // How the music moves into `page` on a turn from `from`: the transition the director chose into
 // a scene's first page (its entrance's enter: continue, crossfade, stinger, silence, cut) when the
 // reader turns there from the page before, as the whole-book file plays it; null: the reader's own crossfade.
@@ -188,6 +197,7 @@ function musicFor(page, turnAt, reason, from = null) {
   if (!R.ctx || !R.started) return;
   // Past the last page (R.ended) no page's music is wanted: every voice fades out, slowly.
   const entry = R.musicOn && !R.ended ? readyEntry(page) : null;
+  if (entry && R.heldFor === page) R.heldFor = null;  // its music is here: a later remake may hold again
   const turned = reason === 'turn' && R.musicOn && !R.ended;
   let move = turned ? moveInto(page, from, reason) : null;
   let plain = turned ? plainFadeInto(page, from, reason) : R.fade;
@@ -210,7 +220,7 @@ function musicFor(page, turnAt, reason, from = null) {
   }
   // a cut, a silence or a stinger lets the old scene go at the turn, whether or not the new clip is here
   const breaks = !!move && move.kind !== 'crossfade' && move.kind !== 'continue';
-  const hold = !entry && !R.ended && R.musicOn && arriving(page) && R.heldFor !== page && !breaks;
+  const hold = !entry && !R.ended && R.musicOn && (arriving(page) || remaking(page)) && R.heldFor !== page && !breaks;
   const plan = fadesOf(move, plain);
   const delay = Math.max(0, plan.delay - (late || 0));  // a late clip waits out only what is left
   const fade = R.ended ? Math.max(END_FADE_S, R.fade) : plan.out;

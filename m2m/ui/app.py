@@ -63,7 +63,7 @@ def build_app(config: AppConfig | None = None, service: Service | None = None) -
                     settings = _settings_panel()
                     upload = _book_panel()
         with gr.Tab("Listening study", elem_id="m2m-tab-study") as study_tab:
-            build_study_tab()  # the study in $M2M_STUDY_DIR, or how to prepare one
+            build_study_tab(beside_reader=True)  # the study in $M2M_STUDY_DIR, or how to prepare one
         # The reader's music must not play under a study's clips (it would colour the ratings): it
         # pauses while the study tab is open and goes on where it was on the way back.
         study_tab.select(None, js="() => { window.m2mReader && window.m2mReader.suspend(); }")

@@ -118,11 +118,17 @@ def researcher_view(token: str, study: Study, folder: Path, store: RatingsStore,
     return ResearcherView(report.message, markdown, str(report.figure) if report.figure else None, exports)
 
 
-def build_study_tab(study_dir: str | os.PathLike[str] | None = None, store: RatingsStore | None = None) -> None:
+UNBLINDED = ("**This app also has the Read tab**, whose Settings name the conditions your participants rate "
+             "blind and whose music plays them. For a study, run it with `M2M_STUDY_ONLY=1`: the study alone.")
+
+
+def build_study_tab(study_dir: str | os.PathLike[str] | None = None, store: RatingsStore | None = None,
+                    beside_reader: bool = False) -> None:
     """Lay out the Study tab's contents in the current Blocks context (call it inside ``gr.Tab``).
 
     ``study_dir`` defaults to ``$M2M_STUDY_DIR``; without a study the tab explains how to prepare one.
     ``store`` defaults to ``$M2M_DATA_DIR/study.sqlite3`` (the API must use the same file).
+    ``beside_reader``: the app has the Read tab too, which the researcher view warns of (it unblinds).
     """
     folder = study_folder(study_dir) if study_dir is not None else study_dir_from_env()
     study: Study | None = None
@@ -137,6 +143,8 @@ def build_study_tab(study_dir: str | os.PathLike[str] | None = None, store: Rati
         return
     StudyPanel(elem_id="study-panel")
     with gr.Accordion("Researcher", open=False, elem_id="study-researcher"):
+        if beside_reader:
+            gr.Markdown(UNBLINDED, elem_id="study-unblinded")
         token = gr.Textbox(label="Researcher token", type="password", max_lines=1, elem_id="study-admin-token")
         everyone = gr.Checkbox(label=f"Include every participant (skip the paper's screening rule: {PAPER_SCREENING_RULE})",
                                value=False,

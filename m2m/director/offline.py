@@ -360,7 +360,7 @@ class OfflineDirector:
         words = table["words"]
         word = pick(words, book.id, cue.index, "word")
         style = music.style if mood == music.mood else f"{music.style} turning {word}"
-        texture = self._texture(cue)
+        texture = self._texture(cue, mood)
         parts = [f"{article(adjective)} {adjective} {style} in {music.key} {music.mode} at {tempo} BPM "
                  f"with {self._instrument_phrase(instruments)}", f"{words[0]} and {words[1] if word == words[0] else word}"]
         if texture:
@@ -371,14 +371,18 @@ class OfflineDirector:
                     instruments=tuple(dict.fromkeys(instruments)), energy=energy, mood=f"{adjective}, {word}")
         return Cue(page=cue.index, scene=scene.index, caption=caption, plan=plan)
 
-    def _texture(self, cue: PageCues) -> str:
+    def _texture(self, cue: PageCues, mood: str) -> str:
+        """How the page's dialogue shapes the music, in the words of its mood: a page of exclamations
+        is sharp accents when it is tense, a swell of feeling when it is sad (a phrase may be one for
+        every mood, or one per mood family)."""
         texture = self.tables["texture"]
         if cue.lines == 0:
             return texture["silent"]
         ranked = sorted([(cue.exclamation, "exclamation"), (cue.question, "question"), (cue.ellipsis, "ellipsis")],
                         key=lambda p: -p[0])
         if ranked[0][0] >= 0.34:
-            return texture[ranked[0][1]]
+            phrase = texture[ranked[0][1]]
+            return phrase if isinstance(phrase, str) else phrase.get(mood, phrase["neutral"])
         if cue.mean_chars >= self.tables["intensity"]["chars_for_calm_line"]:
             return texture["long_lines"]
         return ""

@@ -263,3 +263,20 @@ def test_a_scene_keeps_its_tempo_and_the_drums_that_came_in(tmp_path):
                if not any(o.scene == c.scene and o.page < c.page for o in drummed))  # first in: a loud page
     assert "drums" in next(c for c in drummed).caption
     assert canonical_instrument("drums") == DRUM_KIT  # a plan, an edit or an LLM may name the kit
+
+
+def test_a_page_of_exclamations_is_accented_in_the_words_of_its_mood(tmp_path):
+    # manga shouts: on the example 9 of 16 pages are mostly exclamations; a sad page's are a swell
+    # of feeling and a happy one's bright accents, the "sharp accents" of a tense page nowhere else
+    from m2m.director.offline import OfflineDirector
+    from m2m.pipeline import Settings, plan_book
+
+    phrases = OfflineDirector().tables["texture"]["exclamation"]
+    cues = plan_book(load_book(ROOT / "examples" / "manga109"), Settings(runs_root=tmp_path)).captions.cues
+    accented = {c.page: next(m for m, p in phrases.items() if p in c.caption)
+                for c in cues if any(p in c.caption for p in phrases.values())}
+    assert len(set(accented.values())) >= 3, accented  # sad, happy and tense pages among them
+    for cue in cues:
+        if cue.page in accented:
+            words = OfflineDirector().tables["moods"][accented[cue.page]]["words"]
+            assert any(w in cue.caption for w in words), cue.caption  # the phrase is the page's own mood's

@@ -264,6 +264,27 @@ def test_every_choice_is_readable_on_a_phone(browser, served) -> None:
         page.click("#st-register")
         wait_screen(page, "intro")
         listen_through(page)
+        # a single page fits the phone's width; a two-page spread is not shrunk to it (unreadable)
+        # but keeps a readable height, scrolls sideways and opens at its right edge, where a manga
+        # spread begins
+        measure = """() => {
+            const stage = document.querySelector('.st-stage'), img = stage.querySelector('img');
+            const s = stage.getBoundingClientRect(), i = img.getBoundingClientRect();
+            return {height: i.height, right: i.right - s.right, scrolls: stage.scrollWidth > stage.clientWidth + 1,
+                    page: document.documentElement.scrollWidth};
+        }"""
+        single = page.evaluate(measure)
+        assert not single["scrolls"] and single["page"] <= PHONE["width"], single
+        page.evaluate("""() => new Promise((done) => {
+            const canvas = Object.assign(document.createElement('canvas'), {width: 1400, height: 1000});
+            const img = document.querySelector('.st-stage img');
+            img.addEventListener('load', () => done(), {once: true});
+            img.src = canvas.toDataURL();
+        })""")
+        spread = page.evaluate(measure)
+        assert spread["scrolls"] and spread["height"] >= 0.55 * PHONE["height"], spread
+        assert spread["page"] <= PHONE["width"] and abs(spread["right"]) < 12, spread
+        page.screenshot(path=str(ARTIFACTS / "study-phone-listen.png"))
         page.click("#st-to-rate")
         wait_screen(page, "rate")
         assert page.locator(".st-option").count() == 15

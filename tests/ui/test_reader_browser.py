@@ -453,9 +453,15 @@ def test_an_edited_page_s_old_music_plays_on_until_the_new_crossfades_in(browser
         assert playing["version"] == old and playing["target"] == 1 and playing["gain"] > 0.999, \
             (state["voices"], state["fades"][-3:])
         assert any(f["held"] for f in state["fades"] if f["reason"] == "update"), state["fades"][-3:]
+        controls = "(() => [document.querySelector('.m2m-engine').innerText, " \
+                   "Math.round(document.querySelector('.m2m-right').getBoundingClientRect().left)])()"
+        composing, at = page.evaluate(controls)
         gate.set()
         wait_or_explain(page, f"window.m2mReader.state().voices.some(v => v.page === 0 && v.version !== '{old}' "
                               "&& v.target === 1)", 20_000, "the edited page's new clip to play")
+        # the engine label changing back does not move the controls beside it
+        composed, after = page.evaluate(controls)
+        assert "composing" in composing and "chord" in composed and after == at, (composing, at, composed, after)
         change = next(f for f in reversed(page.evaluate(STATE)["fades"]) if f["hadBuffer"] and f["page"] == 0)
         out = [f for f in change["fades"] if f["to"] == 0]
         assert len(out) == 1 and out[0]["from"] > 0.999, change  # from the old music at full gain

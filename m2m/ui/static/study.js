@@ -446,6 +446,10 @@ function listenScreen(page, from = null) {
   const k = key(stimulus().stimulus, v.label);
   if (S.page === v.pages.length - 1) S.listened.add(k);
   const img = h('img', { class: 'st-page', src: asset(v.pages[S.page]), alt: 'Page ' + (S.page + 1) + ' of ' + v.pages.length, draggable: 'false' });
+  // a two-page spread (wider than tall): on a phone it keeps a readable height and scrolls (study.css)
+  img.addEventListener('load', () => {
+    if (img.parentElement) img.parentElement.classList.toggle('st-wide', img.naturalWidth > img.naturalHeight);
+  });
   // Manga order, as the arrow keys: the next page is to the left (the button and the key agree).
   const prev = h('button', { class: 'st-btn', type: 'button', id: 'st-prev', disabled: S.page === 0 }, 'Previous page ›');
   const next = h('button', { class: 'st-btn', type: 'button', id: 'st-next', disabled: S.page === v.pages.length - 1 }, '‹ Next page');

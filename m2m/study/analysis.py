@@ -149,7 +149,7 @@ def analyse(ratings: pd.DataFrame, conditions: Sequence[str] | None = None, alph
         # a pilot among colleagues is often screened out entirely: say how to include them
         screened = (f" ({len(groups.screened_out)} screened out by the paper's rule; include every participant "
                     "to analyse them anyway)") if groups.screened_out else ""
-        raise ValueError(f"need at least 2 participants who rated every condition {list(order)}, "
+        raise ValueError(f"need at least 2 participants who rated every condition ({', '.join(order)}), "
                          f"got {len(complete)}{screened}")
     used = data[data["participant"].isin(complete)]
     balanced = used.groupby(["participant", "condition"], as_index=False)[list(CRITERIA)].mean()

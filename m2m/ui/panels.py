@@ -77,6 +77,12 @@ def planned_without_scenes(view: Any) -> bool:
 NO_SCENES = "This run plans no scenes: the baseline describes each page on its own"
 
 
+def speaker_label(book: Book, speaker: str | None) -> str:
+    """Who says a line, for the panel: a box with no speaker is narration or a caption, not an
+    "unknown" person."""
+    return book.character_name(speaker) if speaker is not None else "(no speaker)"
+
+
 def scene_panel(book: Book, view: Any, page: int) -> str:
     """The scene's pages and its dialogue with speakers (Japanese, with the English gloss under it)."""
     scene = scene_for(view, page)
@@ -95,7 +101,7 @@ def scene_panel(book: Book, view: Any, page: int) -> str:
         for t in p.texts:
             gloss = f'<div class="m2m-gloss" lang="en">{escape(t.gloss)}</div>' if t.gloss else ""
             rows.append(f'<li class="m2m-line{here}"><span class="m2m-speaker">'
-                        f'{escape(book.character_name(t.speaker))}</span>'
+                        f'{escape(speaker_label(book, t.speaker))}</span>'
                         f'<div class="m2m-ja" lang="ja">{escape(t.text)}</div>{gloss}</li>')
     # data-m2m-page: the reader checks the panels are for the page on screen (see reader.js)
     return (f'<div class="m2m-panel" data-m2m-page="{page}">{head}{summary}'

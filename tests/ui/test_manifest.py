@@ -181,3 +181,11 @@ def test_the_baseline_s_panels_say_it_plans_no_scenes_rather_than_that_the_plan_
     assert "only M2M-Gen chooses transitions" in p.transition and "only M2M-Gen" in p.theme
     # before any plan, the panels still say it has not run
     assert "not planned yet" in panels(example, None, 2).scene
+
+
+def test_a_narration_box_is_said_to_have_no_speaker_not_an_unknown_one():
+    from tests.ui.conftest import EXAMPLES
+
+    example = load_book(EXAMPLES)
+    scene = panels(example, None, 1).scene
+    assert "夏の終わり" in scene and "(no speaker)" in scene and "unknown" not in scene

@@ -253,12 +253,12 @@ def theme_html(cue: Any) -> str:
     if theme is None:
         return ""
     if theme.keeps_voice:
-        why = "your choice"
+        why = "the instrument is your choice"
     elif theme.played_by == theme.instrument:
         why = "their own instrument"
     else:
-        why = f"their own is the {theme.instrument.lower()}"
-    mood = f"{escape(theme.mood)} scene: {escape(theme.manner)}; " if theme.mood else ""
+        why = f"their own instrument is the {theme.instrument.lower()}"
+    mood = f"the {escape(theme.mood)} scene plays it {escape(theme.manner)}; " if theme.mood else ""
     if theme.edited and not theme.keeps_voice:
         why += "; the figure is yours"  # a motif-only edit: the voice still follows the scene's mood
     return (f'<div class="m2m-kv m2m-theme">{escape(theme.name)}\'s theme · {escape(theme.played_by.lower())} · '

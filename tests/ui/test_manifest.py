@@ -140,11 +140,11 @@ def test_the_theme_panel_names_the_page_s_leitmotif_and_fills_its_editors(tmp_pa
     assert theme is not None and theme.phrase in view.captions.cue(1).caption.lower()
     shown = panels(example, view, 1)
     assert f"{theme.name}'s theme · flute · scale steps {theme.steps} " in shown.theme
-    assert "romantic scene: legato, warm; their own instrument" in shown.theme
+    assert "the romantic scene plays it legato, warm; their own instrument" in shown.theme
     assert (shown.theme_voice, shown.theme_steps) == ("Flute", theme.steps)
     tense = panels(example, view, 5)  # scene 2 is tense: Hina's theme goes to brass, accented
     assert tense.theme_voice == view.captions.cue(5).theme.voice != "Flute"
-    assert "tense scene: accented, low, tense; their own is the flute" in tense.theme
+    assert "the tense scene plays it accented, low, tense; their own instrument is the flute" in tense.theme
     assert view.captions.cue(0).theme is None and "No leitmotif on this page" in panels(example, view, 0).theme
     assert panels(example, view, 0).theme_voice == ""
 

@@ -557,6 +557,10 @@ def test_phone_shows_a_spread_half_by_half_and_swipes_through_it(browser, served
         wait_full(page, 0)
         state = page.evaluate(STATE)
         assert (state["page"], state["side"]) == (0, "right")
+        lit = "(() => { const h = document.querySelector('.m2m-halves'); if (h.hidden || !h.offsetParent) return null; " \
+              "const on = [...h.children].filter(i => getComputedStyle(i).opacity === '1'); " \
+              "return on.length === 1 ? on[0].dataset.half : on.length; })()"
+        assert page.evaluate(lit) == "right", "the controls say which half of the spread is on screen"
         book = page.locator(".m2m-book").bounding_box()
         assert 300 < book["width"] <= 390 and book["height"] > 1.2 * book["width"], \
             "half a spread fills the phone's width, upright"
@@ -576,6 +580,7 @@ def test_phone_shows_a_spread_half_by_half_and_swipes_through_it(browser, served
         swipe(200)  # a finger pulling rightward goes forward in a right-to-left book
         page.wait_for_function("window.m2mReader.state().side === 'left'")
         state = settle(page, 0.6)
+        assert page.evaluate(lit) == "left"
         assert state["page"] == 0 and state["turns"][-1]["how"] == "swipe"
         assert len(state["fades"]) == fades and state["playingPage"] == 0, "the same page: the music goes on"
         page.screenshot(path=str(artifacts / "reader-phone-second-half.png"))
@@ -593,6 +598,7 @@ def test_phone_shows_a_spread_half_by_half_and_swipes_through_it(browser, served
         page.wait_for_function("window.m2mReader.state().side === null")
         # the page is redrawn by its ResizeObserver (after a turn's animation ends), a moment later
         page.wait_for_function("document.querySelector('.m2m-book').dataset.side === 'whole'", timeout=5_000)
+        assert page.evaluate(lit) is None, "a spread shown whole has no halves to point at"
         page.set_viewport_size({"width": 390, "height": 844})
         page.wait_for_function("document.querySelector('.m2m-book').dataset.side === 'left'")
         assert page.evaluate(STATE)["page"] == 0

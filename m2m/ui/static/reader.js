@@ -18,6 +18,7 @@ const endEl = $('.m2m-end');
 const noteEl = $('.m2m-pagenote');
 const slider = $('.m2m-slider');
 const counter = $('.m2m-counter');
+const halvesEl = $('.m2m-halves');
 const engineEl = $('.m2m-engine');
 const musicBtn = $('.m2m-music');
 const muteBtn = $('.m2m-mute');
@@ -478,6 +479,10 @@ function showPage(index) {
   bookEl.replaceChildren(pageLayer('m2m-current', page, side));
   bookEl.dataset.page = String(index);
   bookEl.dataset.side = side || 'whole';
+  // which half of the spread is on screen (a phone shows one at a time): the lit dot's side
+  halvesEl.hidden = !side;
+  halvesEl.dataset.side = side || '';
+  halvesEl.title = side ? 'The ' + side + ' half of this spread' : '';
 }
 
 // To the other half of the spread on screen: the image slides across, and the music stays.

@@ -75,7 +75,7 @@ def theme_gain(accompaniment: np.ndarray, solo: np.ndarray, rate: int, themed_ba
         return MIN_THEME_GAIN
     if level(MAX_THEME_GAIN) <= target:
         return MAX_THEME_GAIN
-    # the level rises with the gain: halve the bracket (in dB, the gain's own scale) to within 0.1%
+    # the level rises with the gain: halve the bracket in log2 of the gain (its own scale) to within 0.1%
     low, high = np.log2(MIN_THEME_GAIN), np.log2(MAX_THEME_GAIN)
     for _ in range(14):
         middle = (low + high) / 2

@@ -77,7 +77,8 @@ def reader_value(book: Book, run_key: str, clips: Mapping[int, Any], *, crossfad
     """Everything the reader shows. ``run_key`` names the run (book and condition): when it changes,
     the reader drops its decoded clips and fetches the new run's. ``stopped``: generation failed and
     will not go on by itself (``message`` says why). ``version`` orders the values of one session
-    (the reader drops an older one that arrives late); ``token`` is what its pulls name it by."""
+    (the reader drops an older one that arrives late); ``token`` is what its pulls name it by.
+    ``entrances``: how the music enters each planned page (``entrances_manifest``), clip made or not."""
     return {
         "version": version,
         "sync": token,

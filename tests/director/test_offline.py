@@ -280,3 +280,16 @@ def test_a_page_of_exclamations_is_accented_in_the_words_of_its_mood(tmp_path):
         if cue.page in accented:
             words = OfflineDirector().tables["moods"][accented[cue.page]]["words"]
             assert any(w in cue.caption for w in words), cue.caption  # the phrase is the page's own mood's
+
+
+def test_no_texture_phrase_says_an_energy_or_a_mood_the_caption_parser_would_read():
+    # an edited caption is read back (m2m.music.plans.parse_caption): a texture phrase that names an
+    # energy ("driving", "lively") or a mood ("bright") would move the page's plan on an unrelated edit
+    from m2m.director.offline import OfflineDirector
+    from m2m.music.plans import parse_caption
+
+    texture = OfflineDirector().tables["texture"]
+    phrases = [p for v in texture.values() for p in ([v] if isinstance(v, str) else v.values())]
+    for phrase in phrases:
+        hints = parse_caption(phrase)
+        assert hints.energy_range is None and hints.mood is None, (phrase, hints)

@@ -59,6 +59,20 @@ class GatedChordEngine(ChordEngine):
         return super().render(cue, options)
 
 
+class StingerGatedChordEngine(GatedChordEngine):
+    """The gated chord engine whose stingers (its own, made from the old scene's last page's cue)
+    wait for ``stinger_gate``: a stinger made after the pages around it have landed."""
+
+    def __init__(self, gates: Mapping[int, threading.Event], stinger_gate: threading.Event) -> None:
+        super().__init__(gates)
+        self.stinger_gate = stinger_gate
+
+    def render_stinger(self, cue: Cue, seconds: float, options: RenderOptions) -> Rendered:
+        if not self.stinger_gate.wait(timeout=60):
+            raise TimeoutError("the test never let the stinger be made")
+        return ChordEngine.render(self, cue, options)
+
+
 def chord_service(engine: ChordEngine | None = None) -> PipelineAdapter:
     """The reader's real service (m2m.ui.adapter over m2m.pipeline) with the chord engine's clips."""
     return PipelineAdapter(engine=engine or ChordEngine())

@@ -557,7 +557,7 @@ def test_phone_shows_a_spread_half_by_half_and_swipes_through_it(browser, served
         wait_full(page, 0)
         state = page.evaluate(STATE)
         assert (state["page"], state["side"]) == (0, "right")
-        lit = "(() => { const h = document.querySelector('.m2m-halves'); if (h.hidden || !h.offsetParent) return null; " \
+        lit = "(() => { const h = document.querySelector('.m2m-halves'); if (getComputedStyle(h).visibility === 'hidden' || !h.offsetParent) return null; " \
               "const on = [...h.children].filter(i => getComputedStyle(i).opacity === '1'); " \
               "return on.length === 1 ? on[0].dataset.half : on.length; })()"
         assert page.evaluate(lit) == "right", "the controls say which half of the spread is on screen"

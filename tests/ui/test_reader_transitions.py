@@ -14,9 +14,17 @@ import pytest
 
 from m2m.cues import Transition, TransitionSheet
 from m2m.manga109 import load_manga109
-from tests.ui.chord_engine import GatedChordEngine, chord_service
+from tests.ui.chord_engine import GatedChordEngine, StingerGatedChordEngine, chord_service
 from tests.ui.conftest import EXAMPLES, Served, serve
-from tests.ui.test_reader_browser import BROKEN_OGG, STATE, open_reader, settle, wait_all_clips, wait_full
+from tests.ui.test_reader_browser import (
+    BROKEN_OGG,
+    STATE,
+    open_reader,
+    settle,
+    wait_all_clips,
+    wait_full,
+    wait_or_explain,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -35,6 +43,20 @@ def served_unmade(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Se
             yield served, gate
     finally:
         gate.set()
+
+
+@pytest.fixture(scope="module")
+def served_late_stinger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served, threading.Event, threading.Event]]:
+    """The example whose stinger into scene 1 is made only when the test says so, and whose page 5
+    (the music after it) waits for a second gate: nothing but the stinger lands in between."""
+    stinger, rest = threading.Event(), threading.Event()
+    try:
+        engine = StingerGatedChordEngine({5: rest}, stinger)
+        for served in serve(EXAMPLES, tmp_path_factory.mktemp("late-stinger"), chord_service(engine)):
+            yield served, stinger, rest
+    finally:
+        stinger.set()
+        rest.set()
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +310,31 @@ def test_a_turn_into_a_page_whose_music_is_not_made_yet_plays_its_transition_whe
         # it waits out what is left of the old scene's fade and the silence, counted from the turn
         wait = state["enters"]["9"]["fade"] + state["enters"]["9"]["silence"]
         assert entering["start"] >= turn["ctxTime"] + wait - 0.05, (entering, turn)
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+def test_a_stinger_made_after_the_pages_around_it_is_prefetched_when_it_lands(browser, served_late_stinger):
+    """The stinger into scene 1 is made after page 4's clip (the scene's last page) has landed, and
+    no other clip lands with it: the reader on page 4 still fetches it then, so the turn plays it."""
+    served, stinger, rest = served_late_stinger
+    context, page, errors = open_reader(browser, served.url)
+    try:
+        page.wait_for_function("(() => { const c = window.m2mReader.state().clips; "
+                               "return [0, 1, 2, 3, 4].every(p => String(p) in c); })()", timeout=60_000)
+        page.click(".m2m-start-btn")
+        page.evaluate("window.m2mReader.go(4)")
+        wait_full(page, 4)
+        state = page.evaluate(STATE)
+        assert "stinger" not in state["enters"]["5"] and state["stingers"] == [], state["enters"]
+        stinger.set()
+        wait_or_explain(page, "window.m2mReader.state().stingers.length === 1", 15_000,
+                        "the stinger to be fetched once it is made")
+        assert "5" not in page.evaluate(STATE)["clips"]  # it came alone: page 5's music is still held back
+        rest.set()
+        fade = turn_into(page, 5)
+        assert fade["move"] == "stinger" and fade["stinger"]["played"], fade
         assert not errors, errors
     finally:
         context.close()

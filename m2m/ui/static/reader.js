@@ -211,8 +211,9 @@ function musicFor(page, turnAt, reason, from = null) {
   const keeps = pending && pending.page === page && pending.run === R.run && R.musicOn && !R.ended &&
     (reason === 'clip-ready' || (!entry && (reason === 'update' || reason === 'hold-expired')));
   if (!keeps) R.pendingTurn = null;
-  // (a page whose clip is not made yet keeps its planned move too, for when it is)
-  if (turned && !entry && (clipOf(page) || entranceOf(page))) {
+  // (a page whose clip is not made yet keeps its planned move too, for when it is: every page with
+  // a clip has an entrance)
+  if (turned && !entry && entranceOf(page)) {
     R.pendingTurn = { page, run: R.run, move, plain, at: R.ctx.currentTime };
   } else if (reason === 'clip-ready' && entry && R.pendingTurn) {
     ({ move, plain } = R.pendingTurn);
@@ -479,8 +480,13 @@ function showPage(index) {
   bookEl.replaceChildren(pageLayer('m2m-current', page, side));
   bookEl.dataset.page = String(index);
   bookEl.dataset.side = side || 'whole';
-  // which half of the spread is on screen (a phone shows one at a time): the lit dot's side
-  halvesEl.hidden = !side;
+  showHalves(side);
+}
+
+// Which half of the spread is on screen (a phone shows one at a time): the lit dot's side. Hidden,
+// the dots keep their room, so the controls beside them stay put from a spread to a single page.
+function showHalves(side) {
+  halvesEl.classList.toggle('m2m-off', !side);
   halvesEl.dataset.side = side || '';
   halvesEl.title = side ? 'The ' + side + ' half of this spread' : '';
 }
@@ -570,6 +576,7 @@ function go(target, how, evTime, half = 0) {
   R.page = target;
   R.heldFor = null;
   R.half = half;
+  showHalves(viewSide(target, half));  // at the turn, not when its animation ends
   record(R.turns, { from, to: target, how, at: t0, handledAt: performance.now() });
   musicFor(target, t0, 'turn', from); // first: the fade must start within 50 ms of the input
   animateTurn(from, target, sideA, viewSide(target, half));
@@ -754,7 +761,9 @@ function setupMediaSession() {
 // New data from the server
 
 function unchanged(a, b) {
-  return a.crossfade_s === b.crossfade_s && JSON.stringify([a.clips, a.status]) === JSON.stringify([b.clips, b.status]);
+  // entrances too: a stinger made after the step's clips landed arrives in them alone, and must be prefetched
+  return a.crossfade_s === b.crossfade_s &&
+    JSON.stringify([a.clips, a.entrances, a.status]) === JSON.stringify([b.clips, b.entrances, b.status]);
 }
 
 // Returns whether the value was applied: one older than the value shown (an answer that arrived

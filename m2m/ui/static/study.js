@@ -447,9 +447,10 @@ function listenScreen(page, from = null) {
   if (S.page === v.pages.length - 1) S.listened.add(k);
   const img = h('img', { class: 'st-page', src: asset(v.pages[S.page]), alt: 'Page ' + (S.page + 1) + ' of ' + v.pages.length, draggable: 'false' });
   // a two-page spread (wider than tall): on a phone it keeps a readable height and scrolls (study.css)
-  img.addEventListener('load', () => {
+  const markSpread = () => {
     if (img.parentElement) img.parentElement.classList.toggle('st-wide', img.naturalWidth > img.naturalHeight);
-  });
+  };
+  img.addEventListener('load', markSpread);
   // Manga order, as the arrow keys: the next page is to the left (the button and the key agree).
   const prev = h('button', { class: 'st-btn', type: 'button', id: 'st-prev', disabled: S.page === 0 }, 'Previous page ›');
   const next = h('button', { class: 'st-btn', type: 'button', id: 'st-next', disabled: S.page === v.pages.length - 1 }, '‹ Next page');
@@ -463,6 +464,7 @@ function listenScreen(page, from = null) {
   show('listen', header(), h('div', { class: 'st-stage' }, img),
     h('div', { class: 'st-nav' }, next, h('span', { class: 'st-pages' }, 'Page ' + (S.page + 1) + ' / ' + v.pages.length), prev),
     h('div', { class: 'st-actions' }, rate));
+  if (img.complete && img.naturalWidth) markSpread();  // cached: its size is known before any paint
   for (const token of v.pages) { const pre = new Image(); pre.src = asset(token); }
   for (const token of v.audio) loadClip(token);
   for (const e of v.enter || []) if (e && e.stinger) loadClip(e.stinger);

@@ -32,7 +32,7 @@ from m2m.music.render import SoundtrackSettings, clip_hashes, warm_up
 from m2m.runs import Condition, Provenance, RunFolder, Staged, StageRecord, hash_inputs
 from m2m.scenes import ScenePlan
 from m2m.soundtrack import Soundtrack, build_soundtrack, page_entries
-from m2m.stingers import current_stingers, reused_stingers
+from m2m.stingers import StingerClip, current_stingers, reused_stingers
 
 if TYPE_CHECKING:
     from m2m.music.library_builder import ClipMaker
@@ -332,25 +332,27 @@ def open_run(book: Book, settings: Settings, *, engine: Engine | None = None) ->
     sheet, captions = records["soundtrack"], records["captions"]
     if captions is not None:
         moves = records["transitions"].data if records["transitions"] and condition.plan_from is None else None
+        soundtrack = soundtrack_settings(settings)
+        current: dict[int, str] = {}
+        stingers: dict[int, StingerClip] = {}
+        if sheet is not None:
+            # Only clips made from this plan with these settings are this reader's music: a clip from
+            # another engine, an older plan or an earlier upload of the book renders again.
+            render = render_options(settings, engine)
+            current = clip_hashes(book.id, captions.data, soundtrack.engine, soundtrack, render, engine, moves)
+            if sheet.data.stingers:
+                stingers = reused_stingers(run, current_stingers(book.id, captions.data, soundtrack.engine, soundtrack,
+                                                                 render, engine, moves), sheet.data.stingers)
         # how each page's music enters, from the transitions as they are now (an edit shows at once)
         cues = sorted(captions.data.cues, key=lambda c: c.page)
-        entries = page_entries(cues, soundtrack_settings(settings), moves)
-        made = sheet.data.stingers if sheet is not None else ()
-        stingers = reused_stingers(run, current_stingers(book.id, captions.data, engine_for(settings),
-                                                         soundtrack_settings(settings), render_options(settings, engine),
-                                                         engine, moves), made) if made else {}
+        entries = page_entries(cues, soundtrack, moves)
         for cue in cues:
             entry = entries[cue.page]
             stinger = stingers.get(cue.scene) if entry.stinger > 0 else None
             entrances[cue.page] = Entrance(entry.transition, entry.fade, entry.silence, entry.stinger,
                                            run.path / stinger.file if stinger else None,
                                            stinger.file_hash if stinger else "")
-    if sheet is not None and captions is not None:
-        # Only clips made from this plan with these settings are this reader's music: a clip from
-        # another engine, an older plan or an earlier upload of the book renders again.
-        current = clip_hashes(book.id, captions.data, engine_for(settings), soundtrack_settings(settings),
-                              render_options(settings, engine), engine, moves)
-        for cue in sheet.data.cues:
+        for cue in sheet.data.cues if sheet is not None else ():
             path = run.path / cue.file
             if path.is_file() and cue.hash == current.get(cue.page) and cue.page in entrances:
                 clips[cue.page] = ClipInfo(path, cue.seconds, cue.engine, cue.caption, cue.scene,

@@ -93,7 +93,7 @@ class ReaderApp:
         return reader_value(session.book, f"{session.book.id}/{session.settings.condition}", clips,
                             crossfade_s=session.settings.crossfade_s, planned=planned, message=message,
                             start_page=page, stopped=stopped, version=version, token=session.live.token,
-                            entrances=getattr(view, "entrances", None) if view is not None else None)
+                            entrances=getattr(view, "entrances", None))
 
     def say(self, session: Session, message: str, kind: str = "info") -> str:
         """The status line's HTML, remembered as the last thing this reader was told (the pulls
